@@ -27,7 +27,7 @@ from ..errors import GraFusionError
 
 METRICS = ("mlqa", "squad")
 
-# Languages that the official MLQA script knows, with the article pattern it removes.
+# Articles the official MLQA script removes as whole words (ar has its own rule, hi and zh none).
 _WORD_ARTICLES = {
     "en": ("a", "an", "the"),
     "es": ("un", "una", "unos", "unas", "el", "la", "los", "las"),
@@ -46,7 +46,7 @@ _ARTICLE_RES = {
     lang: re.compile(r"\b(?:" + "|".join(words) + r")\b") for lang, words in _WORD_ARTICLES.items()
 }
 _SQUAD_ARTICLES_RE = _ARTICLE_RES["en"]
-_CJK_RE = re.compile("([\u4e00-\u9fa5])")  # the script's range; later CJK blocks are not split
+_CJK_RE = re.compile("([\u4e00-\u9fa5])")  # the script's range: other CJK code points stay in runs
 _ASCII_PUNCT = frozenset(string.punctuation)
 
 
@@ -57,7 +57,7 @@ def _is_mlqa_punct(ch):
 
 def _check_metric(metric):
     if metric not in METRICS:
-        raise GraFusionError(f"unknown QA metric {metric!r}; choose one of: {', '.join(METRICS)}")
+        raise GraFusionError(f"unknown QA metric {metric!r}; choose one of: {', '.join(METRICS)}, auto")
 
 
 def _check_mlqa_language(lang):
