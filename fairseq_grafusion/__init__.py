@@ -1,0 +1,17 @@
+"""fairseq-grafusion: GraFusion-MRC as a fairseq plugin (``--user-dir fairseq_grafusion``).
+
+Importing the package registers the model ``grafusion`` (architectures ``grafusion_base``,
+``grafusion_large``, ``grafusion_tiny``), the task and criterion ``xmrc_span``, lets torch >= 2.6
+load fairseq checkpoints, and prints :class:`GraFusionError` as one line.
+"""
+from .errors import GraFusionError, install_excepthook
+
+install_excepthook()
+
+from . import checkpoint_compat  # noqa: E402
+
+checkpoint_compat.allow_fairseq_checkpoints()
+
+from . import criterions, models, tasks  # noqa: E402,F401  (registration)
+
+__all__ = ["GraFusionError"]

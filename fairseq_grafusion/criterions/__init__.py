@@ -1,0 +1,3 @@
+from .xmrc_span import XMRCSpanCriterion
+
+__all__ = ["XMRCSpanCriterion"]

@@ -1,0 +1,66 @@
+"""Criterion ``xmrc_span``: eq. 5 for the target stream plus the same for the source stream.
+
+``L = CE(start_t) + CE(end_t) + CE(start_s) + CE(end_s)`` summed over the batch (fairseq divides by
+``sample_size`` = number of examples).  Logged, all summable across workers: ``loss`` and the
+per-language ``tgt_loss`` / ``src_loss`` (base 2, per example), start/end accuracy per language.
+"""
+import math
+
+import torch.nn.functional as F
+from fairseq import metrics
+from fairseq.criterions import FairseqCriterion, register_criterion
+
+from ..errors import GraFusionError
+
+_COLUMNS = {"src": (0, 1), "tgt": (2, 3)}
+
+
+@register_criterion("xmrc_span")
+class XMRCSpanCriterion(FairseqCriterion):
+    def forward(self, model, sample, reduce=True):
+        if "target" not in sample:
+            raise GraFusionError("xmrc_span needs answer spans in the batch")
+        out = model(**sample["net_input"])
+        spans = sample["target"]
+        bsz = spans.size(0)
+        loss = 0.0
+        logging_output = {"nsentences": bsz, "ntokens": sample["ntokens"], "sample_size": bsz}
+        for lang, (c_start, c_end) in _COLUMNS.items():
+            if f"{lang}_start" not in out:  # --no-fusion: no source stream
+                continue
+            lang_loss = 0.0
+            for end, col in (("start", c_start), ("end", c_end)):
+                logits = out[f"{lang}_{end}"].float()
+                gold = spans[:, col]
+                lang_loss = lang_loss + F.cross_entropy(logits, gold, reduction="sum")
+                logging_output[f"{lang}_{end}_correct"] = int((logits.argmax(-1) == gold).sum())
+            logging_output[f"{lang}_loss"] = lang_loss.data
+            logging_output[f"{lang}_n"] = bsz
+            loss = loss + lang_loss
+        logging_output["loss"] = loss.data
+        return loss, bsz, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs):
+        def total(key):
+            return sum(float(log.get(key, 0)) for log in logging_outputs)
+
+        sample_size = total("sample_size")
+        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2),
+                           sample_size, round=3)
+        metrics.log_scalar("nsentences", total("nsentences"), priority=999, round=0)
+        for lang in _COLUMNS:
+            n = total(f"{lang}_n")
+            if n == 0:
+                continue
+            metrics.log_scalar(f"{lang}_loss", total(f"{lang}_loss") / n / math.log(2), n, round=3)
+            for end in ("start", "end"):
+                metrics.log_scalar(f"{lang}_{end}_acc", 100.0 * total(f"{lang}_{end}_correct") / n,
+                                   n, round=1)
+
+    @staticmethod
+    def logging_outputs_can_be_summed():
+        return True
+
+
+

@@ -1,0 +1,4 @@
+from .graph_pair_dataset import GraphPairDataset, example_graph
+from .pair_binary import PairReader, PairWriter, check_example
+
+__all__ = ["GraphPairDataset", "PairReader", "PairWriter", "check_example", "example_graph"]

@@ -1,0 +1,120 @@
+"""A fairseq dataset over a :class:`~.pair_binary.PairReader` split, batching paired examples
+with their SA-Graph as padded index tensors.
+
+A batch's ``net_input`` holds ``src_tokens`` (B, Ls) and ``tgt_tokens`` (B, Lt), right-padded;
+``word_ids`` (B, Ls + Lt): the word node of each token of ``[S; T]`` with target words numbered
+after the example's source words (-1 on padding); ``align_edges`` and ``dep_edges`` (B, E, 2):
+undirected word pairs in the same numbering, de-duplicated, self-pairs dropped (the GAT adds its
+own self-loops), padded with -1.  ``target`` is (B, 4): source start/end, target start/end.
+"""
+import numpy as np
+import torch
+from fairseq.data import FairseqDataset, data_utils
+
+
+def _pad_pairs(pair_lists):
+    width = max((len(p) for p in pair_lists), default=0)
+    out = np.full((len(pair_lists), max(width, 1), 2), -1, dtype=np.int64)
+    for b, pairs in enumerate(pair_lists):
+        out[b, :len(pairs)] = pairs
+    return torch.from_numpy(out)
+
+
+def _undirected_unique(pairs):
+    """Canonical (min, max) undirected pairs without duplicates or self-pairs."""
+    if len(pairs) == 0:
+        return pairs.reshape(0, 2)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0)
+
+
+def example_graph(example):
+    """One example's global word ids and edges (source words first, then target words)."""
+    n_src = int(example["src.word"].max()) + 1 if len(example["src.word"]) else 0
+    word_ids = np.concatenate([example["src.word"], example["tgt.word"] + n_src])
+    align = example["align"] + np.array([0, n_src])
+    dep = np.concatenate([example["src.dep"], example["tgt.dep"] + n_src])
+    return word_ids, _undirected_unique(align), _undirected_unique(dep)
+
+
+class GraphPairDataset(FairseqDataset):
+    """Paired examples (optionally with answer spans) from a binarized split."""
+
+    def __init__(self, reader, pad_idx, shuffle=True, seed=1):
+        self.reader = reader
+        self.pad_idx = pad_idx
+        self.shuffle = shuffle
+        self.seed = seed
+        self.src_sizes = np.asarray(reader.src_sizes)
+        self.tgt_sizes = np.asarray(reader.tgt_sizes)
+        self.epoch = 1
+
+    def __getitem__(self, index):
+        example = self.reader[index]
+        example["id"] = index
+        return example
+
+    def __len__(self):
+        return len(self.reader)
+
+    @property
+    def sizes(self):
+        return self.src_sizes + self.tgt_sizes
+
+    def num_tokens(self, index):
+        return int(self.src_sizes[index] + self.tgt_sizes[index])
+
+    def size(self, index):
+        return int(self.src_sizes[index]), int(self.tgt_sizes[index])
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def ordered_indices(self):
+        """Shuffled (seeded by epoch), then stably sorted by length as fairseq's datasets do."""
+        if self.shuffle:
+            with data_utils.numpy_seed(self.seed, self.epoch):
+                order = np.random.permutation(len(self))
+        else:
+            order = np.arange(len(self))
+        return order[np.argsort(self.sizes[order], kind="mergesort")]
+
+    def filter_indices_by_size(self, indices, max_sizes):
+        """Drop examples whose source or target stream exceeds ``max_sizes`` tokens."""
+        limit = max_sizes if isinstance(max_sizes, (int, float)) else min(max_sizes)
+        ok = (self.src_sizes[indices] <= limit) & (self.tgt_sizes[indices] <= limit)
+        return indices[ok], indices[~ok].tolist()
+
+    def collater(self, samples):
+        if not samples:
+            return {}
+        src = [torch.from_numpy(s["src.tok"]) for s in samples]
+        tgt = [torch.from_numpy(s["tgt.tok"]) for s in samples]
+        src_tokens = data_utils.collate_tokens(src, self.pad_idx)
+        tgt_tokens = data_utils.collate_tokens(tgt, self.pad_idx)
+        bsz, len_s, len_t = len(samples), src_tokens.size(1), tgt_tokens.size(1)
+        word_ids = np.full((bsz, len_s + len_t), -1, dtype=np.int64)
+        aligns, deps = [], []
+        for b, s in enumerate(samples):
+            words, align, dep = example_graph(s)
+            n_src = len(s["src.word"])
+            word_ids[b, :n_src] = words[:n_src]
+            word_ids[b, len_s:len_s + len(s["tgt.word"])] = words[n_src:]
+            aligns.append(align)
+            deps.append(dep)
+        batch = {
+            "id": torch.LongTensor([s["id"] for s in samples]),
+            "nsentences": bsz,
+            "ntokens": int(sum(len(s["src.tok"]) + len(s["tgt.tok"]) for s in samples)),
+            "net_input": {
+                "src_tokens": src_tokens,
+                "tgt_tokens": tgt_tokens,
+                "word_ids": torch.from_numpy(word_ids),
+                "align_edges": _pad_pairs(aligns),
+                "dep_edges": _pad_pairs(deps),
+            },
+        }
+        if "span" in samples[0]:
+            batch["target"] = torch.from_numpy(np.stack([s["span"] for s in samples]))
+        return batch

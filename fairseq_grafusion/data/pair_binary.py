@@ -1,0 +1,251 @@
+"""Binary storage of paired (source, target) examples with their SA-Graph (DESIGN "Data formats").
+
+A split ``PREFIX`` (e.g. ``data-bin/train``) is a set of fairseq ``MMapIndexedDataset`` files,
+one per field, read lazily through mmap, plus a text file of example ids and a manifest:
+
+=====================  ===========================================================================
+``PREFIX.src.tok``     source token ids, ``[<s> question </s></s> passage </s>]``
+``PREFIX.tgt.tok``     target token ids, same layout
+``PREFIX.src.word``    per source token, the index of its word node (special tokens own a node)
+``PREFIX.tgt.word``    per target token, the index of its word node
+``PREFIX.align``       alignment edges, flat ``[s0, t0, s1, t1, ...]`` (source word, target word)
+``PREFIX.src.dep``     source dependency / same-word edges, flat pairs of source words
+``PREFIX.tgt.dep``     target dependency / same-word edges, flat pairs of target words
+``PREFIX.span``        optional: ``[src_start, src_end, tgt_start, tgt_end]`` token positions
+``PREFIX.<extra>``     optional extra int fields (e.g. character offsets for prediction)
+``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows)
+``PREFIX.meta.json``   manifest: format version, size, fields; written last
+=====================  ===========================================================================
+
+Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
+checks every example before writing it and writes every file under a temporary name, renaming
+them only once the whole split is complete, so a split on disk is never half-written.
+"""
+import json
+import os
+import uuid
+
+import numpy as np
+import torch
+from fairseq.data import indexed_dataset
+
+from ..errors import GraFusionError
+
+FORMAT_NAME = "grafusion-pairs"
+FORMAT_VERSION = 1
+REQUIRED_FIELDS = ("src.tok", "tgt.tok", "src.word", "tgt.word", "align", "src.dep", "tgt.dep")
+SPAN_FIELD = "span"
+
+
+def _field_dtype(field, vocab_size):
+    """Token ids fit the vocabulary; word ids, edges and spans are < 65536; extras are signed."""
+    if field.endswith(".tok"):
+        return indexed_dataset.best_fitting_int_dtype(vocab_size)
+    if field in REQUIRED_FIELDS or field == SPAN_FIELD:
+        return np.uint16
+    return np.int32
+
+
+def _as_int_array(value, name):
+    array = np.asarray(value)
+    if array.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise GraFusionError(f"field '{name}' must hold integers, got {array.dtype}")
+    return array.astype(np.int64).reshape(-1)
+
+
+def check_example(example, where):
+    """Raise :class:`GraFusionError` naming ``where`` if an example is inconsistent.
+
+    ``example`` maps field names to 1-D int arrays (edges flat, as stored).
+    """
+    for side in ("src", "tgt"):
+        tok, word = example[f"{side}.tok"], example[f"{side}.word"]
+        if len(tok) != len(word):
+            raise GraFusionError(
+                f"{where}: {side} has {len(tok)} tokens but {len(word)} token-to-word entries"
+            )
+        if len(word) and word.min() < 0:
+            raise GraFusionError(f"{where}: {side} token-to-word map has a negative word index")
+    n_words = {side: int(example[f"{side}.word"].max()) + 1 if len(example[f"{side}.word"]) else 0
+               for side in ("src", "tgt")}
+    for field, (left, right) in (("align", ("src", "tgt")), ("src.dep", ("src", "src")),
+                                 ("tgt.dep", ("tgt", "tgt"))):
+        flat = example[field]
+        if len(flat) % 2:
+            raise GraFusionError(f"{where}: field '{field}' has an odd number of entries")
+        pairs = flat.reshape(-1, 2)
+        for col, side in ((0, left), (1, right)):
+            bad = np.nonzero((pairs[:, col] < 0) | (pairs[:, col] >= n_words[side]))[0]
+            if len(bad):
+                k = int(bad[0])
+                raise GraFusionError(
+                    f"{where}: {field} edge {k} ({pairs[k, 0]}-{pairs[k, 1]}) refers to {side} word "
+                    f"{pairs[k, col]} but the example has {n_words[side]} {side} words"
+                )
+    span = example.get(SPAN_FIELD)
+    if span is not None:
+        if len(span) != 4:
+            raise GraFusionError(f"{where}: span must be [src_start, src_end, tgt_start, tgt_end]")
+        for side, (start, end) in (("src", span[:2]), ("tgt", span[2:])):
+            length = len(example[f"{side}.tok"])
+            if not 0 <= start <= end < length:
+                raise GraFusionError(
+                    f"{where}: {side} answer span ({start}, {end}) is outside the {length} tokens"
+                )
+
+
+class PairWriter:
+    """Write paired examples to ``PREFIX.*``; use as a context manager.
+
+    ``vocab_size`` sets the token dtype as ``fairseq-preprocess`` does.  ``extra_fields`` names
+    optional int fields beyond the required ones (``span`` included when examples carry answers).
+    """
+
+    def __init__(self, prefix, vocab_size, with_span=True, extra_fields=()):
+        self.prefix = prefix
+        self.fields = list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else []) + list(extra_fields)
+        self._tmp = f"{prefix}.tmp-{uuid.uuid4().hex[:8]}"
+        self._dtypes = {f: _field_dtype(f, vocab_size) for f in self.fields}
+        self._ids = []
+        self._done = False
+        os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+        self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(
+            self._path(f, ".bin", tmp=True), dtype=self._dtypes[f]) for f in self.fields}
+
+    def _path(self, field, ext, tmp=False):
+        return f"{self._tmp if tmp else self.prefix}.{field}{ext}"
+
+    def add(self, example_id, **fields):
+        """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays."""
+        example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
+        missing = [f for f in self.fields if f not in example]
+        unknown = [f for f in example if f not in self.fields]
+        if missing or unknown:
+            raise GraFusionError(
+                f"{self.prefix}: example {example_id!r}: missing fields {missing}, unknown {unknown}")
+        if "\n" in str(example_id):
+            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a newline")
+        where = f"{self.prefix}: example {example_id!r}"
+        check_example(example, where)
+        for f in self.fields:
+            info = np.iinfo(self._dtypes[f])
+            values = example[f]
+            if len(values) and (values.min() < info.min or values.max() > info.max):
+                raise GraFusionError(f"{where}: field '{f}' has values outside {info.dtype}")
+        for f in self.fields:
+            self._builders[f].add_item(torch.from_numpy(example[f]))
+        self._ids.append(str(example_id))
+
+    def __len__(self):
+        return len(self._ids)
+
+    def close(self):
+        """Finish every file and move them to their final names (the manifest last)."""
+        if self._done:
+            return
+        finals = []
+        for f in self.fields:
+            self._builders[f].finalize(self._path(f, ".idx", tmp=True))
+            finals += [(self._path(f, ext, tmp=True), self._path(f, ext)) for ext in (".bin", ".idx")]
+        with open(self._path("ids", ".txt", tmp=True), "w", encoding="utf-8") as out:
+            out.writelines(i + "\n" for i in self._ids)
+        finals.append((self._path("ids", ".txt", tmp=True), self._path("ids", ".txt")))
+        meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
+                "fields": self.fields}
+        with open(self._path("meta", ".json", tmp=True), "w", encoding="utf-8") as out:
+            json.dump(meta, out, indent=1)
+        finals.append((self._path("meta", ".json", tmp=True), self._path("meta", ".json")))
+        for tmp, final in finals:
+            os.replace(tmp, final)
+        self._done = True
+
+    def abort(self):
+        """Remove the temporary files; nothing of this split is left on disk."""
+        for builder in self._builders.values():
+            builder._data_file.close()  # fairseq's builder has no public close
+        stem = os.path.basename(self._tmp)
+        directory = os.path.dirname(os.path.abspath(self._tmp))
+        for name in os.listdir(directory):
+            if name.startswith(stem):
+                os.remove(os.path.join(directory, name))
+        self._done = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+class PairReader:
+    """Lazy, mmap-backed access to a split written by :class:`PairWriter`.
+
+    ``reader[i]`` returns a dict of numpy int64 arrays (edges as ``(E, 2)``), checked with
+    :func:`check_example` so that a corrupt file fails with the split, index and id named.
+    """
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        meta_path = f"{prefix}.meta.json"
+        if not os.path.exists(meta_path):
+            directory = os.path.dirname(prefix) or "."
+            raise GraFusionError(
+                f"{meta_path} is missing: '{os.path.basename(prefix)}' is not a complete grafusion "
+                f"split in {directory} (write it with grafusion-preprocess binarize)")
+        try:
+            with open(meta_path, encoding="utf-8") as f:
+                self.meta = json.load(f)
+        except (OSError, json.JSONDecodeError) as e:
+            raise GraFusionError(f"{meta_path}: cannot read the manifest ({e})") from None
+        if self.meta.get("format") != FORMAT_NAME or self.meta.get("version") != FORMAT_VERSION:
+            raise GraFusionError(f"{meta_path}: not a {FORMAT_NAME} v{FORMAT_VERSION} manifest")
+        self.fields = list(self.meta["fields"])
+        self._data = {}
+        for f in self.fields:
+            for ext in (".bin", ".idx"):
+                if not os.path.exists(f"{prefix}.{f}{ext}"):
+                    raise GraFusionError(f"{prefix}.{f}{ext} is missing (field '{f}' of the split)")
+            self._data[f] = indexed_dataset.MMapIndexedDataset(f"{prefix}.{f}")
+        ids_path = f"{prefix}.ids.txt"
+        if not os.path.exists(ids_path):
+            raise GraFusionError(f"{ids_path} is missing (example ids of the split)")
+        with open(ids_path, encoding="utf-8") as f:
+            self.ids = f.read().splitlines()
+        size = self.meta["size"]
+        for f, ds in self._data.items():
+            if len(ds) != size:
+                raise GraFusionError(
+                    f"{prefix}.{f}: holds {len(ds)} examples, the manifest says {size}")
+        if len(self.ids) != size:
+            raise GraFusionError(f"{ids_path}: holds {len(self.ids)} ids, the manifest says {size}")
+
+    @property
+    def has_span(self):
+        return SPAN_FIELD in self.fields
+
+    def __len__(self):
+        return self.meta["size"]
+
+    @property
+    def src_sizes(self):
+        return self._data["src.tok"].sizes
+
+    @property
+    def tgt_sizes(self):
+        return self._data["tgt.tok"].sizes
+
+    def field(self, name, i):
+        return self._data[name][i].numpy()
+
+    def __getitem__(self, i):
+        example = {f: self._data[f][i].numpy() for f in self.fields}
+        check_example(example, f"{self.prefix}: example {i} (id {self.ids[i]!r})")
+        for f in ("align", "src.dep", "tgt.dep"):
+            example[f] = example[f].reshape(-1, 2)
+        return example

@@ -1,0 +1,3 @@
+from .grafusion import GraFusionConfig, GraFusionModel
+
+__all__ = ["GraFusionConfig", "GraFusionModel"]

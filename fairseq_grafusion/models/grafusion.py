@@ -1,0 +1,214 @@
+"""GraFusion-MRC (paper section 3.1, Figure 2) as fairseq model ``grafusion``.
+
+    bottom layer (one copy per language, eq. 1-2)
+    -> N SA-Transformer layers over [A_s; A_t] with the SA-Graph bias G (eq. 3-4, 6-11)
+    -> top layer (one copy per language) -> start/end heads per language (eq. 5)
+
+``--graph none`` is FILTER-style fusion (G = 0), ``--graph align`` is +a, ``--graph align,dep``
+is +ad; ``--no-fusion`` runs the target stream alone through the same layers (XLM-R
+translate-train).  Embeddings and layers follow fairseq's RoBERTa so XLM-R checkpoints initialise
+the model (``--pretrained-xlmr DIR``, or ``--finetune-from-model DIR/model.pt``).
+"""
+import logging
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.modules import LayerNorm, PositionalEmbedding
+from fairseq.modules.transformer_sentence_encoder import init_bert_params
+from fairseq.utils import safe_getattr
+
+from ..errors import GraFusionError
+from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
+from . import xlmr_init
+
+logger = logging.getLogger(__name__)
+
+GRAPH_CHOICES = ("none", "align", "align,dep", "dep")
+
+
+def parse_graph(value):
+    """``--graph`` value -> (use_align, use_dep); order and spaces do not matter."""
+    parts = sorted({p.strip() for p in str(value).split(",") if p.strip()})
+    if parts in (["none"], []):
+        return False, False
+    if not set(parts) <= {"align", "dep"}:
+        raise GraFusionError(
+            f"unknown --graph value {value!r}: choose one of {', '.join(GRAPH_CHOICES)}")
+    return "align" in parts, "dep" in parts
+
+
+@dataclass
+class GraFusionConfig(FairseqDataclass):
+    encoder_embed_dim: int = field(default=768, metadata={"help": "model dimension d"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "FFN inner dimension"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
+    sa_layers: int = field(default=10, metadata={"help": "N, the SA-Transformer layers between "
+                                                 "the bottom and the top layer"})
+    activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(default="gelu")
+    dropout: float = field(default=0.1)
+    attention_dropout: float = field(default=0.1)
+    activation_dropout: float = field(default=0.0)
+    max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
+    graph: str = field(default="align,dep", metadata={
+        "help": "SA-Graph edges: none (FILTER-style fusion), align (+a), align,dep (+ad), dep"})
+    graph_aggregation: ChoiceEnum(AGGREGATIONS) = field(default="mean", metadata={
+        "help": "combination of f_a and f_d (eq. 8; appendix B)"})
+    graph_bias_scale: Optional[float] = field(default=None, metadata={
+        "help": "scale of G = scale * p_i.p_j (default 1/sqrt(d); the paper gives none)"})
+    graph_bias_max: float = field(default=50.0, metadata={"help": "G is clamped to +-this"})
+    no_fusion: bool = field(default=False, metadata={
+        "help": "target stream only, no concatenation: the XLM-R translate-train baseline"})
+    pretrained_xlmr: Optional[str] = field(default=None, metadata={
+        "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
+
+
+def _layer_kwargs(cfg):
+    return dict(dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
+                activation_dropout=cfg.activation_dropout, activation_fn=cfg.activation_fn)
+
+
+@register_model("grafusion", dataclass=GraFusionConfig)
+class GraFusionModel(BaseFairseqModel):
+    def __init__(self, cfg, dictionary):
+        super().__init__()
+        self.cfg = cfg
+        dim, ffn, heads = cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads
+        self.use_align, self.use_dep = parse_graph(cfg.graph)
+        self.fusion = not cfg.no_fusion
+        if not self.fusion and (self.use_align or self.use_dep):
+            logger.info("--no-fusion: the SA-Graph is not used (--graph %s ignored)", cfg.graph)
+            self.use_align = self.use_dep = False
+        if cfg.sa_layers < 1:
+            raise GraFusionError(f"--sa-layers must be at least 1, got {cfg.sa_layers}")
+        if cfg.graph_bias_scale is not None and cfg.graph_bias_scale <= 0:
+            raise GraFusionError(f"--graph-bias-scale must be positive, got {cfg.graph_bias_scale}")
+        self.padding_idx = dictionary.pad()
+        self.embed_tokens = nn.Embedding(len(dictionary), dim, self.padding_idx)
+        self.embed_positions = PositionalEmbedding(cfg.max_positions, dim, self.padding_idx,
+                                                   learned=True)
+        self.layernorm_embedding = LayerNorm(dim)
+        kw = _layer_kwargs(cfg)
+        self.tgt_bottom = TransformerLayer(dim, ffn, heads, **kw)
+        self.sa_layers = nn.ModuleList(
+            SATransformerLayer(dim, ffn, heads, graph=self._build_graph(cfg), **kw)
+            for _ in range(cfg.sa_layers))
+        self.tgt_top = TransformerLayer(dim, ffn, heads, **kw)
+        self.tgt_span_head = nn.Linear(dim, 2)
+        if self.fusion:
+            self.src_bottom = TransformerLayer(dim, ffn, heads, **kw)
+            self.src_top = TransformerLayer(dim, ffn, heads, **kw)
+            self.src_span_head = nn.Linear(dim, 2)
+        self.apply(init_bert_params)
+
+    def _build_graph(self, cfg):
+        if not (self.use_align or self.use_dep):
+            return None
+        return SAGraph(cfg.encoder_embed_dim, self.use_align, self.use_dep,
+                       aggregation=cfg.graph_aggregation, scale=cfg.graph_bias_scale,
+                       max_bias=cfg.graph_bias_max)
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        """The task loads ``--pretrained-xlmr`` (not when the model comes from a checkpoint)."""
+        return cls(cfg, task.source_dictionary)
+
+    def max_positions(self):
+        return self.cfg.max_positions
+
+    @property
+    def uses_graph(self):
+        return self.use_align or self.use_dep
+
+    def embed(self, tokens):
+        """Token + learned position embeddings, as XLM-R's encoder computes them."""
+        pad = tokens.eq(self.padding_idx)
+        x = self.embed_tokens(tokens) + self.embed_positions(tokens)
+        x = F.dropout(self.layernorm_embedding(x), self.cfg.dropout, self.training)
+        return x.masked_fill(pad.unsqueeze(-1), 0), pad
+
+    def span_logits(self, head, x, pad):
+        logits = head(x).masked_fill(pad.unsqueeze(-1), float("-inf"))
+        return logits[..., 0], logits[..., 1]
+
+    def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
+                dep_edges=None, return_attention=False, **unused):
+        """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
+        each (B, L) with -inf on padding.  ``return_attention`` adds the last SA layer's attention
+        weights ``attn`` (B, H, T, T) and its bias ``graph_bias`` (B, T, T)."""
+        tgt, tgt_pad = self.embed(tgt_tokens)
+        tgt, _ = self.tgt_bottom(tgt, tgt_pad)
+        if self.fusion:
+            src, src_pad = self.embed(src_tokens)
+            src, _ = self.src_bottom(src, src_pad)
+            x, pad = torch.cat([src, tgt], dim=1), torch.cat([src_pad, tgt_pad], dim=1)
+        else:
+            x, pad = tgt, tgt_pad
+        graph_input = None
+        if self.uses_graph:
+            if word_ids is None:
+                raise GraFusionError("--graph needs word_ids and edges in the batch")
+            graph_input = dict(word_ids=word_ids, align_edges=align_edges, dep_edges=dep_edges)
+        out = {}
+        for i, layer in enumerate(self.sa_layers):
+            last = i == len(self.sa_layers) - 1
+            x, weights, bias = layer(x, pad, graph_input, need_weights=return_attention and last)
+            if return_attention and last:
+                out["attn"], out["graph_bias"] = weights, bias
+        if self.fusion:
+            split = src_tokens.size(1)
+            src, _ = self.src_top(x[:, :split], src_pad)
+            tgt, _ = self.tgt_top(x[:, split:], tgt_pad)
+            out["src_start"], out["src_end"] = self.span_logits(self.src_span_head, src, src_pad)
+        else:
+            tgt, _ = self.tgt_top(x, tgt_pad)
+        out["tgt_start"], out["tgt_end"] = self.span_logits(self.tgt_span_head, tgt, tgt_pad)
+        return out
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """Accept an XLM-R / RoBERTa state dict (``--pretrained-xlmr``, ``--finetune-from-model``):
+        rename its tensors and add what it lacks (fairseq loads with ``strict=True``)."""
+        super().upgrade_state_dict_named(state_dict, name)
+        if name or not xlmr_init.is_xlmr_state(state_dict):
+            return
+        converted = xlmr_init.xlmr_to_grafusion(state_dict, len(self.sa_layers), self.fusion)
+        own = self.state_dict()
+        xlmr_init.check_embeddings(converted, own, "the XLM-R checkpoint")
+        converted = xlmr_init.fill_missing(converted, own)
+        state_dict.clear()
+        state_dict.update(converted)
+
+
+def _sizes(args, dim, ffn, heads, sa_layers, max_positions=512):
+    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", dim)
+    args.encoder_ffn_embed_dim = safe_getattr(args, "encoder_ffn_embed_dim", ffn)
+    args.encoder_attention_heads = safe_getattr(args, "encoder_attention_heads", heads)
+    args.sa_layers = safe_getattr(args, "sa_layers", sa_layers)
+    args.max_positions = safe_getattr(args, "max_positions", max_positions)
+    args.activation_fn = safe_getattr(args, "activation_fn", "gelu")
+    args.dropout = safe_getattr(args, "dropout", 0.1)
+    args.attention_dropout = safe_getattr(args, "attention_dropout", 0.1)
+    args.activation_dropout = safe_getattr(args, "activation_dropout", 0.0)
+
+
+@register_model_architecture("grafusion", "grafusion_base")
+def grafusion_base(args):
+    """XLM-R base: 1 + 10 SA + 1 layers, d=768, 12 heads, FFN 3072."""
+    _sizes(args, 768, 3072, 12, 10)
+
+
+@register_model_architecture("grafusion", "grafusion_large")
+def grafusion_large(args):
+    """XLM-R large: 1 + 22 SA + 1 layers, d=1024, 16 heads, FFN 4096."""
+    _sizes(args, 1024, 4096, 16, 22)
+
+
+@register_model_architecture("grafusion", "grafusion_tiny")
+def grafusion_tiny(args):
+    """For tests and the bundled sample: 1 + 2 SA + 1 layers, d=64, 4 heads, FFN 128."""
+    _sizes(args, 64, 128, 4, 2, max_positions=256)

@@ -1,0 +1,119 @@
+"""Initialisation from an XLM-R (fairseq RoBERTa) checkpoint (DESIGN "Model").
+
+XLM-R layer 0 initialises both bottom layers, layers ``1..N`` the SA-Transformer layers and the last
+layer both top layers; embeddings are shared.  The converter accepts the released layout
+(``decoder.sentence_encoder.*``, ``emb_layer_norm``, fused ``in_proj_weight``) as well as
+today's (``encoder.sentence_encoder.*``, ``layernorm_embedding``); RoBERTa's LM head is dropped.
+"""
+import logging
+import os
+import re
+
+from ..errors import GraFusionError
+
+logger = logging.getLogger(__name__)
+
+_LAYER = re.compile(r"^encoder\.sentence_encoder\.layers\.(\d+)\.(.+)$")
+
+
+def is_xlmr_state(state_dict):
+    return any(k.startswith(("encoder.sentence_encoder.", "decoder.sentence_encoder."))
+               for k in state_dict)
+
+
+def _normalise(state_dict):
+    """Rename old RoBERTa keys to today's and split fused attention projections."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("decoder."):
+            key = "encoder." + key[len("decoder."):]
+        key = key.replace(".emb_layer_norm.", ".layernorm_embedding.")
+        if key.endswith("self_attn.in_proj_weight") or key.endswith("self_attn.in_proj_bias"):
+            stem, kind = key.rsplit(".in_proj_", 1)
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), value.chunk(3, dim=0)):
+                out[f"{stem}.{name}.{kind}"] = part
+            continue
+        out[key] = value
+    return out
+
+
+def xlmr_to_grafusion(state_dict, sa_layers, fusion, source="the checkpoint"):
+    """Map an XLM-R state dict onto GraFusion parameter names (see module docstring)."""
+    state = _normalise(state_dict)
+    layers = {}
+    for key, value in state.items():
+        m = _LAYER.match(key)
+        if m:
+            layers.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    if sorted(layers) != list(range(len(layers))) or not layers:
+        raise GraFusionError(f"{source}: no consecutive encoder layers found")
+    if len(layers) != sa_layers + 2:
+        raise GraFusionError(
+            f"{source} has {len(layers)} layers but the model needs 1 + {sa_layers} SA + 1 = "
+            f"{sa_layers + 2} (choose the architecture that matches, e.g. grafusion_base for "
+            f"xlmr.base, grafusion_large for xlmr.large)")
+    out = {}
+    for name in ("embed_tokens.weight", "embed_positions.weight",
+                 "layernorm_embedding.weight", "layernorm_embedding.bias"):
+        key = "encoder.sentence_encoder." + name
+        if key not in state:
+            raise GraFusionError(f"{source}: parameter {key} is missing")
+        out[name] = state[key]
+    last = len(layers) - 1
+    targets = {0: ["tgt_bottom"] + (["src_bottom"] if fusion else []),
+               last: ["tgt_top"] + (["src_top"] if fusion else [])}
+    for i in range(1, last):
+        targets[i] = [f"sa_layers.{i - 1}"]
+    for i, names in targets.items():
+        for module in names:
+            for param, value in layers[i].items():
+                out[f"{module}.{param}"] = value
+    return out
+
+
+def load_xlmr(model, directory, dictionary):
+    """Initialise ``model`` from ``directory`` (``model.pt`` + ``dict.txt``), checking that the
+    task's dictionary is the checkpoint's."""
+    from fairseq import checkpoint_utils
+    from fairseq.data import Dictionary
+
+    ckpt, dict_path = os.path.join(directory, "model.pt"), os.path.join(directory, "dict.txt")
+    for path in (ckpt, dict_path):
+        if not os.path.isfile(path):
+            raise GraFusionError(f"--pretrained-xlmr {directory}: {os.path.basename(path)} is missing")
+    theirs = Dictionary.load(dict_path)
+    for i in range(min(len(theirs), len(dictionary))):
+        if theirs[i] != dictionary[i]:
+            raise GraFusionError(
+                f"dictionary mismatch: symbol {i} is {dictionary[i]!r} in the data's dictionary but "
+                f"{theirs[i]!r} in {dict_path}; binarize the data with the checkpoint's dict.txt")
+    state = checkpoint_utils.load_checkpoint_to_cpu(ckpt)
+    model.load_state_dict(state["model"], strict=True)
+    logger.info("initialised from XLM-R checkpoint %s", ckpt)
+    return model
+
+
+def check_embeddings(converted, model_state, source):
+    """One-line errors for a vocabulary or size mismatch, before torch's long message."""
+    for key, value in converted.items():
+        if key not in model_state:
+            continue
+        want = model_state[key].shape
+        if value.shape != want:
+            what = ("the dictionary does not match the checkpoint: it has "
+                    f"{want[0]} symbols (with <mask>) but {source} has {value.shape[0]} embeddings"
+                    if key == "embed_tokens.weight" else
+                    f"{source}: {key} has shape {tuple(value.shape)}, the model {tuple(want)}")
+            raise GraFusionError(what)
+
+
+def fill_missing(converted, model_state):
+    """Parameters XLM-R lacks (SA-Graph, span heads) keep the model's fresh initialisation."""
+    added = [k for k in model_state if k not in converted]
+    for key in added:
+        converted[key] = model_state[key].detach().clone()
+    if added:
+        logger.info("not in the XLM-R checkpoint, freshly initialised: %d tensors (%s ...)",
+                    len(added), ", ".join(added[:4]))
+    return converted
+

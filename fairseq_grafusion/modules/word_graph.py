@@ -1,0 +1,70 @@
+"""Token <-> word-node plumbing for the SA-Graph, vectorised over the whole batch.
+
+A batch of ``B`` sequences of ``T`` tokens has ``B * (T + 1)`` node slots: slot ``b * (T + 1) + w``
+is word ``w`` of example ``b`` (an example never has more words than tokens), and slot
+``b * (T + 1) + T`` is a *trash* slot that receives padding tokens and padding edges (index -1).
+Edges touching the trash slot only connect it to itself and its state is never read back into a
+real token, so padding needs no boolean indexing (no host synchronisation) and no Python loop over
+examples or edges.
+"""
+import torch
+
+
+def node_index(word_ids):
+    """Flat node slot of every token; ``word_ids`` (B, T) holds -1 for padding."""
+    bsz, seq_len = word_ids.shape
+    slots = seq_len + 1
+    local = torch.where(word_ids < 0, torch.full_like(word_ids, seq_len), word_ids)
+    offset = torch.arange(bsz, device=word_ids.device).unsqueeze(1) * slots
+    return local + offset, bsz * slots
+
+
+def edge_index(edges, seq_len):
+    """Flat node slots ``(E', 2)`` of padded per-example edges ``(B, E, 2)`` (-1 = padding)."""
+    bsz = edges.size(0)
+    slots = seq_len + 1
+    local = torch.where(edges < 0, torch.full_like(edges, seq_len), edges)
+    offset = torch.arange(bsz, device=edges.device).view(bsz, 1, 1) * slots
+    return (local + offset).reshape(-1, 2)
+
+
+def pool_words(x, token_nodes, num_nodes):
+    """Mean of the token states of every word node: (B, T, d) -> (num_nodes, d)."""
+    dim = x.size(-1)
+    flat = token_nodes.reshape(-1)
+    sums = x.new_zeros(num_nodes, dim).index_add_(0, flat, x.reshape(-1, dim))
+    counts = x.new_zeros(num_nodes).index_add_(0, flat, x.new_ones(flat.numel()))
+    return sums / counts.clamp(min=1).unsqueeze(-1)
+
+
+def broadcast_to_tokens(node_states, token_nodes, pad_mask=None):
+    """Give every token the state of its word node: (num_nodes, d) -> (B, T, d)."""
+    out = node_states[token_nodes]
+    if pad_mask is not None:
+        out = out.masked_fill(pad_mask.unsqueeze(-1), 0)
+    return out
+
+
+def both_directions(pairs):
+    """Undirected edges as directed (receiver, sender) pairs: (E, 2) -> (2E, 2)."""
+    return torch.cat([pairs, pairs.flip(-1)], dim=0)
+
+
+def neighbour_mean(h, pairs):
+    """``avg{h_j : j in N(i)}`` for every node over directed pairs (receiver, sender).
+
+    Nodes without a neighbour get a zero vector (eq. 9: no aligned word, no aligned information).
+    """
+    receiver, sender = pairs[:, 0], pairs[:, 1]
+    sums = torch.zeros_like(h).index_add_(0, receiver, h[sender])
+    counts = h.new_zeros(h.size(0)).index_add_(0, receiver, h.new_ones(receiver.numel()))
+    return sums / counts.clamp(min=1).unsqueeze(-1)
+
+
+def segment_softmax(scores, receiver, num_nodes):
+    """Softmax of edge scores over the edges that share a receiver (eq. 11's normaliser)."""
+    top = scores.new_full((num_nodes,), float("-inf")).scatter_reduce(
+        0, receiver, scores.detach(), reduce="amax", include_self=True)
+    exp = (scores - top[receiver]).exp()
+    denom = scores.new_zeros(num_nodes).index_add_(0, receiver, exp)
+    return exp / denom[receiver]

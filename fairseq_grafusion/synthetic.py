@@ -1,0 +1,148 @@
+"""A synthetic bilingual QA task with a known word alignment (tests, the sample, the ablation).
+
+English ("source") words are ``e0 .. e{V-1}``; the target language maps every word through a
+fixed random bijection to ``t0 .. t{V-1}`` and swaps adjacent words with probability
+``reorder`` (local reordering), so the gold alignment is known exactly.  Some words are written as
+two pieces (``e12`` -> ``e12@@ e12_``), which exercises the token-to-word maps.  A question names
+a *key* word of the passage; the answer is the one or two words that follow it.  Dependency edges
+link neighbouring words inside each sentence (a stand-in for a parse) and identical words of a
+passage ("same" edges).  ``align_noise`` replaces that fraction of the alignment links with a link
+to a random wrong word or drops it (half each).
+"""
+import os
+
+import numpy as np
+from fairseq.data import Dictionary
+
+from .data import PairWriter
+
+
+def _word_pieces(word, split):
+    return [word + "@@", word + "_"] if split else [word]
+
+
+class SyntheticXMRC:
+    """Generates examples; ``rng`` and the vocabulary are fixed by ``seed``."""
+
+    def __init__(self, vocab=60, seed=0, reorder=0.3, align_noise=0.0, passage_words=(8, 16)):
+        self.vocab, self.reorder, self.align_noise = vocab, reorder, align_noise
+        self.passage_words = passage_words
+        rng = np.random.RandomState(seed)
+        self.translation = rng.permutation(vocab)
+        self.two_pieces = rng.rand(vocab) < 0.25
+        source_of = np.argsort(self.translation)  # t_k translates e_{source_of[k]}
+        self.pieces = {
+            "e": [_word_pieces(f"e{i}", self.two_pieces[i]) for i in range(vocab)],
+            "t": [_word_pieces(f"t{k}", self.two_pieces[source_of[k]]) for k in range(vocab)],
+        }
+        self.dictionary = Dictionary()
+        for prefix in ("e", "t"):
+            for pieces in self.pieces[prefix]:
+                for piece in pieces:
+                    self.dictionary.add_symbol(piece)
+
+    # -- text ------------------------------------------------------------------------------
+    def _sentence_pair(self, rng):
+        n = rng.randint(*self.passage_words)
+        src = rng.choice(self.vocab, size=n, replace=False)
+        order = np.arange(n)
+        i = 0
+        while i < n - 1:
+            if rng.rand() < self.reorder:
+                order[i], order[i + 1] = order[i + 1], order[i]
+                i += 2
+            else:
+                i += 1
+        tgt = self.translation[src[order]]
+        # tgt word k is the translation of src word order[k]
+        return src, tgt, order
+
+    def example(self, rng):
+        """One example as word lists, the gold alignment and the answer word spans."""
+        p_src, p_tgt, p_order = self._sentence_pair(rng)
+        key = rng.randint(0, len(p_src) - 2)
+        length = 1 + int(rng.rand() < 0.3)
+        ans_src = list(range(key + 1, min(key + 1 + length, len(p_src))))
+        fillers = rng.choice(self.vocab, size=2)
+        q_src = np.array([fillers[0], p_src[key], fillers[1]])
+        q_tgt = self.translation[q_src]
+        inverse = np.argsort(p_order)  # src word j sits at tgt position inverse[j]
+        ans_tgt = sorted(inverse[ans_src])
+        return dict(q_src=q_src, q_tgt=q_tgt, p_src=p_src, p_tgt=p_tgt, p_order=p_order,
+                    ans_src=(ans_src[0], ans_src[-1]), ans_tgt=(ans_tgt[0], ans_tgt[-1]))
+
+    # -- encoding --------------------------------------------------------------------------
+    def _encode(self, prefix, question, passage):
+        """``<s> q </s></s> p </s>`` -> token ids, token->word map, word offset of the passage."""
+        d = self.dictionary
+        tokens, words = [d.bos()], [0]
+        n_words = 1
+
+        def add_words(ids):
+            nonlocal n_words
+            for w in ids:
+                for piece in self.pieces[prefix][w]:
+                    tokens.append(d.index(piece))
+                    words.append(n_words)
+                n_words += 1
+
+        def add_special(idx):
+            nonlocal n_words
+            tokens.append(idx)
+            words.append(n_words)
+            n_words += 1
+
+        add_words(question)
+        add_special(d.eos())
+        add_special(d.eos())
+        passage_start = n_words
+        add_words(passage)
+        add_special(d.eos())
+        return np.array(tokens), np.array(words), passage_start
+
+    def encoded(self, rng):
+        """One example in the binary format's fields (``PairWriter.add`` keyword arguments)."""
+        ex = self.example(rng)
+        s_tok, s_word, s_pstart = self._encode("e", ex["q_src"], ex["p_src"])
+        t_tok, t_word, t_pstart = self._encode("t", ex["q_tgt"], ex["p_tgt"])
+        nq = len(ex["q_src"])
+        # gold alignment: question word k <-> k, passage src j <-> tgt position of j
+        align = [(1 + k, 1 + k) for k in range(nq)]
+        inverse = np.argsort(ex["p_order"])
+        align += [(s_pstart + j, t_pstart + int(inverse[j])) for j in range(len(ex["p_src"]))]
+        align = self._add_noise(np.array(align), rng, t_word.max() + 1)
+
+        def chain(n_q, start, n_p):  # neighbouring words inside the question and the passage
+            q = [(1 + k, 2 + k) for k in range(n_q - 1)]
+            return np.array(q + [(start + k, start + k + 1) for k in range(n_p - 1)])
+
+        def token_span(word_map, first_word, last_word):
+            return (int(np.nonzero(word_map == first_word)[0][0]),
+                    int(np.nonzero(word_map == last_word)[0][-1]))
+
+        src_span = token_span(s_word, s_pstart + ex["ans_src"][0], s_pstart + ex["ans_src"][1])
+        tgt_span = token_span(t_word, t_pstart + ex["ans_tgt"][0], t_pstart + ex["ans_tgt"][1])
+        return dict(src_tok=s_tok, tgt_tok=t_tok, src_word=s_word, tgt_word=t_word,
+                    align=align.reshape(-1), src_dep=chain(nq, s_pstart, len(ex["p_src"])).reshape(-1),
+                    tgt_dep=chain(nq, t_pstart, len(ex["p_tgt"])).reshape(-1),
+                    span=np.array(src_span + tgt_span))
+
+    def _add_noise(self, align, rng, n_tgt_words):
+        if self.align_noise <= 0:
+            return align
+        noisy = rng.rand(len(align)) < self.align_noise
+        wrong = noisy & (rng.rand(len(align)) < 0.5)
+        align = align.copy()
+        align[wrong, 1] = rng.randint(1, n_tgt_words, size=int(wrong.sum()))
+        return align[~(noisy & ~wrong)]
+
+    def write(self, data_dir, splits=(("train", 2000), ("valid", 200)), seed=1):
+        """Write ``dict.txt`` and the splits to ``data_dir``; returns the directory."""
+        os.makedirs(data_dir, exist_ok=True)
+        self.dictionary.save(os.path.join(data_dir, "dict.txt"))
+        for i, (split, size) in enumerate(splits):
+            rng = np.random.RandomState(seed * 1000 + i)
+            with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1) as writer:
+                for k in range(size):
+                    writer.add(f"{split}-{k}", **self.encoded(rng))
+        return data_dir

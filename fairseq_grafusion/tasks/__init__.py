@@ -1,0 +1,3 @@
+from .xmrc_span import XMRCSpanTask
+
+__all__ = ["XMRCSpanTask"]

@@ -1,0 +1,85 @@
+"""Task ``xmrc_span``: cross-lingual span extraction on paired (English, target) examples.
+
+``DATA`` holds ``dict.txt`` (XLM-R's, or any fairseq dictionary) and the splits written by
+``grafusion-preprocess binarize`` (or :class:`~fairseq_grafusion.data.PairWriter`).  Like
+fairseq's ``masked_lm`` task, ``<mask>`` is appended to the dictionary so that the vocabulary has
+the size of an XLM-R checkpoint's embedding matrix.
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+
+from fairseq.data import Dictionary
+from fairseq.dataclass import FairseqDataclass
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING
+
+from ..data import GraphPairDataset, PairReader
+from ..errors import GraFusionError
+
+logger = logging.getLogger(__name__)
+
+
+def load_task_dictionary(data_dir):
+    """``DATA/dict.txt`` plus ``<mask>``, with a one-line error when it is missing."""
+    path = os.path.join(data_dir, "dict.txt")
+    if not os.path.isfile(path):
+        raise GraFusionError(f"{path} is missing: the data directory needs the dictionary "
+                             "the data was binarized with")
+    dictionary = Dictionary.load(path)
+    dictionary.add_symbol("<mask>")
+    return dictionary
+
+
+@dataclass
+class XMRCSpanConfig(FairseqDataclass):
+    data: str = field(default=MISSING, metadata={"help": "binarized data directory"})
+    no_shuffle: bool = field(default=False, metadata={"help": "keep the split's order"})
+    seed: int = II("common.seed")
+
+
+@register_task("xmrc_span", dataclass=XMRCSpanConfig)
+class XMRCSpanTask(FairseqTask):
+    """Span extraction for GraFusion-MRC (paper eq. 5, for the target and the source stream)."""
+
+    def __init__(self, cfg, dictionary):
+        super().__init__(cfg)
+        self.dictionary = dictionary
+
+    @classmethod
+    def setup_task(cls, cfg, **kwargs):
+        if not os.path.isdir(cfg.data):
+            raise GraFusionError(f"data directory {cfg.data} does not exist")
+        dictionary = load_task_dictionary(cfg.data)
+        logger.info("dictionary: %d types", len(dictionary))
+        return cls(cfg, dictionary)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        reader = PairReader(os.path.join(self.cfg.data, split))
+        if not reader.has_span:
+            raise GraFusionError(f"{reader.prefix}: the split has no answer spans (field 'span'); "
+                                 "xmrc_span needs QA data, not parallel text")
+        self.datasets[split] = GraphPairDataset(
+            reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle, seed=self.cfg.seed)
+        logger.info("%s: %d examples", reader.prefix, len(reader))
+        return self.datasets[split]
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        path = getattr(cfg, "pretrained_xlmr", None)
+        if path and not from_checkpoint:
+            from ..models.xlmr_init import load_xlmr
+
+            load_xlmr(model, path, self.dictionary)
+        return model
+
+    def max_positions(self):
+        return None
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary

@@ -1,0 +1,37 @@
+"""fairseq-grafusion: GraFusion-MRC (cross-lingual MRC with an SA-Graph) as a fairseq plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name="fairseq-grafusion",
+    version="0.1.0",
+    description="GraFusion-MRC for fairseq: cross-lingual reading comprehension with an "
+                "alignment + dependency graph bias in the fusion layers",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.8",
+    packages=find_packages(include=["fairseq_grafusion", "fairseq_grafusion.*",
+                                    "preprocess", "preprocess.*"]),
+    include_package_data=True,
+    install_requires=[
+        # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package fixed
+        'fairseq==0.12.2; python_version < "3.11"',
+        'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+        # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
+        "torch>=2.1,<=2.13.0",
+        "numpy",
+        "sentencepiece",
+        "tqdm",
+        "stanza",
+        "eflomal",
+    ],
+    extras_require={
+        "test": ["pytest", "pytest-timeout"],
+        "bench": ["pytest-benchmark"],
+        "plot": ["matplotlib"],
+    },
+    entry_points={
+        "console_scripts": [
+            "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
+        ],
+    },
+)
