@@ -3,10 +3,12 @@
 English ("source") words are ``e0 .. e{V-1}``; the target language maps every word through a
 fixed random bijection to ``t0 .. t{V-1}`` and swaps adjacent words with probability
 ``reorder`` (local reordering), so the gold alignment is known exactly.  Some words are written as
-two pieces (``e12`` -> ``e12@@ e12_``), which exercises the token-to-word maps.  A question names
-a *key* word of the passage; the answer is the one or two words that follow it.  Dependency edges
-link neighbouring words inside each sentence (a stand-in for a parse) and identical words of a
-passage ("same" edges).  ``align_noise`` replaces that fraction of the alignment links with a link
+two pieces (``e12`` -> ``e12@@ e12_``), which exercises the token-to-word maps.
+
+With ``task="key"`` the question names an anchor word of the passage and the answer is the one or
+two words after it; with ``task="marker"`` (easy, for smoke tests) the answer is the word ``e0`` /
+its translation itself, which occurs once in every passage.  Dependency edges link neighbouring
+words inside each question and passage (a stand-in for a parse).  ``align_noise`` replaces that fraction of the alignment links with a link
 to a random wrong word or drops it (half each).
 """
 import os
@@ -24,8 +26,11 @@ def _word_pieces(word, split):
 class SyntheticXMRC:
     """Generates examples; ``rng`` and the vocabulary are fixed by ``seed``."""
 
-    def __init__(self, vocab=60, seed=0, reorder=0.3, align_noise=0.0, passage_words=(8, 16)):
-        self.vocab, self.reorder, self.align_noise = vocab, reorder, align_noise
+    def __init__(self, vocab=60, seed=0, reorder=0.3, align_noise=0.0, passage_words=(8, 16),
+                 task="key"):
+        if task not in ("key", "marker"):
+            raise ValueError(f"unknown synthetic task {task!r}")
+        self.vocab, self.reorder, self.align_noise, self.task = vocab, reorder, align_noise, task
         self.passage_words = passage_words
         rng = np.random.RandomState(seed)
         self.translation = rng.permutation(vocab)
@@ -44,7 +49,7 @@ class SyntheticXMRC:
     # -- text ------------------------------------------------------------------------------
     def _sentence_pair(self, rng):
         n = rng.randint(*self.passage_words)
-        src = rng.choice(self.vocab, size=n, replace=False)
+        src = 1 + rng.choice(self.vocab - 1, size=n, replace=False)  # e0 is the marker
         order = np.arange(n)
         i = 0
         while i < n - 1:
@@ -61,9 +66,14 @@ class SyntheticXMRC:
         """One example as word lists, the gold alignment and the answer word spans."""
         p_src, p_tgt, p_order = self._sentence_pair(rng)
         key = rng.randint(0, len(p_src) - 2)
+        if self.task == "marker":
+            p_src[key] = 0
+            p_tgt = self.translation[p_src[p_order]]
         length = 1 + int(rng.rand() < 0.3)
         ans_src = list(range(key + 1, min(key + 1 + length, len(p_src))))
-        fillers = rng.choice(self.vocab, size=2)
+        if self.task == "marker":
+            ans_src = [key]
+        fillers = 1 + rng.choice(self.vocab - 1, size=2)
         q_src = np.array([fillers[0], p_src[key], fillers[1]])
         q_tgt = self.translation[q_src]
         inverse = np.argsort(p_order)  # src word j sits at tgt position inverse[j]

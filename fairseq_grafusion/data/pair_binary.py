@@ -35,6 +35,7 @@ FORMAT_NAME = "grafusion-pairs"
 FORMAT_VERSION = 1
 REQUIRED_FIELDS = ("src.tok", "tgt.tok", "src.word", "tgt.word", "align", "src.dep", "tgt.dep")
 SPAN_FIELD = "span"
+_SIDE = {"src": "source", "tgt": "target"}
 
 
 def _field_dtype(field, vocab_size):
@@ -64,10 +65,10 @@ def check_example(example, where):
         tok, word = example[f"{side}.tok"], example[f"{side}.word"]
         if len(tok) != len(word):
             raise GraFusionError(
-                f"{where}: {side} has {len(tok)} tokens but {len(word)} token-to-word entries"
+                f"{where}: {_SIDE[side]} has {len(tok)} tokens but {len(word)} token-to-word entries"
             )
         if len(word) and word.min() < 0:
-            raise GraFusionError(f"{where}: {side} token-to-word map has a negative word index")
+            raise GraFusionError(f"{where}: {_SIDE[side]} token-to-word map has a negative word index")
     n_words = {side: int(example[f"{side}.word"].max()) + 1 if len(example[f"{side}.word"]) else 0
                for side in ("src", "tgt")}
     for field, (left, right) in (("align", ("src", "tgt")), ("src.dep", ("src", "src")),
@@ -81,8 +82,8 @@ def check_example(example, where):
             if len(bad):
                 k = int(bad[0])
                 raise GraFusionError(
-                    f"{where}: {field} edge {k} ({pairs[k, 0]}-{pairs[k, 1]}) refers to {side} word "
-                    f"{pairs[k, col]} but the example has {n_words[side]} {side} words"
+                    f"{where}: {field} edge {k} ({pairs[k, 0]}-{pairs[k, 1]}) refers to {_SIDE[side]} "
+                    f"word {pairs[k, col]} but the example has {n_words[side]} {_SIDE[side]} words"
                 )
     span = example.get(SPAN_FIELD)
     if span is not None:
@@ -92,7 +93,7 @@ def check_example(example, where):
             length = len(example[f"{side}.tok"])
             if not 0 <= start <= end < length:
                 raise GraFusionError(
-                    f"{where}: {side} answer span ({start}, {end}) is outside the {length} tokens"
+                    f"{where}: {_SIDE[side]} answer span ({start}, {end}) is outside its {length} tokens"
                 )
 
 

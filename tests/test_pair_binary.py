@@ -1,0 +1,147 @@
+"""The binary pair format: writer/reader round trip, checks, batching into padded index tensors."""
+import os
+
+import numpy as np
+import pytest
+import torch
+from fairseq.data import indexed_dataset
+
+from fairseq_grafusion.data import GraphPairDataset, PairReader, PairWriter
+from fairseq_grafusion.errors import GraFusionError
+
+VOCAB = 300
+
+
+def random_example(rng):
+    def stream():
+        n_words = rng.randint(3, 12)
+        pieces = rng.randint(1, 4, size=n_words)
+        word = np.repeat(np.arange(n_words), pieces)
+        tok = rng.randint(4, VOCAB, size=len(word))
+        return tok, word, n_words
+
+    s_tok, s_word, ns = stream()
+    t_tok, t_word, nt = stream()
+    na, nds, ndt = rng.randint(0, 8), rng.randint(0, 8), rng.randint(0, 8)
+    align = np.stack([rng.randint(0, ns, na), rng.randint(0, nt, na)], 1)
+    sdep = rng.randint(0, ns, (nds, 2))
+    tdep = rng.randint(0, nt, (ndt, 2))
+    ss = sorted(rng.randint(0, len(s_tok), 2))
+    ts = sorted(rng.randint(0, len(t_tok), 2))
+    return dict(src_tok=s_tok, tgt_tok=t_tok, src_word=s_word, tgt_word=t_word,
+                align=align.reshape(-1), src_dep=sdep.reshape(-1), tgt_dep=tdep.reshape(-1),
+                span=np.array(ss + ts))
+
+
+def write_split(prefix, examples):
+    with PairWriter(prefix, VOCAB) as w:
+        for i, ex in enumerate(examples):
+            w.add(f"q{i}", **ex)
+
+
+def test_round_trip(tmp_path):
+    rng = np.random.RandomState(0)
+    examples = [random_example(rng) for _ in range(50)]
+    prefix = str(tmp_path / "train")
+    write_split(prefix, examples)
+    reader = PairReader(prefix)
+    assert len(reader) == 50 and reader.has_span
+    assert reader.ids == [f"q{i}" for i in range(50)]
+    for i in rng.permutation(50):
+        got, ex = reader[i], examples[i]
+        for key in ("src_tok", "tgt_tok", "src_word", "tgt_word", "span"):
+            np.testing.assert_array_equal(got[key.replace("_", ".")], ex[key])
+        for key in ("align", "src_dep", "tgt_dep"):
+            np.testing.assert_array_equal(got[key.replace("_", ".")], ex[key].reshape(-1, 2))
+    np.testing.assert_array_equal(reader.src_sizes, [len(e["src_tok"]) for e in examples])
+    assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]
+
+
+def test_writer_rejects_edges_outside_the_example_and_leaves_nothing(tmp_path):
+    rng = np.random.RandomState(1)
+    good = random_example(rng)
+    bad = dict(good, align=np.array([0, 0, 1, 99]))
+    with pytest.raises(GraFusionError, match=r"example 'q1'.*align edge 1 \(1-99\).*target word 99"):
+        write_split(str(tmp_path / "train"), [good, bad])
+    assert os.listdir(tmp_path) == []
+
+
+def test_reader_names_the_example_with_a_corrupt_edge(tmp_path):
+    rng = np.random.RandomState(2)
+    prefix = str(tmp_path / "valid")
+    write_split(prefix, [random_example(rng) for _ in range(3)])
+    # corrupt the source dependency edges of example 2 behind the writer's back
+    builder = indexed_dataset.MMapIndexedDatasetBuilder(prefix + ".src.dep.bin", dtype=np.uint16)
+    for edges in ([0, 1], [1, 0], [0, 500]):
+        builder.add_item(torch.tensor(edges))
+    builder.finalize(prefix + ".src.dep.idx")
+    reader = PairReader(prefix)
+    reader[0]
+    with pytest.raises(GraFusionError) as e:
+        reader[2]
+    msg = str(e.value)
+    assert "valid: example 2 (id 'q2')" in msg and "src.dep edge 0 (0-500)" in msg
+    assert "\n" not in msg
+
+
+def test_missing_file_is_named(tmp_path):
+    rng = np.random.RandomState(3)
+    prefix = str(tmp_path / "train")
+    write_split(prefix, [random_example(rng)])
+    os.remove(prefix + ".tgt.word.idx")
+    with pytest.raises(GraFusionError, match=r"train\.tgt\.word\.idx is missing"):
+        PairReader(prefix)
+    with pytest.raises(GraFusionError, match=r"test\.meta\.json is missing"):
+        PairReader(str(tmp_path / "test"))
+
+
+def test_collater_numbers_target_words_after_source_words(tmp_path):
+    rng = np.random.RandomState(4)
+    examples = [random_example(rng) for _ in range(6)]
+    # a duplicate, a reversed duplicate and a self-pair must not reach the model twice / at all
+    examples[0]["src_dep"] = np.array([0, 1, 1, 0, 0, 1, 2, 2])
+    prefix = str(tmp_path / "train")
+    write_split(prefix, examples)
+    ds = GraphPairDataset(PairReader(prefix), pad_idx=1)
+    batch = ds.collater([ds[i] for i in range(6)])
+    net = batch["net_input"]
+    len_s, len_t = net["src_tokens"].size(1), net["tgt_tokens"].size(1)
+    assert net["word_ids"].shape == (6, len_s + len_t)
+    for b, ex in enumerate(examples):
+        ns, nt = len(ex["src_tok"]), len(ex["tgt_tok"])
+        n_src_words = ex["src_word"].max() + 1
+        assert net["src_tokens"][b, :ns].tolist() == ex["src_tok"].tolist()
+        assert (net["src_tokens"][b, ns:] == 1).all() and (net["tgt_tokens"][b, nt:] == 1).all()
+        words = net["word_ids"][b]
+        assert words[:ns].tolist() == ex["src_word"].tolist() and (words[ns:len_s] == -1).all()
+        assert words[len_s:len_s + nt].tolist() == (ex["tgt_word"] + n_src_words).tolist()
+        assert (words[len_s + nt:] == -1).all()
+
+        def as_set(t):
+            return {tuple(sorted(p)) for p in t.tolist() if p[0] >= 0}
+
+        align = {tuple(sorted((s, t + n_src_words))) for s, t in ex["align"].reshape(-1, 2).tolist()}
+        dep = {tuple(sorted(p)) for p in ex["src_dep"].reshape(-1, 2).tolist()}
+        dep |= {tuple(sorted(p + n_src_words)) for p in ex["tgt_dep"].reshape(-1, 2)}
+        dep = {p for p in dep if p[0] != p[1]}
+        assert as_set(net["align_edges"][b]) == {p for p in align if p[0] != p[1]}
+        assert as_set(net["dep_edges"][b]) == dep
+        real = net["dep_edges"][b][net["dep_edges"][b][:, 0] >= 0]
+        assert len(real) == len(dep)  # no duplicates
+    assert batch["target"].tolist() == [ex["span"].tolist() for ex in examples]
+    assert batch["ntokens"] == sum(len(e["src_tok"]) + len(e["tgt_tok"]) for e in examples)
+
+
+def test_ordering_and_size_filter(tmp_path):
+    rng = np.random.RandomState(5)
+    examples = [random_example(rng) for _ in range(20)]
+    prefix = str(tmp_path / "train")
+    write_split(prefix, examples)
+    ds = GraphPairDataset(PairReader(prefix), pad_idx=1, seed=3)
+    order = ds.ordered_indices()
+    assert sorted(order.tolist()) == list(range(20))
+    assert (np.diff(ds.sizes[order]) >= 0).all()
+    limit = 15
+    kept, dropped = ds.filter_indices_by_size(order, limit)
+    assert all(max(ds.size(i)) <= limit for i in kept)
+    assert all(max(ds.size(i)) > limit for i in dropped) and len(kept) + len(dropped) == 20
