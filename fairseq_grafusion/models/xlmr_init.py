@@ -81,12 +81,16 @@ def load_xlmr(model, directory, dictionary):
     for path in (ckpt, dict_path):
         if not os.path.isfile(path):
             raise GraFusionError(f"--pretrained-xlmr {directory}: {os.path.basename(path)} is missing")
-    theirs = Dictionary.load(dict_path)
-    for i in range(min(len(theirs), len(dictionary))):
-        if theirs[i] != dictionary[i]:
+    theirs = Dictionary.load(dict_path).symbols
+    ours = dictionary.symbols[:-1] if dictionary.symbols[-1] == "<mask>" else dictionary.symbols
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a != b:
             raise GraFusionError(
-                f"dictionary mismatch: symbol {i} is {dictionary[i]!r} in the data's dictionary but "
-                f"{theirs[i]!r} in {dict_path}; binarize the data with the checkpoint's dict.txt")
+                f"dictionary mismatch: symbol {i} is {a!r} in the data's dictionary but {b!r} in "
+                f"{dict_path}; binarize the data with the checkpoint's dict.txt")
+    if len(ours) != len(theirs):
+        raise GraFusionError(f"dictionary mismatch: the data's dictionary has {len(ours)} symbols, "
+                             f"{dict_path} has {len(theirs)}")
     state = checkpoint_utils.load_checkpoint_to_cpu(ckpt)
     model.load_state_dict(state["model"], strict=True)
     logger.info("initialised from XLM-R checkpoint %s", ckpt)

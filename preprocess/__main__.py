@@ -1,0 +1,4 @@
+"""``python -m preprocess`` = ``grafusion-preprocess``."""
+from .cli import cli_main
+
+cli_main()

@@ -1,0 +1,118 @@
+"""Dependency arcs per sentence (stage ``parse``) and "same word" edges.
+
+Arcs come from a :class:`stanza.Document` either way: Stanza's dependency parser run on our
+pre-tokenised sentences (``tokenize_pretokenized=True``, model from ``--stanza-dir``, never
+downloaded), or any UD parser's CoNLL-U output read with :mod:`stanza.utils.conll`.  The same
+function (:func:`document_arcs`) turns either document into arcs between *tokens* (our words):
+the syntactic words of a multi-word token (``del`` = ``de el``) share their token's node, so
+arcs inside one token disappear.  Arcs are undirected word pairs, the root arc is dropped.
+
+"Same" edges link identical word forms (case-folded, at least one letter or digit) inside one
+passage; the paper counts them as dependency edges.  A form occurring more than
+``max_group`` times is chained (each occurrence to the next) instead of forming a clique, so
+frequent words cannot blow up the edge list.
+"""
+import os
+
+import numpy as np
+
+from fairseq_grafusion.errors import GraFusionError
+
+
+def document_arcs(doc):
+    """Per sentence, a flat ``[dep, head, ...]`` list of token indices local to the sentence."""
+    out = []
+    for sentence in doc.sentences:
+        token_of_word = {}
+        for t, token in enumerate(sentence.tokens):
+            for word in token.words:
+                token_of_word[word.id] = t
+        arcs = []
+        for word in sentence.words:
+            if word.head is None or word.head == 0:
+                continue
+            dep, head = token_of_word[word.id], token_of_word.get(word.head)
+            if head is None:
+                raise GraFusionError(f"sentence '{sentence.text or ''}': word {word.id} has head "
+                                     f"{word.head}, which is not a word of the sentence")
+            if dep != head:
+                arcs += (dep, head)
+        out.append(arcs)
+    return out
+
+
+def _sentence_lines(path):
+    """The 1-based line number where each CoNLL-U sentence starts."""
+    starts, in_sentence = [], False
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                if not in_sentence:
+                    starts.append(n)
+                in_sentence = True
+            else:
+                in_sentence = False
+    return starts
+
+
+def read_conllu(path, sentence_lengths):
+    """Arcs per sentence from a CoNLL-U file, checked against our sentences' word counts."""
+    from stanza.utils.conll import CoNLL
+
+    if not os.path.isfile(path):
+        raise GraFusionError(f"{path}: CoNLL-U file not found")
+    try:
+        doc = CoNLL.conll2doc(input_file=path)
+    except Exception as e:  # stanza raises plain ValueError / IndexError on malformed input
+        raise GraFusionError(f"{path}: not a readable CoNLL-U file ({type(e).__name__}: {e})") from None
+    lines = _sentence_lines(path)
+    if len(doc.sentences) != len(sentence_lengths):
+        raise GraFusionError(f"{path}: {len(doc.sentences)} sentences, but the split has "
+                             f"{len(sentence_lengths)} (parse the words stage's sentences file)")
+    for k, (sentence, n) in enumerate(zip(doc.sentences, sentence_lengths)):
+        if len(sentence.tokens) != n:
+            raise GraFusionError(f"{path} line {lines[k]}: sentence {k + 1} has "
+                                 f"{len(sentence.tokens)} tokens, the words stage has {n} words")
+    return document_arcs(doc)
+
+
+def has_parser(lang, stanza_dir):
+    return bool(stanza_dir) and os.path.isdir(os.path.join(stanza_dir, lang, "depparse"))
+
+
+def stanza_arcs(lang, stanza_dir, sentences, batch=2000):
+    """Arcs per sentence of ``sentences`` (lists of words) parsed by Stanza from a local dir."""
+    import stanza
+
+    nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,pos,lemma,depparse",
+                          tokenize_pretokenized=True, download_method=None, logging_level="WARN")
+    out = []
+    for k in range(0, len(sentences), batch):
+        chunk = [s for s in sentences[k:k + batch]]
+        nonempty = [s for s in chunk if s]
+        arcs = iter(document_arcs(nlp(nonempty))) if nonempty else iter(())
+        out += [next(arcs) if s else [] for s in chunk]
+    return out
+
+
+def same_word_edges(forms, max_group=8):
+    """Flat ``[i, j, ...]`` edges between identical word forms (see the module docstring)."""
+    keep = np.array([any(c.isalnum() for c in w) for w in forms], dtype=bool)
+    if keep.sum() < 2:
+        return []
+    idx = np.nonzero(keep)[0]
+    _, inverse, counts = np.unique([forms[i].casefold() for i in idx], return_inverse=True,
+                                   return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    groups = np.split(idx[order], np.cumsum(counts)[:-1])
+    edges = []
+    for g in groups:
+        if len(g) < 2:
+            continue
+        if len(g) > max_group:
+            pairs = np.stack([g[:-1], g[1:]], axis=1)
+        else:
+            a, b = np.triu_indices(len(g), k=1)
+            pairs = np.stack([g[a], g[b]], axis=1)
+        edges.append(pairs.reshape(-1))
+    return np.concatenate(edges).tolist() if edges else []

@@ -1,0 +1,154 @@
+"""Sentence split and word segmentation with character offsets (stage ``words``).
+
+Stanza's tokenizer is used for a language whose model is in ``--stanza-dir``; otherwise a
+rule-based Unicode tokenizer (:func:`tokenize`):
+
+* letters, marks and digits form words (``6½``, ``XLIX``, ``3rd``); numbers keep their inner
+  ``.``/``,``/``:`` (``3:08``, ``1,000``); every other non-space grapheme (punctuation, symbols,
+  emoji) is a word of its own, so hyphens split compounds (``Six-time`` -> ``Six - time``,
+  Romanian ``sack-uri`` -> ``sack - uri``);
+* apostrophes stay inside words, except English clitics (``NFL's`` -> ``NFL 's``,
+  ``didn't`` -> ``did n't``) and Romance elision (``l'homme`` -> ``l' homme``, fr/it/ca);
+* scripts written without spaces: every Han and Hiragana character is a word (the unit the MLQA
+  metric and most Chinese aligners use), a Katakana run is a word (loan words);
+  Thai and Lao are cut at boundaries that are certain without a dictionary: before a leading
+  vowel (``เ แ โ ใ ไ``), which always opens a syllable, and after ``ะ``, ``ำ``, ``ๆ``, ``ฯ``,
+  which always close one.  The pieces are whole syllables or short syllable groups, never a
+  fragment of a syllable, so no alignment or answer boundary is ever lost inside a unit.
+  (Khmer and Myanmar runs stay whole: a known limitation.)
+
+Sentences end after ``. ! ? 。 ！ ？ । ॥ ؟ …`` (and closing quotes or brackets) when the next
+word starts a sentence; a ``.`` after an abbreviation or an initial (``J. P. Morgan``) does not end
+one.  A segmented text is ``(offsets, sentence_starts)``: ``offsets`` a flat list
+``[start0, end0, start1, end1, ...]`` of character offsets into the original string and
+``sentence_starts`` the index of each sentence's first word.
+"""
+import os
+
+import regex
+
+_NO_SPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}"
+_WORD = rf"[[\p{{L}}\p{{M}}\p{{N}}\p{{Pc}}]--[{_NO_SPACE}]]"
+_TOKEN = regex.compile(
+    rf"""
+      (?P<num>\p{{Nd}}+(?:[.,:]\p{{Nd}}+)+(?!{_WORD}))
+    | (?P<cjk>[\p{{Han}}\p{{Hiragana}}])
+    | (?P<kana>[\p{{Katakana}}\u30fc\uff70]+)
+    | (?P<sea>[\p{{Thai}}\p{{Lao}}]+)
+    | (?P<word>{_WORD}+(?:['’]{_WORD}+)*)
+    | (?P<other>(?!\s)\X)
+    """,
+    regex.V1 | regex.VERBOSE,
+)
+# Thai / Lao: a unit starts before a leading vowel and ends after a syllable-closing sign.
+_SEA_BREAK = regex.compile(r"(?<=.)(?=[\u0e40-\u0e44\u0ec0-\u0ec4])|(?<=[\u0e30\u0e33\u0e46\u0e2f\u0eb0\u0eb3\u0ec6])(?=.)")
+_EN_CLITIC = regex.compile(r"(?i)^(.+?)((?:n['’]t)|(?:['’](?:s|re|ve|ll|d|m)))$")
+_ELISION = regex.compile(r"(?i)^(\p{L}{1,4}['’])(\p{L}.*)$")
+_ELISION_LANGS = {"fr", "it", "ca"}
+
+_TERMINAL = set(".!?。！？।॥؟…")
+_NO_SPACE_TERMINAL = set("。！？")
+_CLOSING = set("\"'”’»)]}」』）")
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e",
+                  "inc", "ltd", "co", "corp", "no", "fig", "al", "approx", "u.s", "mt", "gen",
+                  "col", "lt", "sgt", "rev", "hon", "dept", "univ", "ca", "cf", "nr", "bzw", "dh",
+                  "z.b", "usw", "vgl", "nº"}
+
+
+def tokenize(text, lang=None):
+    """Rule-based words of ``text`` as a flat ``[start0, end0, ...]`` list of character offsets."""
+    offsets = []
+    for m in _TOKEN.finditer(text):
+        kind, start, end = m.lastgroup, m.start(), m.end()
+        if kind == "sea":
+            cut = start
+            for b in _SEA_BREAK.finditer(text, start, end):
+                offsets += (cut, b.start())
+                cut = b.start()
+            offsets += (cut, end)
+            continue
+        if kind == "word" and ("'" in m.group() or "’" in m.group()):
+            word = m.group()
+            if lang == "en" and (c := _EN_CLITIC.match(word)):
+                split = start + len(c.group(1))
+                offsets += (start, split, split, end)
+                continue
+            if lang in _ELISION_LANGS and (c := _ELISION.match(word)):
+                split = start + len(c.group(1))
+                offsets += (start, split, split, end)
+                continue
+        offsets += (start, end)
+    return offsets
+
+
+def split_sentences(text, offsets):
+    """Indices of the first word of each sentence (always starts with 0 for a non-empty text)."""
+    n = len(offsets) // 2
+    if n == 0:
+        return []
+    starts = [0]
+    i = 0
+    while i < n:
+        s, e = offsets[2 * i], offsets[2 * i + 1]
+        word = text[s:e]
+        if word[-1] in _TERMINAL and (len(word) == 1 or word == "..."):
+            j = i + 1
+            while j < n and text[offsets[2 * j]:offsets[2 * j + 1]] in _CLOSING:
+                j += 1
+            if j < n and _ends_sentence(text, offsets, i, j):
+                starts.append(j)
+            i = j
+        else:
+            i += 1
+    return starts
+
+
+def _ends_sentence(text, offsets, i, j):
+    """Does the terminal word ``i`` end a sentence, ``j`` being the next non-closing word?"""
+    mark = text[offsets[2 * i]]
+    nxt = text[offsets[2 * j]:offsets[2 * j + 1]]
+    gap = text[offsets[2 * j - 1]:offsets[2 * j]]
+    if mark in _NO_SPACE_TERMINAL:
+        return True
+    if not gap.strip() == "" or gap == "":
+        return False  # "3.5", "e.g.x": no space after the mark
+    if mark == "." and i > 0:
+        prev = text[offsets[2 * i - 2]:offsets[2 * i - 1]]
+        touching = offsets[2 * i - 1] == offsets[2 * i]
+        if touching and (prev.lower() in _ABBREVIATIONS
+                         or (len(prev) == 1 and prev.isalpha() and prev.isupper())):
+            return False
+    first = nxt[0]
+    return not (first.isalpha() and first.islower())
+
+
+class Segmenter:
+    """Words and sentences of one language: Stanza's tokenizer if its model is local, else rules."""
+
+    def __init__(self, lang, stanza_dir=None):
+        self.lang = lang
+        self._nlp = None
+        self.backend = "rules"
+        if stanza_dir and os.path.isdir(os.path.join(stanza_dir, lang, "tokenize")):
+            import stanza
+
+            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize",
+                                        download_method=None, logging_level="WARN")
+            self.backend = "stanza"
+
+    def segment(self, text):
+        """``(offsets, sentence_starts)`` of ``text`` (see the module docstring)."""
+        if self._nlp is None:
+            offsets = tokenize(text, self.lang)
+            return offsets, split_sentences(text, offsets)
+        offsets, starts = [], []
+        for sentence in self._nlp(text).sentences:
+            starts.append(len(offsets) // 2)
+            for token in sentence.tokens:
+                offsets += (token.start_char, token.end_char)
+        return offsets, starts
+
+
+def words_of(text, offsets):
+    """The word strings of a segmented text."""
+    return [text[offsets[k]:offsets[k + 1]] for k in range(0, len(offsets), 2)]

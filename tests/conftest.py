@@ -1,0 +1,50 @@
+"""Shared fixtures: synthetic data written by the tests, and fairseq-train as a user runs it."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+USER_DIR = os.path.join(REPO, "fairseq_grafusion")
+
+
+def run_fairseq(module, *args, timeout=600, check=True):
+    """Run ``python -m fairseq_cli.<module> ...`` with the plugin; returns the completed process."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", f"fairseq_cli.{module}", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
+                          stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"fairseq_cli.{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def train_args(data, save_dir, *extra, updates=250, arch="grafusion_tiny"):
+    return [data, "--user-dir", USER_DIR, "--task", "xmrc_span", "--criterion", "xmrc_span",
+            "--arch", arch, "--cpu", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16",
+            "--max-update", str(updates), "--save-dir", save_dir, "--log-format", "simple",
+            "--log-interval", "10", "--no-progress-bar", "--no-epoch-checkpoints", "--seed", "1",
+            *extra]
+
+
+def logged(output, kind, key):
+    """Values of ``key`` in fairseq's ``simple`` log lines of one kind (train_inner / valid)."""
+    values = []
+    for line in output.splitlines():
+        if f"| {kind} |" not in line and not (kind == "train_inner" and "train_inner" in line):
+            continue
+        m = re.search(rf"(?:\| |, ){key}[ =]([0-9.]+)", line)
+        if m:
+            values.append(float(m.group(1)))
+    return values
+
+
+@pytest.fixture(scope="session")
+def marker_data(tmp_path_factory):
+    """The easy synthetic task: learnable by every variant in a few hundred updates."""
+    from fairseq_grafusion.synthetic import SyntheticXMRC
+
+    path = str(tmp_path_factory.mktemp("marker_data"))
+    return SyntheticXMRC(task="marker").write(path, splits=(("train", 1000), ("valid", 100)))
