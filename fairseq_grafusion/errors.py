@@ -14,9 +14,18 @@ class GraFusionError(ValueError):
     """A user-facing error: bad input, a missing file, an option that does not fit."""
 
 
+def one_line(exc):
+    """The message of a GraFusionError, also when a DataLoader worker re-raised it (torch then
+    wraps the worker's whole traceback into the message; its last line is the original)."""
+    message = str(exc).strip()
+    if "Original Traceback" in message:
+        message = message.splitlines()[-1].split("GraFusionError: ", 1)[-1]
+    return message
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, GraFusionError) and not os.environ.get("GRAFUSION_TRACEBACK"):
-        sys.stderr.write(f"fairseq-grafusion: error: {exc}\n")
+        sys.stderr.write(f"fairseq-grafusion: error: {one_line(exc)}\n")
         sys.stderr.flush()
         return
     _previous(exc_type, exc, tb)

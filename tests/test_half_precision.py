@@ -1,0 +1,40 @@
+"""fp16 forward of a trained tiny model: finite, and the same argmax spans as float32."""
+import os
+
+import pytest
+import torch
+from fairseq import checkpoint_utils
+
+import fairseq_grafusion  # noqa: F401
+from conftest import run_fairseq, train_args
+
+
+@pytest.fixture(scope="module")
+def trained(marker_data, tmp_path_factory):
+    save = str(tmp_path_factory.mktemp("fp16") / "ck")
+    run_fairseq("train", *train_args(marker_data, save, "--graph", "align,dep", updates=120))
+    return os.path.join(save, "checkpoint_last.pt")
+
+
+def test_fp16_forward_is_finite_and_agrees_with_fp32(trained):
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([trained])
+    model = models[0].eval()
+    task.load_dataset("valid")
+    ds = task.dataset("valid")
+    batch = ds.collater([ds[i] for i in range(64)])
+    with torch.no_grad():
+        full = model(**batch["net_input"])
+        half = model.half()(**batch["net_input"])
+    for key in ("tgt_start", "tgt_end", "src_start", "src_end"):
+        pad = torch.isinf(full[key])
+        assert torch.isfinite(half[key][~pad]).all(), key
+        assert half[key].dtype == torch.float16
+        assert torch.equal(full[key].argmax(-1), half[key].float().argmax(-1)), key
+    # the graph bias itself stays finite in fp16, even for large hidden states
+    layer = model.sa_layers[-1]
+    x = torch.randn(2, 40, model.cfg.encoder_embed_dim).half() * 50
+    word_ids = torch.arange(40).repeat(2, 1)
+    edges = torch.tensor([[[0, 1], [1, 2], [5, 30]]] * 2)
+    with torch.no_grad():
+        G = layer.graph(x, word_ids, edges, edges)
+    assert G.dtype == torch.float16 and torch.isfinite(G).all()
