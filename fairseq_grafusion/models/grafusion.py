@@ -136,11 +136,11 @@ class GraFusionModel(BaseFairseqModel):
         logits = head(x).masked_fill(pad.unsqueeze(-1), float("-inf"))
         return logits[..., 0], logits[..., 1]
 
-    def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
-                dep_edges=None, return_attention=False, **unused):
-        """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
-        each (B, L) with -inf on padding.  ``return_attention`` adds the last SA layer's attention
-        weights ``attn`` (B, H, T, T) and its bias ``graph_bias`` (B, T, T)."""
+    def extract_features(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
+                         dep_edges=None, return_attention=False):
+        """Final states of each stream after its top layer: ``{"tgt": (B, Lt, d), "tgt_pad"
+        [, "src", "src_pad"]}``; ``return_attention`` adds the last SA layer's attention weights
+        ``attn`` (B, H, T, T) and its bias ``graph_bias`` (B, T, T) over ``[S; T]``."""
         tgt, tgt_pad = self.embed(tgt_tokens)
         tgt, _ = self.tgt_bottom(tgt, tgt_pad)
         if self.fusion:
@@ -162,12 +162,26 @@ class GraFusionModel(BaseFairseqModel):
                 out["attn"], out["graph_bias"] = weights, bias
         if self.fusion:
             split = src_tokens.size(1)
-            src, _ = self.src_top(x[:, :split], src_pad)
-            tgt, _ = self.tgt_top(x[:, split:], tgt_pad)
-            out["src_start"], out["src_end"] = self.span_logits(self.src_span_head, src, src_pad)
+            out["src"], _ = self.src_top(x[:, :split], src_pad)
+            out["tgt"], _ = self.tgt_top(x[:, split:], tgt_pad)
+            out["src_pad"] = src_pad
         else:
-            tgt, _ = self.tgt_top(x, tgt_pad)
-        out["tgt_start"], out["tgt_end"] = self.span_logits(self.tgt_span_head, tgt, tgt_pad)
+            out["tgt"], _ = self.tgt_top(x, tgt_pad)
+        out["tgt_pad"] = tgt_pad
+        return out
+
+    def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
+                dep_edges=None, return_attention=False, **unused):
+        """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
+        each (B, L) with -inf on padding (plus ``attn`` / ``graph_bias`` if asked)."""
+        feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges,
+                                      return_attention)
+        out = {k: feats[k] for k in ("attn", "graph_bias") if k in feats}
+        for lang in ("src", "tgt"):
+            if lang in feats:
+                head = getattr(self, f"{lang}_span_head")
+                out[f"{lang}_start"], out[f"{lang}_end"] = self.span_logits(
+                    head, feats[lang], feats[f"{lang}_pad"])
         return out
 
     def upgrade_state_dict_named(self, state_dict, name):

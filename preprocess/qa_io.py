@@ -1,0 +1,123 @@
+"""Reading SQuAD v1.1-format QA files (MLQA, XQuAD, TyDiQA-GoldP, XTREME translate-train).
+
+:func:`read_squad` returns passages and questions, checking what later stages rely on: valid
+JSON, the SQuAD nesting, a unique ``id`` per question, answers whose ``answer_start`` points at
+their ``text`` in the context, non-empty contexts.  Structural errors always stop with one line
+naming the file and the line or question id; an answer that does not match its context or an
+empty context stops too, unless ``skip_bad`` is set, in which case the question is dropped and
+counted (``stats``).
+"""
+import collections
+import json
+
+from fairseq_grafusion.errors import GraFusionError
+
+
+def _line_of(raw, text):
+    """1-based line of the first occurrence of ``text`` (as JSON) in ``raw``, or None."""
+    if not isinstance(text, str) or not text:
+        return None
+    pos = raw.find(json.dumps(text, ensure_ascii=False)[1:-1])
+    if pos < 0:
+        pos = raw.find(json.dumps(text)[1:-1])
+    return raw.count("\n", 0, pos) + 1 if pos >= 0 else None
+
+
+def _where(path, raw, text, fallback):
+    line = _line_of(raw, text)
+    return f"{path} line {line}" if line else f"{path} ({fallback})"
+
+
+def read_squad(path, skip_bad=False):
+    """``(passages, questions, stats)`` of a SQuAD v1.1 JSON file.
+
+    ``passages``: list of ``{"context", "title"}``; ``questions``: list of
+    ``{"id", "question", "passage" (index), "answers": [{"text", "answer_start"}]}``.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise GraFusionError(f"{path}: cannot read the QA file ({e})") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise GraFusionError(f"{path} line {e.lineno} column {e.colno}: malformed JSON ({e.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise GraFusionError(f"{path}: not a SQuAD file (expected {{\"data\": [...]}} at the top)")
+    passages, questions, seen = [], [], {}
+    stats = collections.Counter()
+    for a, article in enumerate(data["data"]):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise GraFusionError(f"{path}: data[{a}] has no 'paragraphs' list")
+        for p, paragraph in enumerate(paragraphs):
+            at = f"data[{a}].paragraphs[{p}]"
+            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str) \
+                    or not isinstance(paragraph.get("qas"), list):
+                raise GraFusionError(f"{path}: {at} needs a 'context' string and a 'qas' list")
+            context = paragraph["context"]
+            qas = paragraph["qas"]
+            ids = []
+            for q, qa in enumerate(qas):
+                qat = f"{at}.qas[{q}]"
+                if not isinstance(qa, dict):
+                    raise GraFusionError(f"{path}: {qat} is not an object")
+                qid = qa.get("id")
+                if qid is None or str(qid).strip() == "":
+                    where = _where(path, raw, qa.get("question"), qat)
+                    raise GraFusionError(f"{where}: question {qa.get('question', '')[:60]!r} has no 'id'")
+                qid = str(qid)
+                if qid in seen:
+                    raise GraFusionError(f"{path}: question id {qid!r} occurs twice ({seen[qid]} and {qat})")
+                seen[qid] = qat
+                if not isinstance(qa.get("question"), str):
+                    raise GraFusionError(f"{path}: question {qid!r} has no 'question' string")
+                ids.append(qid)
+            if not context.strip():
+                if not skip_bad:
+                    raise GraFusionError(f"{path}: {at} has an empty context (questions "
+                                         f"{', '.join(ids[:3]) or 'none'}); --skip-bad drops it")
+                stats["empty context (questions dropped)"] += len(ids)
+                continue
+            kept = []
+            for qa, qid in zip(qas, ids):
+                answers, bad = [], None
+                for ans in qa.get("answers") or []:
+                    text, start = (ans.get("text"), ans.get("answer_start")) if isinstance(ans, dict) else (None, None)
+                    if not isinstance(text, str) or not isinstance(start, int):
+                        bad = f"answer {ans!r} needs 'text' and an integer 'answer_start'"
+                        break
+                    if text == "" and start in (0, -1):
+                        continue  # blanked gold (XTREME's test files): no answer
+                    if context[start:start + len(text)] != text:
+                        bad = (f"answer_start {start} does not match the answer {text!r} (the context "
+                               f"has {context[start:start + len(text)]!r} there)")
+                        break
+                    answers.append({"text": text, "answer_start": start})
+                if bad:
+                    if not skip_bad:
+                        raise GraFusionError(f"{path}: question {qid!r}: {bad}; --skip-bad drops such questions")
+                    stats["answer does not match its context (dropped)"] += 1
+                    continue
+                kept.append({"id": qid, "question": qa["question"], "passage": len(passages),
+                             "answers": answers})
+            passages.append({"context": context, "title": article.get("title", "")})
+            questions += kept
+    if not questions:
+        raise GraFusionError(f"{path}: no usable questions")
+    return passages, questions, stats
+
+
+def write_squad(path, passages, questions):
+    """Write passages and questions back as SQuAD v1.1 JSON (translations, projections)."""
+    from .workdir import atomic_path
+
+    by_passage = collections.defaultdict(list)
+    for q in questions:
+        by_passage[q["passage"]].append({"id": q["id"], "question": q["question"],
+                                         "answers": q["answers"]})
+    data = [{"title": p.get("title", ""), "paragraphs": [{"context": p["context"], "qas": by_passage[k]}]}
+            for k, p in enumerate(passages) if by_passage[k]]
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"version": "1.1", "data": data}, f, ensure_ascii=False)
