@@ -11,6 +11,7 @@ its translation itself, which occurs once in every passage.  Dependency edges li
 words inside each question and passage (a stand-in for a parse).  ``align_noise`` replaces that fraction of the alignment links with a link
 to a random wrong word or drops it (half each).
 """
+import json
 import os
 
 import numpy as np
@@ -83,38 +84,50 @@ class SyntheticXMRC:
 
     # -- encoding --------------------------------------------------------------------------
     def _encode(self, prefix, question, passage):
-        """``<s> q </s></s> p </s>`` -> token ids, token->word map, word offset of the passage."""
+        """``<s> q </s></s> p </s>`` -> token ids, token->word map, word index where the passage
+        starts, the passage text and per token its ``(char_start, char_end)`` in that text."""
         d = self.dictionary
-        tokens, words = [d.bos()], [0]
-        n_words = 1
+        tokens, words, offsets = [d.bos()], [0], [(-1, -1)]
+        n_words, chars = 1, 0
 
-        def add_words(ids):
-            nonlocal n_words
+        def add_words(ids, in_passage):
+            nonlocal n_words, chars
             for w in ids:
+                span = (chars, chars + len(f"{prefix}{w}")) if in_passage else (-1, -1)
                 for piece in self.pieces[prefix][w]:
                     tokens.append(d.index(piece))
                     words.append(n_words)
+                    offsets.append(span)
                 n_words += 1
+                if in_passage:
+                    chars = span[1] + 1
 
         def add_special(idx):
             nonlocal n_words
             tokens.append(idx)
             words.append(n_words)
+            offsets.append((-1, -1))
             n_words += 1
 
-        add_words(question)
+        add_words(question, False)
         add_special(d.eos())
         add_special(d.eos())
         passage_start = n_words
-        add_words(passage)
+        add_words(passage, True)
         add_special(d.eos())
-        return np.array(tokens), np.array(words), passage_start
+        text = " ".join(f"{prefix}{w}" for w in passage)
+        return np.array(tokens), np.array(words), passage_start, text, np.array(offsets)
 
     def encoded(self, rng):
         """One example in the binary format's fields (``PairWriter.add`` keyword arguments)."""
+        return self.encoded_with_text(rng)[0]
+
+    def encoded_with_text(self, rng):
+        """``(fields, qa)``: the fields plus ``src_offsets`` / ``tgt_offsets``, and per language
+        the question, context and answer text (``qa["src"]``, ``qa["tgt"]``)."""
         ex = self.example(rng)
-        s_tok, s_word, s_pstart = self._encode("e", ex["q_src"], ex["p_src"])
-        t_tok, t_word, t_pstart = self._encode("t", ex["q_tgt"], ex["p_tgt"])
+        s_tok, s_word, s_pstart, s_text, s_off = self._encode("e", ex["q_src"], ex["p_src"])
+        t_tok, t_word, t_pstart, t_text, t_off = self._encode("t", ex["q_tgt"], ex["p_tgt"])
         nq = len(ex["q_src"])
         # gold alignment: question word k <-> k, passage src j <-> tgt position of j
         align = [(1 + k, 1 + k) for k in range(nq)]
@@ -132,10 +145,19 @@ class SyntheticXMRC:
 
         src_span = token_span(s_word, s_pstart + ex["ans_src"][0], s_pstart + ex["ans_src"][1])
         tgt_span = token_span(t_word, t_pstart + ex["ans_tgt"][0], t_pstart + ex["ans_tgt"][1])
-        return dict(src_tok=s_tok, tgt_tok=t_tok, src_word=s_word, tgt_word=t_word,
-                    align=align.reshape(-1), src_dep=chain(nq, s_pstart, len(ex["p_src"])).reshape(-1),
-                    tgt_dep=chain(nq, t_pstart, len(ex["p_tgt"])).reshape(-1),
-                    span=np.array(src_span + tgt_span))
+        fields = dict(src_tok=s_tok, tgt_tok=t_tok, src_word=s_word, tgt_word=t_word,
+                      align=align.reshape(-1),
+                      src_dep=chain(nq, s_pstart, len(ex["p_src"])).reshape(-1),
+                      tgt_dep=chain(nq, t_pstart, len(ex["p_tgt"])).reshape(-1),
+                      span=np.array(src_span + tgt_span))
+        qa = {}
+        for lang, prefix, question, text, off, (start, end) in (
+                ("src", "e", ex["q_src"], s_text, s_off, src_span),
+                ("tgt", "t", ex["q_tgt"], t_text, t_off, tgt_span)):
+            fields[f"{lang}_offsets"] = off.reshape(-1)
+            qa[lang] = {"question": " ".join(f"{prefix}{w}" for w in question), "context": text,
+                        "answer": text[off[start, 0]:off[end, 1]], "answer_start": int(off[start, 0])}
+        return fields, qa
 
     def _add_noise(self, align, rng, n_tgt_words):
         if self.align_noise <= 0:
@@ -147,12 +169,29 @@ class SyntheticXMRC:
         return align[~(noisy & ~wrong)]
 
     def write(self, data_dir, splits=(("train", 2000), ("valid", 200)), seed=1):
-        """Write ``dict.txt`` and the splits to ``data_dir``; returns the directory."""
+        """Write ``dict.txt`` and the splits to ``data_dir``: the binary fields with token
+        offsets (``src.offsets``, ``tgt.offsets``) and, per language, the split as SQuAD v1.1
+        JSON (``{split}.src.json``, ``{split}.tgt.json``) with the example ids as question ids.
+        Returns the directory."""
         os.makedirs(data_dir, exist_ok=True)
         self.dictionary.save(os.path.join(data_dir, "dict.txt"))
         for i, (split, size) in enumerate(splits):
             rng = np.random.RandomState(seed * 1000 + i)
-            with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1) as writer:
+            squad = {"src": [], "tgt": []}
+            with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
+                            extra_fields=("src.offsets", "tgt.offsets")) as writer:
                 for k in range(size):
-                    writer.add(f"{split}-{k}", **self.encoded(rng))
+                    fields, qa = self.encoded_with_text(rng)
+                    writer.add(f"{split}-{k}", **fields)
+                    for lang in squad:
+                        q = qa[lang]
+                        squad[lang].append({"context": q["context"], "qas": [{
+                            "id": f"{split}-{k}", "question": q["question"],
+                            "answers": [{"text": q["answer"], "answer_start": q["answer_start"]}]}]})
+            for lang, paragraphs in squad.items():
+                path = os.path.join(data_dir, f"{split}.{lang}.json")
+                with open(path + ".tmp", "w", encoding="utf-8") as f:
+                    json.dump({"version": "synthetic", "data": [{"title": split,
+                                                                "paragraphs": paragraphs}]}, f)
+                os.replace(path + ".tmp", path)
         return data_dir
