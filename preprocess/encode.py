@@ -51,7 +51,7 @@ class Encoder:
             return empty, empty, empty, empty
         spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
         words = [text[s:e] for s, e in spans]
-        protos = self.sp.encode(words, out_type="immutable_proto")
+        protos = self.sp.encode(words, return_type="proto")
         ids, begins, ends, counts = [], [], [], np.zeros(n, dtype=np.int64)
         for k, (proto, word) in enumerate(zip(protos, words)):
             pieces = proto.pieces

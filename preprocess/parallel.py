@@ -1,0 +1,77 @@
+"""The parallel-corpus chain (``parallel``): line-aligned text -> ``sa_graph_pretrain`` data.
+
+Each line pair is one unit (``kind "s"``) that goes through the same ``words``, ``align`` and
+``parse`` stages as QA data; :func:`build_sentences` writes one example per pair, each stream
+``[<s> sentence </s>]`` (word nodes: ``<s>``, the words, ``</s>``), cut at ``--max-len`` tokens
+at a word boundary, with ``with_span=False``.  Empty lines are skipped and counted.
+"""
+import collections
+
+import numpy as np
+
+from fairseq_grafusion.errors import GraFusionError
+
+from .binarize import _ENCODER, Encoded, _pairs
+
+
+def read_parallel(src_path, tgt_path, stats):
+    """Units from two line-aligned files (a line count mismatch is an error)."""
+    texts = []
+    for path in (src_path, tgt_path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                texts.append(f.read().split("\n"))
+        except (OSError, UnicodeDecodeError) as e:
+            raise GraFusionError(f"{path}: cannot read parallel text ({e})") from None
+    for t in texts:
+        if t and t[-1] == "":
+            t.pop()
+    if len(texts[0]) != len(texts[1]):
+        n = min(len(texts[0]), len(texts[1]))
+        raise GraFusionError(f"{src_path} has {len(texts[0])} lines but {tgt_path} has "
+                             f"{len(texts[1])} (first unmatched line: {n + 1}); parallel files must be line-aligned")
+    units = []
+    for k, (s, t) in enumerate(zip(*texts)):
+        if not s.strip() or not t.strip():
+            stats["empty line pairs (skipped)"] += 1
+            continue
+        units.append({"kind": "s", "uid": f"{k + 1}", "group": k, "src": s, "tgt": t})
+    stats["line pairs in"] = len(texts[0])
+    stats["sentence pairs out"] = len(units)
+    if not units:
+        raise GraFusionError(f"{src_path} / {tgt_path}: no non-empty line pairs")
+    return units
+
+
+def _sentence_stream(enc, side, arcs, max_len):
+    n_words = int(np.searchsorted(side.cum, max_len - 2, side="right")) - 1
+    cut = n_words < side.n_words
+    if n_words == 0 and side.n_words:
+        n_words = 1
+    n_tok = min(int(side.cum[n_words]), max_len - 2)
+    tok = np.concatenate([[enc.bos], side.ids[:n_tok], [enc.eos]])
+    word = np.concatenate([[0], side.word[:n_tok] + 1, [n_words + 1]])
+    arcs = arcs[(arcs < n_words).all(axis=1)] + 1 if len(arcs) else arcs.reshape(-1, 2)
+    return tok, word, arcs, n_words, cut
+
+
+def build_sentences(task):
+    """Examples of a chunk of sentence units: ``[(unit, words, align, parse), ...]``."""
+    enc = _ENCODER["enc"]
+    items, opts = task
+    out, stats = [], collections.Counter()
+    for unit, words, align, parse in items:
+        fields = {}
+        n = {}
+        for side in ("src", "tgt"):
+            e = Encoded(enc, unit[side], words[side])
+            arcs = np.concatenate([_pairs(parse[side]), _pairs(parse.get(side + "_same", []))])
+            tok, word, arcs, n[side], cut = _sentence_stream(enc, e, arcs, opts["max_len"])
+            stats["truncated streams"] += cut
+            fields[f"{side}_tok"], fields[f"{side}_word"], fields[f"{side}_dep"] = tok, word, arcs.reshape(-1)
+        links = _pairs(align["links"])
+        links = links[(links[:, 0] < n["src"]) & (links[:, 1] < n["tgt"])] + 1 if len(links) else links
+        special = np.array([[0, 0], [n["src"] + 1, n["tgt"] + 1]])
+        fields["align"] = np.concatenate([special, links.reshape(-1, 2)]).reshape(-1)
+        out.append((unit["uid"], fields))
+    return out, dict(stats)
