@@ -27,7 +27,7 @@ def document_arcs(doc):
         for t, token in enumerate(sentence.tokens):
             for word in token.words:
                 token_of_word[word.id] = t
-        arcs = []
+        arcs, seen = [], set()
         for word in sentence.words:
             if word.head is None or word.head == 0:
                 continue
@@ -35,7 +35,8 @@ def document_arcs(doc):
             if head is None:
                 raise GraFusionError(f"sentence '{sentence.text or ''}': word {word.id} has head "
                                      f"{word.head}, which is not a word of the sentence")
-            if dep != head:
+            if dep != head and (dep, head) not in seen:
+                seen.add((dep, head))
                 arcs += (dep, head)
         out.append(arcs)
     return out

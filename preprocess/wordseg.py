@@ -52,7 +52,8 @@ _CLOSING = set("\"'”’»)]}」』）")
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e",
                   "inc", "ltd", "co", "corp", "no", "fig", "al", "approx", "u.s", "mt", "gen",
                   "col", "lt", "sgt", "rev", "hon", "dept", "univ", "ca", "cf", "nr", "bzw", "dh",
-                  "z.b", "usw", "vgl", "nº"}
+                  "z.b", "usw", "vgl", "nº", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+                  "sep", "sept", "oct", "nov", "dec"}
 
 
 def tokenize(text, lang=None):
