@@ -145,3 +145,25 @@ def test_ordering_and_size_filter(tmp_path):
     kept, dropped = ds.filter_indices_by_size(order, limit)
     assert all(max(ds.size(i)) <= limit for i in kept)
     assert all(max(ds.size(i)) > limit for i in dropped) and len(kept) + len(dropped) == 20
+
+
+def test_grouped_batches_keep_every_window_of_a_question_together(tmp_path):
+    rng = np.random.RandomState(6)
+    prefix = str(tmp_path / "valid")
+    windows = rng.randint(1, 4, size=30)  # 1-3 windows per question
+    with PairWriter(prefix, VOCAB) as w:
+        for q, n in enumerate(windows):
+            for _ in range(n):
+                w.add(f"q{q}", **random_example(rng))
+    ds = GraphPairDataset(PairReader(prefix), pad_idx=1, group_questions=True)
+    order = ds.ordered_indices()
+    assert order.tolist() == list(range(len(ds)))
+    batches = ds.batch_by_size(order, max_sentences=4)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(ds)))
+    seen = {}
+    for k, batch in enumerate(batches):
+        assert len(batch) <= 4 or len({ds.reader.ids[i] for i in batch}) == 1
+        for i in batch:
+            seen.setdefault(ds.reader.ids[i], set()).add(k)
+    assert all(len(ks) == 1 for ks in seen.values())
+    assert len(batches) >= len(ds) / 4

@@ -39,13 +39,20 @@ def example_graph(example):
 
 
 class GraphPairDataset(FairseqDataset):
-    """Paired examples (optionally with answer spans) from a binarized split."""
+    """Paired examples (optionally with answer spans) from a binarized split.
 
-    def __init__(self, reader, pad_idx, shuffle=True, seed=1):
+    With ``group_questions`` (evaluation), examples keep the split's order and a batch always
+    holds every window of each of its questions, so answers can be decoded batch by batch (and
+    shard by shard in distributed evaluation).
+    """
+
+    def __init__(self, reader, pad_idx, shuffle=True, seed=1, group_questions=False, name=None):
         self.reader = reader
         self.pad_idx = pad_idx
-        self.shuffle = shuffle
+        self.shuffle = shuffle and not group_questions
         self.seed = seed
+        self.group_questions = group_questions
+        self.name = name
         self.src_sizes = np.asarray(reader.src_sizes)
         self.tgt_sizes = np.asarray(reader.tgt_sizes)
         self.epoch = 1
@@ -72,13 +79,43 @@ class GraphPairDataset(FairseqDataset):
         self.epoch = epoch
 
     def ordered_indices(self):
-        """Shuffled (seeded by epoch), then stably sorted by length as fairseq's datasets do."""
+        """Shuffled (seeded by epoch), then stably sorted by length as fairseq's datasets do;
+        in the split's own order with ``group_questions``."""
+        if self.group_questions:
+            return np.arange(len(self))
         if self.shuffle:
             with data_utils.numpy_seed(self.seed, self.epoch):
                 order = np.random.permutation(len(self))
         else:
             order = np.arange(len(self))
         return order[np.argsort(self.sizes[order], kind="mergesort")]
+
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None,
+                      required_batch_size_multiple=1):
+        if not self.group_questions:
+            return super().batch_by_size(indices, max_tokens, max_sentences,
+                                         required_batch_size_multiple)
+        ids, sizes = self.reader.ids, self.sizes
+        batches, current, longest = [], [], 0
+        start = 0
+        indices = list(indices)
+        while start < len(indices):  # one question (its consecutive windows) at a time
+            stop = start + 1
+            while stop < len(indices) and ids[indices[stop]] == ids[indices[start]]:
+                stop += 1
+            group = indices[start:stop]
+            wide = max(longest, max(sizes[i] for i in group))
+            count = len(current) + len(group)
+            if current and ((max_sentences and count > max_sentences)
+                            or (max_tokens and count * wide > max_tokens)):
+                batches.append(np.array(current, dtype=np.int64))
+                current, wide = [], max(sizes[i] for i in group)
+            current += group
+            longest = wide
+            start = stop
+        if current:
+            batches.append(np.array(current, dtype=np.int64))
+        return batches
 
     def filter_indices_by_size(self, indices, max_sizes):
         """Drop examples whose source or target stream exceeds ``max_sizes`` tokens."""
@@ -117,4 +154,6 @@ class GraphPairDataset(FairseqDataset):
         }
         if "span" in samples[0]:
             batch["target"] = torch.from_numpy(np.stack([s["span"] for s in samples]))
+        if self.name is not None:
+            batch["split"] = self.name
         return batch

@@ -8,14 +8,16 @@ the size of an XLM-R checkpoint's embedding matrix.
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.data import Dictionary
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
 from ..errors import GraFusionError
+from ..inference import SpanScorer, gold_path, read_squad
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +37,18 @@ def load_task_dictionary(data_dir):
 class XMRCSpanConfig(FairseqDataclass):
     data: str = field(default=MISSING, metadata={"help": "binarized data directory"})
     no_shuffle: bool = field(default=False, metadata={"help": "keep the split's order"})
+    eval_span_f1: bool = field(default=False, metadata={
+        "help": "decode the validation splits and log F1 / EM (gold: DATA/<split>.<stream>.json); "
+                "use with --best-checkpoint-metric f1 --maximize-best-checkpoint-metric"})
+    eval_span_stream: ChoiceEnum(["tgt", "src"]) = field(default="tgt", metadata={
+        "help": "the language stream whose answers are scored"})
+    eval_span_lang: Optional[str] = field(default=None, metadata={
+        "help": "language code for the metric's normalisation (MLQA rules per language)"})
+    eval_span_metric: ChoiceEnum(["auto", "mlqa", "squad"]) = field(default="auto", metadata={
+        "help": "auto: MLQA's metric for MLQA languages, SQuAD v1.1's otherwise"})
+    max_answer_length: int = field(default=30, metadata={"help": "longest answer, in tokens"})
     seed: int = II("common.seed")
+    train_subset: str = II("dataset.train_subset")
 
 
 @register_task("xmrc_span", dataclass=XMRCSpanConfig)
@@ -45,6 +58,7 @@ class XMRCSpanTask(FairseqTask):
     def __init__(self, cfg, dictionary):
         super().__init__(cfg)
         self.dictionary = dictionary
+        self.span_scorers = {}
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
@@ -59,8 +73,16 @@ class XMRCSpanTask(FairseqTask):
         if not reader.has_span:
             raise GraFusionError(f"{reader.prefix}: the split has no answer spans (field 'span'); "
                                  "xmrc_span needs QA data, not parallel text")
+        scored = self.cfg.eval_span_f1 and split != self.cfg.train_subset
         self.datasets[split] = GraphPairDataset(
-            reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle, seed=self.cfg.seed)
+            reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle, seed=self.cfg.seed,
+            group_questions=scored, name=split)
+        if scored:
+            contexts, answers = read_squad(gold_path(self.cfg.data, split, self.cfg.eval_span_stream))
+            self.span_scorers[split] = SpanScorer(
+                reader, contexts, answers, stream=self.cfg.eval_span_stream,
+                lang=self.cfg.eval_span_lang, metric=self.cfg.eval_span_metric,
+                max_answer_length=self.cfg.max_answer_length)
         logger.info("%s: %d examples", reader.prefix, len(reader))
         return self.datasets[split]
 
