@@ -25,13 +25,15 @@ setup(
         "eflomal",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout"],
+        "test": ["pytest", "pytest-timeout", "matplotlib"],
         "bench": ["pytest-benchmark"],
         "plot": ["matplotlib"],
     },
     entry_points={
         "console_scripts": [
             "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
+            "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
+            "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",
         ],
     },
 )

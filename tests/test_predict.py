@@ -70,3 +70,49 @@ def test_checkpoint_of_another_task_is_refused(key_run, tmp_path):
     proc = predict("--path", tmp_path / "junk.pt", "--data", data, "--output", tmp_path / "p.json")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "junk.pt: not a fairseq checkpoint" in proc.stderr.strip().splitlines()[-1]
+
+
+def png_size(path):
+    """Width and height from a PNG's IHDR chunk (and a check that it is a PNG)."""
+    head = open(path, "rb").read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_attention_plot_is_a_png_of_the_requested_size(key_run, tmp_path):
+    data, save, _ = key_run
+    out = tmp_path / "fig5.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq_grafusion.cli.plot_attention", "--path",
+         os.path.join(save, "checkpoint_last.pt"), "--data", data, "--split", "valid", "--id",
+         "valid-7", "--output", str(out), "--width", "8", "--height", "4", "--dpi", "50"],
+        capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert png_size(out) == (400, 200)
+    assert out.stat().st_size > 5000  # two heatmaps, not a blank canvas
+    bad = subprocess.run(
+        [sys.executable, "-m", "fairseq_grafusion.cli.plot_attention", "--path",
+         os.path.join(save, "checkpoint_last.pt"), "--data", data, "--id", "nope", "--output",
+         str(tmp_path / "x.png")], capture_output=True, text=True, cwd=REPO)
+    assert bad.returncode == 1 and "question id 'nope' is not in" in bad.stderr.splitlines()[-1]
+
+
+def test_attention_maps_match_the_model(key_run):
+    """The plotted cells are the model's own last-layer attention and G, target rows x source cols."""
+    from fairseq_grafusion.cli.plot_attention import attention_maps
+    from fairseq_grafusion.cli.predict import load_model
+    from fairseq_grafusion.data import GraphPairDataset, PairReader
+
+    data, save, _ = key_run
+    model, task = load_model(os.path.join(save, "checkpoint_last.pt"), data)
+    reader = PairReader(os.path.join(data, "valid"))
+    ds = GraphPairDataset(reader, 1, shuffle=False)
+    sample = ds.collater([ds[5]])
+    attn, graph = attention_maps(model, sample)
+    ls, lt = len(ds[5]["src.tok"]), len(ds[5]["tgt.tok"])
+    assert attn.shape == (lt, ls) and graph.shape == (lt, ls)
+    with torch.no_grad():
+        out = model(**sample["net_input"], return_attention=True)
+    torch.testing.assert_close(attn, out["attn"][0].mean(0)[ls:, :ls])
+    torch.testing.assert_close(graph, out["graph_bias"][0][ls:, :ls])
+    assert (attn >= 0).all() and attn.sum() > 0
