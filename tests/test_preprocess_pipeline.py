@@ -1,0 +1,154 @@
+"""``grafusion-preprocess all`` end to end on the bundled sample, read back with PairReader."""
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from fairseq_grafusion.data import GraphPairDataset, PairReader
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLE = os.path.join(REPO, "examples", "sample")
+
+
+def preprocess(*args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def gold_answers(split):
+    gold = {}
+    for lang in ("en", "ro"):
+        with open(os.path.join(SAMPLE, "qa", f"{split}.{lang}.json"), encoding="utf-8") as f:
+            for article in json.load(f)["data"]:
+                for p in article["paragraphs"]:
+                    for q in p["qas"]:
+                        gold.setdefault(q["id"], {})[lang] = (p["context"], q["answers"][0])
+    return gold
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "sample-run"
+    start = time.time()
+    proc = preprocess("all", "--out", out)
+    seconds = time.time() - start
+    print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
+    return out, proc, seconds
+
+
+def test_all_on_the_sample(sample_run):
+    out, proc, seconds = sample_run
+    assert seconds < 60
+    assert proc.stderr.strip() == ""
+    for stage in ("pairs", "words", "align", "parse", "binarize"):
+        assert f"[{stage}] qa/train" in proc.stdout and f"[{stage}] parallel/valid" in proc.stdout
+    assert "unaligned src word ratio" in proc.stdout and "languages without a parser: 2" in proc.stdout
+    for d in ("qa-bin", "parallel-bin"):
+        assert os.path.isfile(out / d / "dict.txt")
+    assert not glob.glob(str(out / "**" / "*.tmp-*"), recursive=True)
+
+
+@pytest.mark.parametrize("split", ["train", "valid"])
+def test_answers_edges_and_offsets_read_back(sample_run, split):
+    out, _, _ = sample_run
+    from fairseq.data import Dictionary
+
+    d = Dictionary.load(str(out / "qa-bin" / "dict.txt"))
+    reader = PairReader(str(out / "qa-bin" / split))
+    assert reader.has_span and "src.offsets" in reader.fields
+    gold = gold_answers(split)
+    assert set(reader.ids) == set(gold)
+    found = {qid: set() for qid in gold}
+    for i in range(len(reader)):
+        ex = reader[i]  # PairReader checks every edge against the word counts
+        qid = reader.ids[i]
+        for side, lang, (a, b) in (("src", "en", ex["span"][:2]), ("tgt", "ro", ex["span"][2:])):
+            tok, word = ex[f"{side}.tok"], ex[f"{side}.word"]
+            assert len(tok) <= 384 and tok[0] == d.bos() and tok[-1] == d.eos()
+            assert (np.unique(word) == np.arange(word.max() + 1)).all()  # dense word ids
+            assert (np.diff(word) >= 0).all() and (np.diff(word) <= 1).all()
+            off = ex[f"{side}.offsets"].reshape(-1, 2)
+            assert len(off) == len(tok)
+            passage = off[:, 0] >= 0
+            context, answer = gold[qid][lang]
+            assert (off[passage, 1] <= len(context)).all()
+            if a == 0:
+                assert b == 0
+                continue
+            assert passage[a] and passage[b]
+            assert context[off[a, 0]:off[b, 1]] == answer["text"]
+            decoded = "".join(d[t] for t in tok[a:b + 1]).replace("\u2581", "")
+            assert decoded.replace(" ", "") == answer["text"].replace(" ", "")
+            found[qid].add(side)
+        # special tokens of the two streams are aligned
+        align = {tuple(x) for x in ex["align"].tolist()}
+        assert (0, 0) in align and (ex["src.word"][-1], ex["tgt.word"][-1]) in align
+    assert all(v == {"src", "tgt"} for v in found.values())  # every answer is in some window
+
+
+def test_the_task_dataset_collates_the_split(sample_run):
+    out, _, _ = sample_run
+    reader = PairReader(str(out / "qa-bin" / "train"))
+    ds = GraphPairDataset(reader, pad_idx=1)
+    batch = ds.collater([ds[i] for i in range(8)])
+    assert batch["net_input"]["src_tokens"].shape[0] == 8
+    assert batch["target"].shape == (8, 4)
+    assert (batch["net_input"]["align_edges"] >= -1).all()
+    assert batch["net_input"]["dep_edges"].dtype == torch.int64
+
+
+def test_parallel_split(sample_run):
+    out, _, _ = sample_run
+    reader = PairReader(str(out / "parallel-bin" / "train"))
+    assert not reader.has_span and len(reader) == 85
+    for i in range(len(reader)):
+        ex = reader[i]
+        assert ex["src.word"][0] == 0 and ex["src.word"][-1] == ex["src.word"].max()
+        assert len(ex["align"]) >= 2
+
+
+def test_rerun_reuses_and_force_recomputes(sample_run):
+    out, _, _ = sample_run
+    stamp = os.path.getmtime(out / "qa-bin" / "train.src.tok.bin")
+    again = preprocess("all", "--out", out)
+    assert again.stdout.count("up to date") == 20  # 5 stages x 4 splits
+    assert os.path.getmtime(out / "qa-bin" / "train.src.tok.bin") == stamp
+    forced = preprocess("binarize", "--sample", "--out", out, "--force", "--max-len", "128")
+    assert "up to date" not in forced.stdout
+    reader = PairReader(str(out / "qa-bin" / "valid"))
+    assert max(reader.src_sizes.max(), reader.tgt_sizes.max()) <= 128
+
+
+def test_shards_merge_to_the_whole(sample_run, tmp_path):
+    out, _, _ = sample_run
+    qa = ["--qa", "train", os.path.join(SAMPLE, "qa", "train.en.json"), os.path.join(SAMPLE, "qa", "train.ro.json")]
+    for i in range(2):
+        preprocess("all", "--sample", "--out", tmp_path, *qa, "--num-shards", 2, "--shard-id", i,
+                   "--workers", 2)
+    preprocess("merge", "--sample", "--out", tmp_path, *qa, "--num-shards", 2)
+    merged = PairReader(str(tmp_path / "qa-bin" / "train"))
+    whole = PairReader(str(out / "qa-bin" / "train"))
+    assert set(merged.ids) == set(whole.ids) and len(set(merged.ids)) == 47
+
+
+def test_imported_pharaoh_alignments(sample_run, tmp_path):
+    out, _, _ = sample_run
+    work = out / "work" / "qa" / "valid"
+    src = (work / "aligner-input.src.txt").read_text(encoding="utf-8").splitlines()
+    # a trivial aligner: first word to first word
+    (tmp_path / "valid.align").write_text("".join("0-0\n" for _ in src))
+    qa = ["--qa", "valid", os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa", "valid.ro.json")]
+    proc = preprocess("all", "--sample", "--out", tmp_path / "run", *qa, "--alignments", tmp_path / "valid.align")
+    assert "links imported from" in proc.stdout
+    reader = PairReader(str(tmp_path / "run" / "qa-bin" / "valid"))
+    assert len(reader) > 0
