@@ -57,9 +57,11 @@ class DependencyGAT(nn.Module):
         receiver, sender = pairs[:, 0], pairs[:, 1]
         # W4 [h_i; h_u] = a_i . h_i + a_u . h_u, computed per node then gathered per edge
         a_recv, a_send = self.W4.weight[0, :dim], self.W4.weight[0, dim:]
-        scores = F.leaky_relu((h @ a_recv)[receiver] + (h @ a_send)[sender], self.negative_slope)
+        gather = word_graph.gather
+        scores = F.leaky_relu(gather(h @ a_recv, receiver) + gather(h @ a_send, sender),
+                              self.negative_slope)
         alpha = word_graph.segment_softmax(scores, receiver, num_nodes)
-        messages = alpha.unsqueeze(-1) * self.W3(h)[sender]
+        messages = alpha.unsqueeze(-1) * gather(self.W3(h), sender)
         return torch.sigmoid(torch.zeros_like(h).index_add_(0, receiver, messages))
 
 

@@ -1,0 +1,143 @@
+"""What one SA-Transformer layer (+ad graph) costs next to a plain transformer layer.
+
+    python tests/benchmarks/bench_layers.py [--dim 768 --ffn 3072 --heads 12] [--lengths 64 128 256 384]
+        [--batches 1 4] [--device cuda] [--fp16] [--output tests/benchmarks/RESULTS.md]
+
+Both layers run forward + backward on the same ``2l`` tokens of ``[S; T]``.  Words cover 1.3 tokens
+on average (a typical SentencePiece rate), every source word has one alignment link, each language
+has a dependency tree (words - 1 arcs).  Reported: median time, activation memory (CUDA: peak
+allocated; CPU: bytes autograd saves for the backward pass), the measured time ratio and the
+ratio that counting FLOPs predicts (see ``flops``).
+"""
+import argparse
+import statistics
+import time
+
+import torch
+
+from fairseq_grafusion.modules import SAGraph, SATransformerLayer, TransformerLayer
+
+TOKENS_PER_WORD = 1.3
+
+
+def graph_batch(bsz, length, device, seed=0):
+    """word_ids over [S; T] (2l tokens) and padded alignment / dependency edges."""
+    g = torch.Generator().manual_seed(seed)
+    seq = 2 * length
+    words_per_side = int(length / TOKENS_PER_WORD)
+    # token t of a side belongs to word floor(t * words / l): ~1.3 tokens per word
+    side = (torch.arange(length) * words_per_side // length)
+    word_ids = torch.cat([side, side + words_per_side]).repeat(bsz, 1)
+    src = torch.arange(words_per_side)
+    align = torch.stack([src, words_per_side + torch.randperm(words_per_side, generator=g)], 1)
+    parents = [torch.randint(0, max(i, 1), (1,), generator=g).item() for i in range(1, words_per_side)]
+    tree = torch.tensor([[i, p] for i, p in zip(range(1, words_per_side), parents)])
+    dep = torch.cat([tree, tree + words_per_side])
+    return (word_ids.to(device), align.repeat(bsz, 1, 1).to(device),
+            dep.repeat(bsz, 1, 1).to(device), seq, 2 * words_per_side)
+
+
+def flops(seq, words, dim, ffn, align_edges, dep_edges):
+    """Forward multiply-adds x 2 of one plain layer and of the SA-Graph's extra work (eq. 7-11).
+
+    Plain: Q, K, V, out projections 8Td^2, attention scores and weighted sum 4T^2d, FFN 4Tdf.
+    Graph: eq. 9's four d x d maps 8Wd^2, eq. 10's W3 2Wd^2 and W4 scores 4(W + 2E_d)d, eq. 7's
+    W_att 2Wd^2, the message sums 2(2E_a + 2E_d + W)d, and G itself 2T^2d (one extra score matrix).
+    Pooling and broadcasting are memory moves, not counted.
+    """
+    plain = 8 * seq * dim ** 2 + 4 * seq ** 2 * dim + 4 * seq * dim * ffn
+    graph = (12 * words * dim ** 2 + 4 * (words + 2 * dep_edges) * dim
+             + 2 * (2 * align_edges + 2 * dep_edges + words) * dim + 2 * seq ** 2 * dim)
+    return plain, graph
+
+
+def measure(fn, device, repeats):
+    times, mem = [], 0
+    for i in range(repeats + 1):
+        saved = [0]
+
+        def pack(t):
+            saved[0] += t.numel() * t.element_size()
+            return t
+
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+        start = time.perf_counter()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            mem = torch.cuda.max_memory_allocated() - base
+        else:
+            mem = saved[0]
+        if i:  # the first run warms up
+            times.append(time.perf_counter() - start)
+    return statistics.median(times), mem
+
+
+def run(args):
+    device = torch.device(args.device)
+    dtype = torch.float16 if args.fp16 else torch.float32
+    plain = TransformerLayer(args.dim, args.ffn, args.heads).to(device, dtype)
+    sa = SATransformerLayer(args.dim, args.ffn, args.heads,
+                            graph=SAGraph(args.dim, True, True)).to(device, dtype)
+    sa.load_state_dict(plain.state_dict(), strict=False)
+    rows = []
+    for length in args.lengths:
+        for bsz in args.batches:
+            word_ids, align, dep, seq, words = graph_batch(bsz, length, device)
+            x = torch.randn(bsz, seq, args.dim, device=device, dtype=dtype, requires_grad=True)
+            pad = torch.zeros(bsz, seq, dtype=torch.bool, device=device)
+            graph_input = dict(word_ids=word_ids, align_edges=align, dep_edges=dep)
+
+            def step_plain():
+                out, _ = plain(x, pad)
+                out.float().sum().backward()
+
+            def step_sa():
+                out, _, _ = sa(x, pad, graph_input)
+                out.float().sum().backward()
+
+            t_plain, m_plain = measure(step_plain, device, args.repeats)
+            t_sa, m_sa = measure(step_sa, device, args.repeats)
+            f_plain, f_graph = flops(seq, words, args.dim, args.ffn, align.size(1), dep.size(1))
+            rows.append((length, bsz, t_plain * 1e3, t_sa * 1e3, t_sa / t_plain,
+                         (f_plain + f_graph) / f_plain, m_plain / 2 ** 20, m_sa / 2 ** 20))
+            print("l=%d B=%d plain %.1f ms  SA %.1f ms  ratio %.2f (FLOPs predict %.2f)  "
+                  "mem %.1f / %.1f MiB" % rows[-1], flush=True)
+    return rows
+
+
+def table(rows, args):
+    mem = "peak CUDA memory (MiB)" if args.device.startswith("cuda") else "saved activations (MiB)"
+    lines = [f"| l | batch | plain layer (ms) | SA layer +ad (ms) | time ratio | FLOP ratio | "
+             f"{mem}: plain | SA |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| %d | %d | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f |" % r for r in rows]
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dim", type=int, default=768)
+    p.add_argument("--ffn", type=int, default=3072)
+    p.add_argument("--heads", type=int, default=12)
+    p.add_argument("--lengths", type=int, nargs="+", default=[64, 128, 256, 384])
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--fp16", action="store_true")
+    p.add_argument("--output", help="append the table (markdown) to this file")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    rows = run(args)
+    text = table(rows, args)
+    print(text)
+    if args.output:
+        with open(args.output, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
