@@ -159,6 +159,27 @@ class SyntheticXMRC:
                         "answer": text[off[start, 0]:off[end, 1]], "answer_start": int(off[start, 0])}
         return fields, qa
 
+    def encoded_parallel(self, rng):
+        """One sentence pair without a question or answer, ``[<s> sentence </s>]`` per stream, as
+        ``grafusion-preprocess parallel`` writes pre-training data (no ``span`` field)."""
+        src, tgt, order = self._sentence_pair(rng)
+        fields = {}
+        for side, prefix, words in (("src", "e", src), ("tgt", "t", tgt)):
+            tokens, word_map = [self.dictionary.bos()], [0]
+            for k, w in enumerate(words):
+                for piece in self.pieces[prefix][w]:
+                    tokens.append(self.dictionary.index(piece))
+                    word_map.append(1 + k)
+            tokens.append(self.dictionary.eos())
+            word_map.append(1 + len(words))
+            fields[f"{side}_tok"], fields[f"{side}_word"] = np.array(tokens), np.array(word_map)
+            chain = [(1 + k, 2 + k) for k in range(len(words) - 1)]
+            fields[f"{side}_dep"] = np.array(chain, dtype=np.int64).reshape(-1)
+        inverse = np.argsort(order)  # src word j sits at tgt position inverse[j]
+        align = np.array([(1 + j, 1 + int(inverse[j])) for j in range(len(src))])
+        fields["align"] = self._add_noise(align, rng, len(tgt) + 1).reshape(-1)
+        return fields
+
     def _add_noise(self, align, rng, n_tgt_words):
         if self.align_noise <= 0:
             return align
@@ -168,13 +189,23 @@ class SyntheticXMRC:
         align[wrong, 1] = rng.randint(1, n_tgt_words, size=int(wrong.sum()))
         return align[~(noisy & ~wrong)]
 
-    def write(self, data_dir, splits=(("train", 2000), ("valid", 200)), seed=1):
+    def write(self, data_dir, splits=(("train", 2000), ("valid", 200)), seed=1, with_span=True):
         """Write ``dict.txt`` and the splits to ``data_dir``: the binary fields with token
         offsets (``src.offsets``, ``tgt.offsets``) and, per language, the split as SQuAD v1.1
         JSON (``{split}.src.json``, ``{split}.tgt.json``) with the example ids as question ids.
-        Returns the directory."""
+        ``with_span=False`` writes parallel sentence pairs for ``sa_graph_pretrain`` instead
+        (:meth:`encoded_parallel`; no spans, offsets or JSON), as ``grafusion-preprocess
+        parallel`` does.  Returns the directory."""
         os.makedirs(data_dir, exist_ok=True)
         self.dictionary.save(os.path.join(data_dir, "dict.txt"))
+        if not with_span:
+            for i, (split, size) in enumerate(splits):
+                rng = np.random.RandomState(seed * 1000 + i)
+                with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
+                                with_span=False) as writer:
+                    for k in range(size):
+                        writer.add(f"{split}-{k}", **self.encoded_parallel(rng))
+            return data_dir
         for i, (split, size) in enumerate(splits):
             rng = np.random.RandomState(seed * 1000 + i)
             squad = {"src": [], "tgt": []}

@@ -1,3 +1,4 @@
+from .sa_graph_pretrain import SAGraphPretrainCriterion
 from .xmrc_span import XMRCSpanCriterion
 
-__all__ = ["XMRCSpanCriterion"]
+__all__ = ["SAGraphPretrainCriterion", "XMRCSpanCriterion"]

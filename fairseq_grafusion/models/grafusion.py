@@ -8,6 +8,12 @@
 is +ad; ``--no-fusion`` runs the target stream alone through the same layers (XLM-R
 translate-train).  Embeddings and layers follow fairseq's RoBERTa so XLM-R checkpoints initialise
 the model (``--pretrained-xlmr DIR``, or ``--finetune-from-model DIR/model.pt``).
+
+Pre-training (section 3.4, task ``sa_graph_pretrain``) replaces the span heads by the TLM and
+graph-node recovery heads (:meth:`GraFusionModel.register_pretraining_heads`); the pre-trained
+weights initialise fine-tuning with ``--pretrained-sagraph CHECKPOINT`` (or fairseq's
+``--finetune-from-model CHECKPOINT``): embeddings, all layers and the SA-Graph are copied, the
+pre-training heads dropped and the span heads freshly initialised (``upgrade_state_dict_named``).
 """
 import logging
 from dataclasses import dataclass, field
@@ -30,6 +36,8 @@ from . import xlmr_init
 logger = logging.getLogger(__name__)
 
 GRAPH_CHOICES = ("none", "align", "align,dep", "dep")
+SPAN_HEADS = ("tgt_span_head", "src_span_head")
+HEADS = SPAN_HEADS + ("pretrain_heads",)  # top-level modules a checkpoint may have or lack
 
 
 def parse_graph(value):
@@ -66,6 +74,9 @@ class GraFusionConfig(FairseqDataclass):
         "help": "target stream only, no concatenation: the XLM-R translate-train baseline"})
     pretrained_xlmr: Optional[str] = field(default=None, metadata={
         "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
+    pretrained_sagraph: Optional[str] = field(default=None, metadata={
+        "help": "a checkpoint of --task sa_graph_pretrain (the +adp variant): embeddings, layers "
+                "and SA-Graph are copied, its pre-training heads dropped, span heads start fresh"})
 
 
 def _layer_kwargs(cfg):
@@ -105,6 +116,26 @@ class GraFusionModel(BaseFairseqModel):
             self.src_top = TransformerLayer(dim, ffn, heads, **kw)
             self.src_span_head = nn.Linear(dim, 2)
         self.apply(init_bert_params)
+        self.pretrain_heads = None
+
+    def register_pretraining_heads(self):
+        """Pre-training (task ``sa_graph_pretrain``): add the TLM / L_SA heads and remove the span
+        heads, so that every parameter gets a gradient (DDP) and checkpoints hold no unused
+        tensors.  Called by the task before any checkpoint is loaded."""
+        from .pretrain_heads import PretrainingHeads
+
+        if self.pretrain_heads is not None:
+            return self.pretrain_heads
+        if not self.fusion:
+            raise GraFusionError("sa_graph_pretrain needs both language streams: drop --no-fusion")
+        for name in SPAN_HEADS:
+            if hasattr(self, name):
+                delattr(self, name)
+        heads = PretrainingHeads(self.cfg.encoder_embed_dim, self.embed_tokens.num_embeddings,
+                                 self.cfg.activation_fn)
+        heads.apply(init_bert_params)
+        self.pretrain_heads = heads.to(self.embed_tokens.weight)
+        return self.pretrain_heads
 
     def _build_graph(self, cfg):
         if not (self.use_align or self.use_dep):
@@ -115,8 +146,18 @@ class GraFusionModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg, task):
-        """The task loads ``--pretrained-xlmr`` (not when the model comes from a checkpoint)."""
-        return cls(cfg, task.source_dictionary)
+        """The task loads ``--pretrained-xlmr`` (not when the model comes from a checkpoint);
+        ``--pretrained-sagraph`` is loaded here (see :func:`.pretrain_heads.load_pretrained_sagraph`)."""
+        model = cls(cfg, task.source_dictionary)
+        path = getattr(cfg, "pretrained_sagraph", None)
+        if path:
+            from .pretrain_heads import load_pretrained_sagraph
+
+            if getattr(cfg, "pretrained_xlmr", None):
+                raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
+                                     "pre-training checkpoint already holds the XLM-R weights)")
+            load_pretrained_sagraph(model, path, task.source_dictionary)
+        return model
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -174,6 +215,9 @@ class GraFusionModel(BaseFairseqModel):
                 dep_edges=None, return_attention=False, **unused):
         """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
         each (B, L) with -inf on padding (plus ``attn`` / ``graph_bias`` if asked)."""
+        if self.pretrain_heads is not None:
+            raise GraFusionError("this model carries pre-training heads, not span heads: use "
+                                 "extract_features (criterion sa_graph_pretrain)")
         feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges,
                                       return_attention)
         out = {k: feats[k] for k in ("attn", "graph_bias") if k in feats}
@@ -188,14 +232,42 @@ class GraFusionModel(BaseFairseqModel):
         """Accept an XLM-R / RoBERTa state dict (``--pretrained-xlmr``, ``--finetune-from-model``):
         rename its tensors and add what it lacks (fairseq loads with ``strict=True``)."""
         super().upgrade_state_dict_named(state_dict, name)
-        if name or not xlmr_init.is_xlmr_state(state_dict):
+        if name:
+            return
+        if not xlmr_init.is_xlmr_state(state_dict):
+            self._swap_heads(state_dict)
             return
         converted = xlmr_init.xlmr_to_grafusion(state_dict, len(self.sa_layers), self.fusion)
+        if self.pretrain_heads is not None:  # RoBERTa's LM head initialises the TLM head
+            for key, value in state_dict.items():
+                for prefix in ("encoder.lm_head.", "decoder.lm_head."):
+                    rest = key[len(prefix):]
+                    if key.startswith(prefix) and rest != "weight":
+                        converted[f"pretrain_heads.lm.{rest}"] = value
         own = self.state_dict()
         xlmr_init.check_embeddings(converted, own, "the XLM-R checkpoint")
         converted = xlmr_init.fill_missing(converted, own)
         state_dict.clear()
         state_dict.update(converted)
+
+    def _swap_heads(self, state_dict):
+        """A GraFusion checkpoint with the other kind of heads (a pre-training checkpoint into a
+        fine-tuning model, or the reverse): drop the heads this model lacks and give it fresh
+        ones; everything else must match exactly (``strict=True``)."""
+        own = self.state_dict()
+        head_keys = lambda keys: {k for k in keys if k.split(".", 1)[0] in HEADS}  # noqa: E731
+        theirs, ours = head_keys(state_dict), head_keys(own)
+        if theirs == ours:
+            return
+        dropped = sorted(theirs - ours)
+        for key in dropped:
+            del state_dict[key]
+        added = sorted(ours - theirs)
+        for key in added:
+            state_dict[key] = own[key].detach().clone()
+        logger.info("checkpoint heads replaced: dropped %d tensors (%s), freshly initialised %d (%s)",
+                    len(dropped), ", ".join(sorted({k.split(".")[0] for k in dropped})) or "-",
+                    len(added), ", ".join(sorted({k.split(".")[0] for k in added})) or "-")
 
 
 def _sizes(args, dim, ffn, heads, sa_layers, max_positions=512):
