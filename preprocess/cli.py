@@ -196,6 +196,10 @@ def main(argv=None):
     for path, name in ((opts.spm, "--spm"), (opts.dict, "--dict")):
         if needs_binary and not os.path.isfile(path):
             raise GraFusionError(f"{name} {path}: file not found")
+    if needs_binary:
+        from .encode import Encoder
+
+        Encoder(opts.spm, opts.dict)  # fail now, not after hours of alignment, on a bad model
     translator_for = None
     if opts.mt_model:
         from .translate import load_hub_translator
