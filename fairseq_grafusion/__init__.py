@@ -4,9 +4,13 @@ Importing the package registers the model ``grafusion`` (architectures ``grafusi
 ``grafusion_large``, ``grafusion_tiny``), the task and criterion ``xmrc_span``, lets torch >= 2.6
 load fairseq checkpoints, and prints :class:`GraFusionError` as one line.
 """
+import logging
+
 from .errors import GraFusionError, install_excepthook
 
 install_excepthook()
+# fairseq's text_to_speech task logs "Please install tensorboardX" on import: noise for our commands
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
 from . import checkpoint_compat  # noqa: E402
 
