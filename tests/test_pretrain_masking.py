@@ -283,3 +283,23 @@ def test_components_and_closure_helpers():
         assert mask[0] == mask[3] == mask[5] and mask[1] == mask[2]
         mono = mono_lingual_mask(maskable, 3, "tgt", 0.5, np.random.RandomState(seed))
         assert not mono[:3].any() and not mono[4]
+
+
+def test_new_masks_each_epoch_in_persistent_workers(data_dir):
+    """fairseq's data loaders keep their worker processes across epochs: set_epoch in the
+    trainer must still change the masks the workers draw."""
+    ds = masking(data_dir)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=[[1, 2, 3, 4], [5, 6, 7, 8]],
+                                         collate_fn=ds.collater, num_workers=1,
+                                         persistent_workers=True)
+    seen = {}
+    for epoch in (1, 2, 1):
+        ds.set_epoch(epoch)
+        targets = [b["target"] for b in loader]
+        if epoch in seen:
+            assert all(torch.equal(a, b) for a, b in zip(seen[epoch], targets))
+        seen[epoch] = targets
+    assert not all(torch.equal(a, b) for a, b in zip(seen[1], seen[2]))
+    ds.set_epoch(2)
+    assert all(torch.equal(a, ds.collater([ds[i] for i in ids])["target"])
+               for a, ids in zip(seen[2], [[1, 2, 3, 4], [5, 6, 7, 8]]))

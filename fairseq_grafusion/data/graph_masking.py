@@ -141,7 +141,20 @@ class GraphMaskingDataset(BaseWrapperDataset):
                                     if i != self.mask_idx], dtype=np.int64)
         self.seed, self.mask_prob, self.mono_lingual_prob = seed, mask_prob, mono_lingual_prob
         self.leave_unmasked_prob, self.random_token_prob = leave_unmasked_prob, random_token_prob
-        self.epoch = 1
+        # fairseq keeps its data-loader workers alive across epochs (persistent_workers), each
+        # with its own copy of the dataset: a plain attribute set by set_epoch in the trainer
+        # would never reach them, and every epoch would repeat the first epoch's masks.  The
+        # epoch lives in shared memory instead; set_epoch runs before the epoch's first batch
+        # of indices is sent to the workers.
+        self._epoch = torch.ones(1, dtype=torch.long).share_memory_()
+
+    @property
+    def epoch(self):
+        return int(self._epoch[0])
+
+    @epoch.setter
+    def epoch(self, value):
+        self._epoch[0] = int(value)
 
     def set_epoch(self, epoch):
         super().set_epoch(epoch)
