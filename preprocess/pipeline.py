@@ -170,6 +170,8 @@ def run_binarize(paths, opts):
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
         f.write(key + "\n")
     copy_dictionary(opts.dict, paths.bin_dir)
+    if with_span:
+        write_gold(paths.prefix, units, aligns, ids)
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)
@@ -177,6 +179,26 @@ def run_binarize(paths, opts):
         s[k] = v
     s.notes.append(f"wrote {paths.prefix}.* and {os.path.join(paths.bin_dir, 'dict.txt')}")
     s.print()
+
+
+def write_gold(prefix, units, aligns, kept):
+    """``PREFIX.src.json`` / ``PREFIX.tgt.json``: the binarized questions as SQuAD v1.1 files,
+    with the contexts the token offsets point into (translations included) and every gold answer
+    (or the projected one), for ``--eval-span-f1`` and ``grafusion-predict``."""
+    from .qa_io import write_squad
+
+    for side in ("src", "tgt"):
+        passages, questions, index = [], [], {}
+        for unit, rec in zip(units, aligns):
+            if unit["kind"] == "p":
+                index[unit["uid"]] = len(passages)
+                passages.append({"context": unit[side], "title": ""})
+            elif unit["uid"] in kept:
+                given = unit["answers"][side]
+                answers = given or ([rec["answers"][side]] if rec.get("answers", {}).get(side) else [])
+                questions.append({"id": unit["uid"], "question": unit[side],
+                                  "passage": index[unit["passage"]], "answers": answers})
+        write_squad(f"{prefix}.{side}.json", passages, questions)
 
 
 def stages_encoder():

@@ -103,3 +103,21 @@ def test_one_line_errors(pretrained, marker_data, tmp_path):
                        check=False)
     assert proc.returncode != 0
     assert "fairseq-grafusion: error: --mask-prob must be between 0 and 1, got 1.5" in proc.stderr
+
+
+def test_fine_tuned_model_loads_without_the_pretraining_checkpoint(pretrained, marker_data, tmp_path):
+    """--pretrained-sagraph only initialises a new model: rebuilding the fine-tuned model from its
+    checkpoint (grafusion-predict) must not need the pre-training file any more."""
+    import shutil
+
+    from fairseq_grafusion.cli.predict import load_model
+
+    _, ckpt, _ = pretrained
+    moved = str(tmp_path / "pretrain.pt")
+    shutil.copy(ckpt, moved)
+    save = str(tmp_path / "ft")
+    run_fairseq("train", *train_args(marker_data, save, "--pretrained-sagraph", moved,
+                                     "--disable-validation", updates=2))
+    os.remove(moved)
+    model, _ = load_model(os.path.join(save, "checkpoint_last.pt"), marker_data)
+    assert model.fusion and model.pretrain_heads is None

@@ -58,7 +58,7 @@ def load_model(path, data, use_cuda=False, fp16=False):
     if task_name != "xmrc_span":
         raise GraFusionError(f"{path} was trained with task {task_name!r}, not xmrc_span; "
                              "predict needs a fine-tuned span-extraction checkpoint")
-    overrides = {"data": data, "pretrained_xlmr": None}
+    overrides = {"data": data}
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [path], arg_overrides=overrides, state=state)
     model = models[0].eval()

@@ -146,18 +146,9 @@ class GraFusionModel(BaseFairseqModel):
 
     @classmethod
     def build_model(cls, cfg, task):
-        """The task loads ``--pretrained-xlmr`` (not when the model comes from a checkpoint);
-        ``--pretrained-sagraph`` is loaded here (see :func:`.pretrain_heads.load_pretrained_sagraph`)."""
-        model = cls(cfg, task.source_dictionary)
-        path = getattr(cfg, "pretrained_sagraph", None)
-        if path:
-            from .pretrain_heads import load_pretrained_sagraph
-
-            if getattr(cfg, "pretrained_xlmr", None):
-                raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
-                                     "pre-training checkpoint already holds the XLM-R weights)")
-            load_pretrained_sagraph(model, path, task.source_dictionary)
-        return model
+        """``--pretrained-xlmr`` / ``--pretrained-sagraph`` are loaded by the task, and only when
+        the model is not being rebuilt from a checkpoint."""
+        return cls(cfg, task.source_dictionary)
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -297,4 +288,4 @@ def grafusion_large(args):
 @register_model_architecture("grafusion", "grafusion_tiny")
 def grafusion_tiny(args):
     """For tests and the bundled sample: 1 + 2 SA + 1 layers, d=64, 4 heads, FFN 128."""
-    _sizes(args, 64, 128, 4, 2, max_positions=256)
+    _sizes(args, 64, 128, 4, 2)

@@ -87,12 +87,23 @@ class XMRCSpanTask(FairseqTask):
         return self.datasets[split]
 
     def build_model(self, cfg, from_checkpoint=False):
+        """Initialise from ``--pretrained-xlmr`` or ``--pretrained-sagraph`` (+adp) unless the
+        model is rebuilt from a checkpoint (prediction, resuming), which holds the weights."""
         model = super().build_model(cfg, from_checkpoint)
-        path = getattr(cfg, "pretrained_xlmr", None)
-        if path and not from_checkpoint:
+        if from_checkpoint:
+            return model
+        xlmr, sagraph = getattr(cfg, "pretrained_xlmr", None), getattr(cfg, "pretrained_sagraph", None)
+        if xlmr and sagraph:
+            raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
+                                 "pre-training checkpoint already holds the XLM-R weights)")
+        if xlmr:
             from ..models.xlmr_init import load_xlmr
 
-            load_xlmr(model, path, self.dictionary)
+            load_xlmr(model, xlmr, self.dictionary)
+        if sagraph:
+            from ..models.pretrain_heads import load_pretrained_sagraph
+
+            load_pretrained_sagraph(model, sagraph, self.dictionary)
         return model
 
     def max_positions(self):
