@@ -21,6 +21,7 @@ setup(
         "numpy",
         "sentencepiece",
         "tqdm",
+        "regex",
         "stanza",
         "eflomal",
     ],
@@ -31,6 +32,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "grafusion-preprocess = preprocess.cli:cli_main",
             "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",

@@ -150,6 +150,14 @@ class GraFusionModel(BaseFairseqModel):
         the model is not being rebuilt from a checkpoint."""
         return cls(cfg, task.source_dictionary)
 
+    @classmethod
+    def from_pretrained(cls, model_dir, checkpoint_file="checkpoint_best.pt", **kwargs):
+        """A :class:`~fairseq_grafusion.hub.GraFusionHubInterface` with ``answer(question,
+        context, *, source_question=None, source_context=None)``."""
+        from ..hub import from_pretrained
+
+        return from_pretrained(model_dir, checkpoint_file, **kwargs)
+
     def max_positions(self):
         return self.cfg.max_positions
 

@@ -1,0 +1,68 @@
+"""GraFusionModel.from_pretrained(...).answer(...) on real text: the bundled en-ro sample."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import fairseq_grafusion  # noqa: F401
+from conftest import REPO, run_fairseq, train_args
+from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.models import GraFusionModel
+
+SPM = os.path.join(REPO, "examples", "sample", "spm")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny --graph none model trained briefly on the preprocessed sample, saved as a model dir
+    (checkpoint + dict.txt + sentencepiece.bpe.model).  Without a graph, the answer does not
+    depend on eflomal's alignment of one example, so hub and grafusion-predict must agree."""
+    tmp = tmp_path_factory.mktemp("hub")
+    out = tmp / "sample"
+    subprocess.run([sys.executable, "-m", "preprocess", "all", "--sample", "--out", str(out)],
+                   check=True, cwd=REPO, capture_output=True, stdin=subprocess.DEVNULL)
+    save = tmp / "ck"
+    run_fairseq("train", *train_args(str(out / "qa-bin"), str(save), "--graph", "none",
+                                     "--disable-validation", updates=20))
+    model = tmp / "model"
+    model.mkdir()
+    shutil.copy(save / "checkpoint_last.pt", model / "checkpoint_best.pt")
+    shutil.copy(out / "qa-bin" / "dict.txt", model / "dict.txt")
+    shutil.copy(os.path.join(SPM, "sentencepiece.bpe.model"), model / "sentencepiece.bpe.model")
+    return str(model), str(out / "qa-bin")
+
+
+def first_question(path):
+    article = json.load(open(path, encoding="utf-8"))["data"][0]["paragraphs"][0]
+    return article["qas"][0]["id"], article["qas"][0]["question"], article["context"]
+
+
+def test_answer_agrees_with_grafusion_predict(model_dir, tmp_path):
+    model, data = model_dir
+    qa = GraFusionModel.from_pretrained(model, checkpoint_file="checkpoint_best.pt",
+                                        src_lang="en", tgt_lang="ro")
+    qid, question, context = first_question(os.path.join(data, "valid.tgt.json"))
+    _, src_question, src_context = first_question(os.path.join(data, "valid.src.json"))
+    got = qa.answer(question, context, source_question=src_question, source_context=src_context,
+                    n_best=5)
+    assert got["text"] == context[got["char_start"]:got["char_end"]]
+    assert 1 <= len(got["nbest"]) <= 5 and got["nbest"][0]["text"] == got["text"]
+    preds = tmp_path / "p.json"
+    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+                           os.path.join(model, "checkpoint_best.pt"), "--data", data, "--split",
+                           "valid", "--output", str(preds), "--cpu"], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(preds.read_text())[qid] == got["text"]
+
+
+def test_answer_needs_an_english_side(model_dir):
+    model, _ = model_dir
+    qa = GraFusionModel.from_pretrained(model, src_lang="en", tgt_lang="ro")
+    with pytest.raises(GraFusionError, match="no English side"):
+        qa.answer("Ce?", "Un text.")
+    with pytest.raises(GraFusionError, match="both source_question and source_context"):
+        qa.answer("Ce?", "Un text.", source_question="What?")
