@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 import torch
 
@@ -88,8 +89,10 @@ def plot(attn, graph, src_labels, tgt_labels, src_answer, tgt_answer, path, widt
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
                         format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader on CPU
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     import fairseq_grafusion  # noqa: F401
 

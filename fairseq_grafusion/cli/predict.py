@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 
 import torch
 
@@ -115,7 +116,9 @@ def write_json(path, obj):
 def main(argv=None):
     args = get_parser().parse_args(argv)
     logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        level=logging.INFO, stream=sys.stderr)
+                        level=logging.INFO, stream=sys.stderr, force=True)
+    logging.getLogger("fairseq").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader on CPU  # batching chatter
     import fairseq_grafusion  # noqa: F401  (registers the plugin)
 
     use_cuda = torch.cuda.is_available() and not args.cpu
