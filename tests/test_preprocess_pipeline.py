@@ -94,6 +94,15 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
         align = {tuple(x) for x in ex["align"].tolist()}
         assert (0, 0) in align and (ex["src.word"][-1], ex["tgt.word"][-1]) in align
     assert all(v == {"src", "tgt"} for v in found.values())  # every answer is in some window
+    # the gold files next to the split hold its questions, contexts and answers, per language
+    for side, lang in (("src", "en"), ("tgt", "ro")):
+        written = json.load(open(out / "qa-bin" / f"{split}.{side}.json", encoding="utf-8"))
+        qas = {qa["id"]: (p["context"], qa["answers"]) for a in written["data"]
+               for p in a["paragraphs"] for qa in p["qas"]}
+        assert set(qas) == set(reader.ids)
+        for qid, (context, answers) in qas.items():
+            assert context == gold[qid][lang][0]
+            assert answers[0]["text"] == gold[qid][lang][1]["text"]
 
 
 def test_the_task_dataset_collates_the_split(sample_run):
