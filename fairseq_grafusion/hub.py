@@ -40,28 +40,10 @@ class GraFusionHubInterface(nn.Module):
         self.max_answer_length = max_answer_length
         self.max_len, self.doc_stride = min(max_len, model.max_positions()), doc_stride
 
-    def _pipeline_args(self, tmp, src_json, tgt_json):
-        args = ["all", "--qa", "test", src_json, tgt_json, "--out", os.path.join(tmp, "out"),
-                "--src-lang", self.src_lang, "--tgt-lang", self.tgt_lang,
-                "--spm", self.spm, "--dict", self.dict,
-                "--max-len", str(self.max_len), "--doc-stride", str(self.doc_stride)]
-        if self.stanza_dir:
-            args += ["--stanza-dir", self.stanza_dir]
-        if self.mt_model:
-            args += ["--mt-model", self.mt_model]
-        if self.align_extra:
-            args += ["--align-extra", *self.align_extra]
-        return args
-
     def answer(self, question, context, *, source_question=None, source_context=None, n_best=1):
         """The best answer span in ``context`` (exact substring) with its score; ``n_best > 1``
         adds ``nbest``, the list of alternatives."""
-        import contextlib
-        import io
-
-        from preprocess.cli import main as preprocess_main
-
-        from .cli.predict import predict_split
+        from .cli.predict import predict_split, preprocess_qa
 
         if (source_question is None) != (source_context is None):
             raise GraFusionError("give both source_question and source_context, or neither")
@@ -78,17 +60,12 @@ class GraFusionHubInterface(nn.Module):
                 with open(paths[side], "w", encoding="utf-8") as f:
                     json.dump({"version": "1.1", "data": [{"title": "", "paragraphs": [{
                         "context": c, "qas": [{"id": "q", "question": q, "answers": []}]}]}]}, f)
-            with contextlib.redirect_stdout(io.StringIO()):
-                preprocess_main(self._pipeline_args(tmp, paths["src"], paths["tgt"]))
-            data = os.path.join(tmp, "out", "qa-bin")
-            saved = self.task.cfg.data
-            self.task.cfg.data = data
-            try:
-                nbest = predict_split(self.model, self.task, "test", "tgt", batch_size=8,
-                                      n_best=max(n_best, 1), max_answer_length=self.max_answer_length,
-                                      progress=False)["q"]
-            finally:
-                self.task.cfg.data = saved
+            data = preprocess_qa(os.path.join(tmp, "out"), paths["src"], paths["tgt"],
+                                 self.src_lang, self.tgt_lang, self.spm, self.dict, self.max_len,
+                                 self.doc_stride, self.stanza_dir, self.mt_model, self.align_extra)
+            nbest = predict_split(self.model, self.task, "test", "tgt", batch_size=8,
+                                  n_best=max(n_best, 1), max_answer_length=self.max_answer_length,
+                                  progress=False, data=data)["q"]
         if not nbest:
             return {"text": "", "score": float("-inf"), "probability": 0.0, "char_start": -1,
                     "char_end": -1}

@@ -66,3 +66,25 @@ def test_answer_needs_an_english_side(model_dir):
         qa.answer("Ce?", "Un text.")
     with pytest.raises(GraFusionError, match="both source_question and source_context"):
         qa.answer("Ce?", "Un text.", source_question="What?")
+
+
+def test_predict_from_raw_squad_files(model_dir, tmp_path):
+    """grafusion-predict --qa: raw files preprocessed on the fly give the binarized split's answers."""
+    model, data = model_dir
+    sample = os.path.join(REPO, "examples", "sample", "qa")
+    runs = {}
+    for name, args in (("raw", ["--qa", os.path.join(sample, "valid.en.json"),
+                                os.path.join(sample, "valid.ro.json"), "--src-lang", "en",
+                                "--tgt-lang", "ro", "--spm", os.path.join(SPM, "sentencepiece.bpe.model"),
+                                "--dict", os.path.join(SPM, "dict.txt")]),
+                       ("bin", ["--data", data, "--split", "valid"])):
+        out = tmp_path / f"{name}.json"
+        proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+                               os.path.join(model, "checkpoint_best.pt"), *args, "--output",
+                               str(out), "--cpu"], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = json.loads(out.read_text())
+    gold = json.load(open(os.path.join(sample, "valid.ro.json"), encoding="utf-8"))
+    ids = {qa["id"] for a in gold["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    assert set(runs["raw"]) == ids
+    assert runs["raw"] == runs["bin"]  # --graph none: same windows, same answers

@@ -1,7 +1,12 @@
-"""``grafusion-predict``: answers for a binarized split, as SQuAD-format predictions JSON.
+"""``grafusion-predict``: answers for a QA file or a binarized split, as SQuAD-format predictions.
 
     grafusion-predict --path CKPT/checkpoint_best.pt --data DATA --split test \\
         --output preds.json [--nbest-output nbest.json] [--gold DATA/test.tgt.json]
+    grafusion-predict --path CKPT/checkpoint_best.pt --qa test.en.json test.de.json \\
+        --src-lang en --tgt-lang de --spm sentencepiece.bpe.model --dict dict.txt --output preds.json
+
+With ``--qa`` the raw SQuAD files go through ``grafusion-preprocess`` first (in a temporary
+directory; ``-`` for the English file translates the target side with ``--mt-model``).
 
 Every window of a question is decoded (n-best over all windows, start <= end, at most
 ``--max-answer-length`` tokens, both ends in the passage) and the answer is the exact substring of
@@ -14,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import warnings
 
 import torch
@@ -27,8 +33,21 @@ def get_parser():
     p = argparse.ArgumentParser(prog="grafusion-predict", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--path", required=True, help="checkpoint of an xmrc_span model")
-    p.add_argument("--data", required=True, help="binarized data directory (with dict.txt)")
-    p.add_argument("--split", default="test", help="split to answer (default: test)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="binarized data directory (with dict.txt)")
+    source.add_argument("--qa", nargs=2, metavar=("SRC_JSON", "TGT_JSON"),
+                        help="raw SQuAD files (English, target; '-' to translate the English side)")
+    p.add_argument("--split", default="test", help="split of --data to answer (default: test)")
+    raw = p.add_argument_group("raw input (--qa), passed to grafusion-preprocess")
+    raw.add_argument("--src-lang", default="en")
+    raw.add_argument("--tgt-lang")
+    raw.add_argument("--spm", help="SentencePiece model the checkpoint's data was encoded with")
+    raw.add_argument("--dict", help="its fairseq dict.txt")
+    raw.add_argument("--max-len", type=int, default=384)
+    raw.add_argument("--doc-stride", type=int, default=128)
+    raw.add_argument("--stanza-dir")
+    raw.add_argument("--mt-model")
+    raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"))
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
     p.add_argument("--gold", help="SQuAD file with the contexts (default DATA/<split>.<stream>.json)")
@@ -49,8 +68,9 @@ def load_model(path, data, use_cuda=False, fp16=False):
 
     if not os.path.isfile(path):
         raise GraFusionError(f"checkpoint {path} does not exist")
+    overrides = {"data": data}
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
         first = (str(e).strip().splitlines() or [""])[0][:200]
         raise GraFusionError(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {first})") from None
@@ -59,7 +79,6 @@ def load_model(path, data, use_cuda=False, fp16=False):
     if task_name != "xmrc_span":
         raise GraFusionError(f"{path} was trained with task {task_name!r}, not xmrc_span; "
                              "predict needs a fine-tuned span-extraction checkpoint")
-    overrides = {"data": data}
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [path], arg_overrides=overrides, state=state)
     model = models[0].eval()
@@ -70,17 +89,46 @@ def load_model(path, data, use_cuda=False, fp16=False):
     return model, task
 
 
+def preprocess_qa(out, src_json, tgt_json, src_lang, tgt_lang, spm, dict_path, max_len=384,
+                  doc_stride=128, stanza_dir=None, mt_model=None, align_extra=None, quiet=True):
+    """Run ``grafusion-preprocess all`` on one QA pair of files into ``out``; returns the
+    binarized directory (split ``test``, with its gold files and ``dict.txt``)."""
+    import contextlib
+    import io
+
+    from preprocess.cli import main as preprocess_main
+
+    if not tgt_lang:
+        raise GraFusionError("--qa needs --tgt-lang (the target language code)")
+    for name, path in (("--spm", spm), ("--dict", dict_path)):
+        if not path:
+            raise GraFusionError(f"--qa needs {name} (what the checkpoint's data was encoded with)")
+    args = ["all", "--qa", "test", src_json, tgt_json, "--out", out, "--src-lang", src_lang,
+            "--tgt-lang", tgt_lang, "--spm", spm, "--dict", dict_path, "--max-len", str(max_len),
+            "--doc-stride", str(doc_stride)]
+    if stanza_dir:
+        args += ["--stanza-dir", stanza_dir]
+    if mt_model:
+        args += ["--mt-model", mt_model]
+    if align_extra:
+        args += ["--align-extra", *align_extra]
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        preprocess_main(args)
+    return os.path.join(out, "qa-bin")
+
+
 def predict_split(model, task, split, stream="tgt", gold=None, batch_size=32, n_best=20,
-                  max_answer_length=30, progress=True):
-    """``{question id: n-best list}`` over the whole split."""
+                  max_answer_length=30, progress=True, data=None):
+    """``{question id: n-best list}`` over the whole split of ``data`` (default: the task's)."""
     from fairseq import utils
     from fairseq.logging import progress_bar
 
     from ..data import GraphPairDataset, PairReader
     from ..inference import SpanScorer, gold_path, read_squad
 
-    reader = PairReader(os.path.join(task.cfg.data, split))
-    contexts, answers = read_squad(gold or gold_path(task.cfg.data, split, stream))
+    data = data or task.cfg.data
+    reader = PairReader(os.path.join(data, split))
+    contexts, answers = read_squad(gold or gold_path(data, split, stream))
     scorer = SpanScorer(reader, contexts, answers, stream=stream, n_best=n_best,
                         max_answer_length=max_answer_length)
     if stream == "src" and not model.fusion:
@@ -122,9 +170,15 @@ def main(argv=None):
     import fairseq_grafusion  # noqa: F401  (registers the plugin)
 
     use_cuda = torch.cuda.is_available() and not args.cpu
-    model, task = load_model(args.path, args.data, use_cuda, args.fp16 and use_cuda)
-    nbest = predict_split(model, task, args.split, args.stream, args.gold, args.batch_size,
-                          args.n_best, args.max_answer_length)
+    with tempfile.TemporaryDirectory(prefix="grafusion-predict-") as tmp:
+        data, split = args.data, args.split
+        if args.qa:
+            data, split = preprocess_qa(tmp, *args.qa, args.src_lang, args.tgt_lang, args.spm,
+                                        args.dict, args.max_len, args.doc_stride, args.stanza_dir,
+                                        args.mt_model, args.align_extra, quiet=False), "test"
+        model, task = load_model(args.path, data, use_cuda, args.fp16 and use_cuda)
+        nbest = predict_split(model, task, split, args.stream, args.gold, args.batch_size,
+                              args.n_best, args.max_answer_length)
     write_json(args.output, {q: (b[0].text if b else "") for q, b in nbest.items()})
     if args.nbest_output:
         write_json(args.nbest_output, {q: [{"text": p.text, "score": p.score,
