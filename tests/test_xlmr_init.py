@@ -132,3 +132,15 @@ def test_dictionary_mismatch(roberta, marker_data, tmp_path):
     with pytest.raises(GraFusionError, match=r"the dictionary does not match the checkpoint: it has "
                                              r"\d+ symbols \(with <mask>\) but the XLM-R checkpoint has"):
         build(str(data), "--pretrained-xlmr", str(other))
+
+
+def test_dictionary_mismatch_is_one_line_in_fairseq_train(roberta, marker_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(marker_data, data)
+    lines = (data / "dict.txt").read_text().splitlines()
+    (data / "dict.txt").write_text("\n".join(lines[:5] + ["someotherword 1"] + lines[6:]) + "\n")
+    proc = run_fairseq("train", *train_args(str(data), str(tmp_path / "ck"), "--pretrained-xlmr",
+                                            roberta), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fairseq-grafusion: error: dictionary mismatch: symbol 9")
