@@ -23,7 +23,7 @@ from .binarize import _init_encoder, build_group, copy_dictionary
 from .pairing import make_units
 from .parallel import build_sentences, read_parallel
 from .qa_io import read_squad
-from .workdir import fingerprint, read_jsonl, shard_suffix, write_jsonl
+from .workdir import fingerprint, read_jsonl, write_jsonl
 
 
 class SplitPaths:

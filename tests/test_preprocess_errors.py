@@ -1,12 +1,10 @@
 """Bad input: one line on stderr naming the file and the line or id, exit status 1, no output."""
-import copy
 import glob
 import json
 import os
 import subprocess
 import sys
 
-import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "examples", "sample")

@@ -84,6 +84,6 @@ def test_translated_side_with_projected_answers(tmp_path, monkeypatch, capsys, d
     print(f"{direction}: {len(projected)}/{len(gold)} answers projected, exact match {exact:.2f}")
     assert len(projected) >= 40 and exact >= 0.5
     failed = len(gold) - len(projected)
-    assert (f"projection failed" in out) == (failed > 0)
+    assert ("projection failed" in out) == (failed > 0)
     reader = PairReader(str(tmp_path / "qa-bin" / "train"))
     assert set(reader.ids) == set(projected)

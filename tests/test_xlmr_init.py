@@ -28,7 +28,7 @@ def write_roberta(tmp, data_dir, layers):
                 "--trainpref", text, "--validpref", text, "--destdir", bin_dir, "--workers", "1")
     save = tmp / f"roberta{layers}"
     run_fairseq("train", bin_dir, "--task", "masked_lm", "--arch", "roberta_base", *SIZES,
-                "--encoder-layers", str(layers), "--max-positions", "256",
+                "--encoder-layers", str(layers), "--max-positions", "512",
                 "--tokens-per-sample", "64", "--batch-size", "8", "--optimizer", "adam",
                 "--lr", "1e-3", "--max-update", "3", "--cpu", "--save-dir", save,
                 "--no-epoch-checkpoints", "--disable-validation", "--criterion", "masked_lm")

@@ -15,12 +15,12 @@ import os
 from dataclasses import dataclass, field
 
 from fairseq.dataclass import FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data import GraphMaskingDataset, GraphPairDataset, PairReader
 from ..errors import GraFusionError
-from .xmrc_span import load_task_dictionary
+from .graph_pair_task import GraphPairTask
 
 logger = logging.getLogger(__name__)
 
@@ -43,17 +43,11 @@ class SAGraphPretrainConfig(FairseqDataclass):
 
 
 @register_task("sa_graph_pretrain", dataclass=SAGraphPretrainConfig)
-class SAGraphPretrainTask(FairseqTask):
+class SAGraphPretrainTask(GraphPairTask):
     """TLM + graph-node recovery on parallel sentence pairs with their SA-Graph."""
 
-    def __init__(self, cfg, dictionary):
-        super().__init__(cfg)
-        self.dictionary = dictionary
-
     @classmethod
-    def setup_task(cls, cfg, **kwargs):
-        if not os.path.isdir(cfg.data):
-            raise GraFusionError(f"data directory {cfg.data} does not exist")
+    def check_config(cls, cfg):
         if not 0.0 < cfg.mask_prob < 1.0:
             raise GraFusionError(f"--mask-prob must be between 0 and 1, got {cfg.mask_prob}")
         if not 0.0 <= cfg.mono_lingual_prob <= 1.0:
@@ -63,9 +57,6 @@ class SAGraphPretrainTask(FairseqTask):
         if min(cfg.leave_unmasked_prob, cfg.random_token_prob) < 0 or replaced > 1:
             raise GraFusionError("--leave-unmasked-prob and --random-token-prob must be >= 0 "
                                  f"with a sum <= 1, got {replaced}")
-        dictionary = load_task_dictionary(cfg.data)
-        logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
@@ -88,20 +79,5 @@ class SAGraphPretrainTask(FairseqTask):
                                  "--finetune-from-model")
         model = super().build_model(cfg, from_checkpoint)
         model.register_pretraining_heads()
-        path = getattr(cfg, "pretrained_xlmr", None)
-        if path and not from_checkpoint:
-            from ..models.xlmr_init import load_xlmr
-
-            load_xlmr(model, path, self.dictionary)
+        self.load_xlmr(model, cfg, from_checkpoint)
         return model
-
-    def max_positions(self):
-        return None
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary

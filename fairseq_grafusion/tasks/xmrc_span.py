@@ -10,27 +10,16 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from fairseq.data import Dictionary
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
 from ..errors import GraFusionError
 from ..inference import SpanScorer, gold_path, read_squad
+from .graph_pair_task import GraphPairTask
 
 logger = logging.getLogger(__name__)
-
-
-def load_task_dictionary(data_dir):
-    """``DATA/dict.txt`` plus ``<mask>``, with a one-line error when it is missing."""
-    path = os.path.join(data_dir, "dict.txt")
-    if not os.path.isfile(path):
-        raise GraFusionError(f"{path} is missing: the data directory needs the dictionary "
-                             "the data was binarized with")
-    dictionary = Dictionary.load(path)
-    dictionary.add_symbol("<mask>")
-    return dictionary
 
 
 @dataclass
@@ -52,21 +41,12 @@ class XMRCSpanConfig(FairseqDataclass):
 
 
 @register_task("xmrc_span", dataclass=XMRCSpanConfig)
-class XMRCSpanTask(FairseqTask):
+class XMRCSpanTask(GraphPairTask):
     """Span extraction for GraFusion-MRC (paper eq. 5, for the target and the source stream)."""
 
     def __init__(self, cfg, dictionary):
-        super().__init__(cfg)
-        self.dictionary = dictionary
+        super().__init__(cfg, dictionary)
         self.span_scorers = {}
-
-    @classmethod
-    def setup_task(cls, cfg, **kwargs):
-        if not os.path.isdir(cfg.data):
-            raise GraFusionError(f"data directory {cfg.data} does not exist")
-        dictionary = load_task_dictionary(cfg.data)
-        logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
@@ -96,23 +76,9 @@ class XMRCSpanTask(FairseqTask):
         if xlmr and sagraph:
             raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
                                  "pre-training checkpoint already holds the XLM-R weights)")
-        if xlmr:
-            from ..models.xlmr_init import load_xlmr
-
-            load_xlmr(model, xlmr, self.dictionary)
+        self.load_xlmr(model, cfg, from_checkpoint)
         if sagraph:
             from ..models.pretrain_heads import load_pretrained_sagraph
 
             load_pretrained_sagraph(model, sagraph, self.dictionary)
         return model
-
-    def max_positions(self):
-        return None
-
-    @property
-    def source_dictionary(self):
-        return self.dictionary
-
-    @property
-    def target_dictionary(self):
-        return self.dictionary
