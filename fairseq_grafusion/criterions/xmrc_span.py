@@ -34,7 +34,7 @@ class XMRCSpanCriterion(FairseqCriterion):
                 logits = out[f"{lang}_{end}"].float()
                 gold = spans[:, col]
                 lang_loss = lang_loss + F.cross_entropy(logits, gold, reduction="sum")
-                logging_output[f"{lang}_{end}_correct"] = int((logits.argmax(-1) == gold).sum())
+                logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
             logging_output[f"{lang}_loss"] = lang_loss.data
             logging_output[f"{lang}_n"] = bsz
             loss = loss + lang_loss
