@@ -10,6 +10,13 @@ two words after it; with ``task="marker"`` (easy, for smoke tests) the answer is
 its translation itself, which occurs once in every passage.  Dependency edges link neighbouring
 words inside each question and passage (a stand-in for a parse).  ``align_noise`` replaces that fraction of the alignment links with a link
 to a random wrong word or drops it (half each).
+
+``homonyms=True`` (task ``key`` only) makes the target language lose information that English
+keeps: the target vocabulary merges English words in pairs (``e_a`` and ``e_b`` both translate
+to one word ``t_k``, many-to-one), and every passage contains both the question's key word and
+its homonym partner, each followed by other words.  In the target language the key then occurs
+twice and only the English side (through the alignment) says which occurrence the question
+means, so a reader of the target side alone can at best guess between the two.
 """
 import json
 import os
@@ -28,9 +35,12 @@ class SyntheticXMRC:
     """Generates examples; ``rng`` and the vocabulary are fixed by ``seed``."""
 
     def __init__(self, vocab=60, seed=0, reorder=0.3, align_noise=0.0, passage_words=(8, 16),
-                 task="key"):
+                 task="key", homonyms=False):
         if task not in ("key", "marker"):
             raise ValueError(f"unknown synthetic task {task!r}")
+        if homonyms and task != "key":
+            raise ValueError("homonyms=True needs task='key'")
+        self.homonyms = homonyms
         self.vocab, self.reorder, self.align_noise, self.task = vocab, reorder, align_noise, task
         self.passage_words = passage_words
         rng = np.random.RandomState(seed)
@@ -46,6 +56,13 @@ class SyntheticXMRC:
             for pieces in self.pieces[prefix]:
                 for piece in pieces:
                     self.dictionary.add_symbol(piece)
+        self.partner = None
+        if homonyms:  # drawn after everything above, so homonyms=False keeps its data
+            order = 1 + rng.permutation(vocab - 1)  # e0 (the marker) stays unpaired
+            self.partner = np.arange(vocab)
+            for a, b in zip(order[0::2], order[1::2]):
+                self.partner[a], self.partner[b] = b, a
+                self.translation[b] = self.translation[a]  # both now translate to one word
 
     # -- text ------------------------------------------------------------------------------
     def _sentence_pair(self, rng):
@@ -67,6 +84,17 @@ class SyntheticXMRC:
         """One example as word lists, the gold alignment and the answer word spans."""
         p_src, p_tgt, p_order = self._sentence_pair(rng)
         key = rng.randint(0, len(p_src) - 2)
+        if self.homonyms:  # the key's partner elsewhere, followed by a word, answers apart
+            free = np.setdiff1d(np.arange(1, self.vocab), p_src)
+            if self.partner[p_src[key]] == p_src[key]:  # the one unpaired word (odd vocab)
+                p_src[key] = rng.choice(free[self.partner[free] != free])
+                free = np.setdiff1d(np.arange(1, self.vocab), p_src)
+            partner = self.partner[p_src[key]]
+            free = free[free != partner]
+            p_src[p_src == partner] = rng.choice(free)  # if already present, moved below
+            places = [j for j in range(len(p_src) - 1) if abs(j - key) > 2]
+            p_src[places[rng.randint(len(places))]] = partner
+            p_tgt = self.translation[p_src[p_order]]
         if self.task == "marker":
             p_src[key] = 0
             p_tgt = self.translation[p_src[p_order]]
