@@ -10,6 +10,7 @@ import pytest
 import fairseq_grafusion  # noqa: F401
 from conftest import REPO, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.scoring.qa_metrics import evaluate
 from fairseq_grafusion.models import GraFusionModel
 
 SPM = os.path.join(REPO, "examples", "sample", "spm")
@@ -88,3 +89,6 @@ def test_predict_from_raw_squad_files(model_dir, tmp_path):
     ids = {qa["id"] for a in gold["data"] for p in a["paragraphs"] for qa in p["qas"]}
     assert set(runs["raw"]) == ids
     assert runs["raw"] == runs["bin"]  # --graph none: same windows, same answers
+    scores = evaluate(gold, runs["raw"], "ro", metric="auto")
+    assert scores["total"] == len(ids) and not scores["missing"] and not scores["extra"]
+    assert 0 <= scores["f1"] <= 100
