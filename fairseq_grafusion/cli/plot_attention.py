@@ -10,12 +10,11 @@ on both axes.  The PNG is exactly ``--width`` x ``--height`` inches at ``--dpi``
 import argparse
 import logging
 import os
-import sys
-import warnings
 
 import torch
 
-from ..errors import GraFusionError, one_line
+from ..errors import GraFusionError
+from . import run, setup_logging
 
 logger = logging.getLogger("grafusion-plot-attention")
 
@@ -89,11 +88,7 @@ def plot(attn, graph, src_labels, tgt_labels, src_answer, tgt_answer, path, widt
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
-                        format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader on CPU
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    setup_logging()
     import fairseq_grafusion  # noqa: F401
 
     from ..data import GraphPairDataset, PairReader
@@ -123,11 +118,7 @@ def main(argv=None):
 
 
 def cli_main(argv=None):
-    try:
-        main(argv)
-    except GraFusionError as e:
-        sys.stderr.write(f"grafusion-plot-attention: error: {one_line(e)}\n")
-        sys.exit(1)
+    run("grafusion-plot-attention", main, argv)
 
 
 if __name__ == "__main__":

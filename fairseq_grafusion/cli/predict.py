@@ -18,13 +18,12 @@ import argparse
 import json
 import logging
 import os
-import sys
 import tempfile
-import warnings
 
 import torch
 
-from ..errors import GraFusionError, one_line
+from ..errors import GraFusionError
+from . import run, setup_logging
 
 logger = logging.getLogger("grafusion-predict")
 
@@ -163,10 +162,7 @@ def write_json(path, obj):
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        level=logging.INFO, stream=sys.stderr, force=True)
-    logging.getLogger("fairseq").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader on CPU  # batching chatter
+    setup_logging()
     import fairseq_grafusion  # noqa: F401  (registers the plugin)
 
     use_cuda = torch.cuda.is_available() and not args.cpu
@@ -191,11 +187,7 @@ def main(argv=None):
 
 
 def cli_main(argv=None):
-    try:
-        main(argv)
-    except GraFusionError as e:
-        sys.stderr.write(f"grafusion-predict: error: {one_line(e)}\n")
-        sys.exit(1)
+    run("grafusion-predict", main, argv)
 
 
 if __name__ == "__main__":
