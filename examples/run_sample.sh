@@ -30,4 +30,4 @@ echo "== 4/4 grafusion-evaluate against the original Romanian file"
 grafusion-evaluate --gold examples/sample/qa/valid.ro.json --pred "$OUT/predictions.json" \
   --lang ro --json "$OUT/scores.json"
 echo "(a tiny model trained from scratch for a minute on 47 questions: the numbers show the"
-echo " pipeline working, not the method; see README 'Recipes' for XLM-R initialised training)"
+echo " pipeline working, not the method; README step 3 trains from XLM-R on a GPU)"
