@@ -30,6 +30,7 @@ from fairseq.dataclass import FairseqDataclass
 
 from ..errors import GraFusionError
 from ..modules import word_graph
+from .xmrc_span import log_loss
 
 
 def piece_positions(word_ids):
@@ -142,12 +143,7 @@ class SAGraphPretrainCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs):
-        def total(key):
-            return sum(float(log.get(key, 0)) for log in logging_outputs)
-
-        sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2),
-                           sample_size, round=3)
+        total = log_loss(logging_outputs)
         for name in ("tlm", "sa"):
             n = total(f"{name}_n")
             if n:

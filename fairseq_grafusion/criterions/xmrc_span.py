@@ -16,6 +16,18 @@ from ..errors import GraFusionError
 _COLUMNS = {"src": (0, 1), "tgt": (2, 3)}
 
 
+def log_loss(logging_outputs):
+    """Log ``loss`` (base 2, per unit of ``sample_size``) and return the summing function that
+    both criteria use for their other totals (values may be tensors)."""
+    def total(key):
+        return sum(float(log.get(key, 0)) for log in logging_outputs)
+
+    sample_size = total("sample_size")
+    metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2), sample_size,
+                       round=3)
+    return total
+
+
 @register_criterion("xmrc_span")
 class XMRCSpanCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
@@ -46,12 +58,7 @@ class XMRCSpanCriterion(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs):
-        def total(key):
-            return sum(float(log.get(key, 0)) for log in logging_outputs)
-
-        sample_size = total("sample_size")
-        metrics.log_scalar("loss", total("loss") / max(sample_size, 1) / math.log(2),
-                           sample_size, round=3)
+        total = log_loss(logging_outputs)
         metrics.log_scalar("nsentences", total("nsentences"), priority=999, round=0)
         for lang in _COLUMNS:
             n = total(f"{lang}_n")

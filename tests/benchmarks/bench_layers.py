@@ -118,6 +118,14 @@ def table(rows, args):
     return "\n".join(lines)
 
 
+def emit(text, output=None, end="\n"):
+    """Print a result table and append it to ``output`` (markdown) if given."""
+    print(text)
+    if output:
+        with open(output, "a", encoding="utf-8") as f:
+            f.write(text + end)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dim", type=int, default=768)
@@ -132,11 +140,7 @@ def main():
     args = p.parse_args()
     torch.manual_seed(0)
     rows = run(args)
-    text = table(rows, args)
-    print(text)
-    if args.output:
-        with open(args.output, "a", encoding="utf-8") as f:
-            f.write(text + "\n")
+    emit(table(rows, args), args.output)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_layers import emit  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = os.path.join(REPO, "examples", "sample")
 
@@ -120,11 +123,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     lines = ["| stage | work | seconds | rate | unit |", "| --- | --- | --- | --- | --- |"]
     lines += ["| %s | %s | %.2f | %.0f | %s |" % r for r in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.output:
-        with open(args.output, "a", encoding="utf-8") as f:
-            f.write(text + "\n\n")
+    emit("\n".join(lines), args.output, end="\n\n")
 
 
 if __name__ == "__main__":

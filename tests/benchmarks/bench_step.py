@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_layers import graph_batch  # noqa: E402
+from bench_layers import emit, graph_batch  # noqa: E402
 
 VARIANTS = {"no-fusion": dict(no_fusion=True, graph="none"), "none": dict(graph="none"),
             "align": dict(graph="align"), "align,dep": dict(graph="align,dep")}
@@ -102,11 +102,7 @@ def main():
              "| variant | parameters (M) | step (ms) | vs --no-fusion | peak CUDA memory (GiB) |",
              "| --- | --- | --- | --- | --- |"]
     lines += ["| %s | %.1f | %.0f | %.2f | %.2f |" % (v, n, t, t / base, m) for v, n, t, m in rows]
-    text = "\n".join(lines)
-    print(text)
-    if args.output:
-        with open(args.output, "a", encoding="utf-8") as f:
-            f.write(text + "\n\n")
+    emit("\n".join(lines), args.output, end="\n\n")
 
 
 if __name__ == "__main__":
