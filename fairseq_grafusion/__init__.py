@@ -2,7 +2,8 @@
 
 Importing the package registers the model ``grafusion`` (architectures ``grafusion_base``,
 ``grafusion_large``, ``grafusion_tiny``), the task and criterion ``xmrc_span``, lets torch >= 2.6
-load fairseq checkpoints, and prints :class:`GraFusionError` as one line.
+load fairseq checkpoints, stops fairseq's prefetch threads cleanly at exit, and prints
+:class:`GraFusionError` as one line.
 """
 import logging
 
@@ -12,7 +13,7 @@ install_excepthook()
 # fairseq's text_to_speech task logs "Please install tensorboardX" on import: noise for our commands
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
-from . import checkpoint_compat  # noqa: E402
+from . import checkpoint_compat, clean_exit  # noqa: E402,F401  (clean_exit: an atexit hook)
 
 checkpoint_compat.allow_fairseq_checkpoints()
 

@@ -17,7 +17,9 @@ def run_fairseq(module, *args, timeout=600, check=True):
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
                           stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
-        raise AssertionError(f"fairseq_cli.{module} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+        raise AssertionError(f"fairseq_cli.{module} failed ({proc.returncode}):\n"
+                             f"--- stdout (end) ---\n{proc.stdout[-2000:]}\n"
+                             f"--- stderr (end) ---\n{proc.stderr[-3000:]}")
     return proc
 
 
