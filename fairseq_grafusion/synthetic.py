@@ -8,8 +8,10 @@ two pieces (``e12`` -> ``e12@@ e12_``), which exercises the token-to-word maps.
 With ``task="key"`` the question names an anchor word of the passage and the answer is the one or
 two words after it; with ``task="marker"`` (easy, for smoke tests) the answer is the word ``e0`` /
 its translation itself, which occurs once in every passage.  Dependency edges link neighbouring
-words inside each question and passage (a stand-in for a parse).  ``align_noise`` replaces that fraction of the alignment links with a link
-to a random wrong word or drops it (half each).
+words inside each question and passage (a stand-in for a parse).  ``align_noise`` replaces that
+fraction of the alignment links with a link to a random wrong word or drops it (half each); the
+noise has its own random stream (``noise_rng``), so data written with the same ``seed`` at
+different noise rates holds the same texts and differs only in the alignment.
 
 ``homonyms=True`` (task ``key`` only) makes the target language lose information that English
 keeps: the target vocabulary merges English words in pairs (``e_a`` and ``e_b`` both translate
@@ -146,13 +148,14 @@ class SyntheticXMRC:
         text = " ".join(f"{prefix}{w}" for w in passage)
         return np.array(tokens), np.array(words), passage_start, text, np.array(offsets)
 
-    def encoded(self, rng):
+    def encoded(self, rng, noise_rng=None):
         """One example in the binary format's fields (``PairWriter.add`` keyword arguments)."""
-        return self.encoded_with_text(rng)[0]
+        return self.encoded_with_text(rng, noise_rng)[0]
 
-    def encoded_with_text(self, rng):
+    def encoded_with_text(self, rng, noise_rng=None):
         """``(fields, qa)``: the fields plus ``src_offsets`` / ``tgt_offsets``, and per language
-        the question, context and answer text (``qa["src"]``, ``qa["tgt"]``)."""
+        the question, context and answer text (``qa["src"]``, ``qa["tgt"]``).  The alignment
+        noise is drawn from ``noise_rng`` (default: ``rng``)."""
         ex = self.example(rng)
         s_tok, s_word, s_pstart, s_text, s_off = self._encode("e", ex["q_src"], ex["p_src"])
         t_tok, t_word, t_pstart, t_text, t_off = self._encode("t", ex["q_tgt"], ex["p_tgt"])
@@ -161,7 +164,7 @@ class SyntheticXMRC:
         align = [(1 + k, 1 + k) for k in range(nq)]
         inverse = np.argsort(ex["p_order"])
         align += [(s_pstart + j, t_pstart + int(inverse[j])) for j in range(len(ex["p_src"]))]
-        align = self._add_noise(np.array(align), rng, t_word.max() + 1)
+        align = self._add_noise(np.array(align), rng if noise_rng is None else noise_rng, t_word.max() + 1)
 
         def chain(n_q, start, n_p):  # neighbouring words inside the question and the passage
             q = [(1 + k, 2 + k) for k in range(n_q - 1)]
@@ -187,7 +190,7 @@ class SyntheticXMRC:
                         "answer": text[off[start, 0]:off[end, 1]], "answer_start": int(off[start, 0])}
         return fields, qa
 
-    def encoded_parallel(self, rng):
+    def encoded_parallel(self, rng, noise_rng=None):
         """One sentence pair without a question or answer, ``[<s> sentence </s>]`` per stream, as
         ``grafusion-preprocess parallel`` writes pre-training data (no ``span`` field)."""
         src, tgt, order = self._sentence_pair(rng)
@@ -205,7 +208,7 @@ class SyntheticXMRC:
             fields[f"{side}_dep"] = np.array(chain, dtype=np.int64).reshape(-1)
         inverse = np.argsort(order)  # src word j sits at tgt position inverse[j]
         align = np.array([(1 + j, 1 + int(inverse[j])) for j in range(len(src))])
-        fields["align"] = self._add_noise(align, rng, len(tgt) + 1).reshape(-1)
+        fields["align"] = self._add_noise(align, rng if noise_rng is None else noise_rng, len(tgt) + 1).reshape(-1)
         return fields
 
     def _add_noise(self, align, rng, n_tgt_words):
@@ -217,30 +220,37 @@ class SyntheticXMRC:
         align[wrong, 1] = rng.randint(1, n_tgt_words, size=int(wrong.sum()))
         return align[~(noisy & ~wrong)]
 
+    @staticmethod
+    def _streams(seed, split_index):
+        """The text stream and the alignment-noise stream of one split."""
+        text = np.random.RandomState(seed * 1000 + split_index)
+        return text, np.random.RandomState([seed * 1000 + split_index, 1])
+
     def write(self, data_dir, splits=(("train", 2000), ("valid", 200)), seed=1, with_span=True):
         """Write ``dict.txt`` and the splits to ``data_dir``: the binary fields with token
         offsets (``src.offsets``, ``tgt.offsets``) and, per language, the split as SQuAD v1.1
         JSON (``{split}.src.json``, ``{split}.tgt.json``) with the example ids as question ids.
         ``with_span=False`` writes parallel sentence pairs for ``sa_graph_pretrain`` instead
         (:meth:`encoded_parallel`; no spans, offsets or JSON), as ``grafusion-preprocess
-        parallel`` does.  Returns the directory."""
+        parallel`` does.  Each split has its own text and noise streams, fixed by ``seed``.
+        Returns the directory."""
         os.makedirs(data_dir, exist_ok=True)
         self.dictionary.save(os.path.join(data_dir, "dict.txt"))
         if not with_span:
             for i, (split, size) in enumerate(splits):
-                rng = np.random.RandomState(seed * 1000 + i)
+                rng, noise_rng = self._streams(seed, i)
                 with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
                                 with_span=False) as writer:
                     for k in range(size):
-                        writer.add(f"{split}-{k}", **self.encoded_parallel(rng))
+                        writer.add(f"{split}-{k}", **self.encoded_parallel(rng, noise_rng))
             return data_dir
         for i, (split, size) in enumerate(splits):
-            rng = np.random.RandomState(seed * 1000 + i)
+            rng, noise_rng = self._streams(seed, i)
             squad = {"src": [], "tgt": []}
             with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
                             extra_fields=("src.offsets", "tgt.offsets")) as writer:
                 for k in range(size):
-                    fields, qa = self.encoded_with_text(rng)
+                    fields, qa = self.encoded_with_text(rng, noise_rng)
                     writer.add(f"{split}-{k}", **fields)
                     for lang in squad:
                         q = qa[lang]

@@ -14,8 +14,8 @@ word, half dropped.  Dependency edges are chains of neighbouring words within ea
 passage (exact: they are not noised), so a word whose own link is wrong or missing can be
 located through its aligned neighbours, which is the robustness the paper claims for them.
 
-For each noise level the data is written once (same generator seed, but the noise draws share
-the example stream, so the texts differ between noise levels: compare variants within a level);
+For each noise level the data is written once with the same generator seed; the noise has its own
+random stream, so every noise level holds the same texts and differs only in its alignment links;
 then ``grafusion_tiny`` is trained for every variant x seed with the same budget (updates, lr,
 batch, data) by ``fairseq-train`` in a subprocess, and the target-language validation answers are
 scored at the end of training (the log's ``--eval-span-f1`` values: SQuAD v1.1 F1 / EM of the
