@@ -164,7 +164,8 @@ class SyntheticXMRC:
         align = [(1 + k, 1 + k) for k in range(nq)]
         inverse = np.argsort(ex["p_order"])
         align += [(s_pstart + j, t_pstart + int(inverse[j])) for j in range(len(ex["p_src"]))]
-        align = self._add_noise(np.array(align), rng if noise_rng is None else noise_rng, t_word.max() + 1)
+        noise = rng if noise_rng is None else noise_rng
+        align = self._add_noise(np.array(align), noise, t_word.max() + 1)
 
         def chain(n_q, start, n_p):  # neighbouring words inside the question and the passage
             q = [(1 + k, 2 + k) for k in range(n_q - 1)]
@@ -208,7 +209,8 @@ class SyntheticXMRC:
             fields[f"{side}_dep"] = np.array(chain, dtype=np.int64).reshape(-1)
         inverse = np.argsort(order)  # src word j sits at tgt position inverse[j]
         align = np.array([(1 + j, 1 + int(inverse[j])) for j in range(len(src))])
-        fields["align"] = self._add_noise(align, rng if noise_rng is None else noise_rng, len(tgt) + 1).reshape(-1)
+        noise = rng if noise_rng is None else noise_rng
+        fields["align"] = self._add_noise(align, noise, len(tgt) + 1).reshape(-1)
         return fields
 
     def _add_noise(self, align, rng, n_tgt_words):
