@@ -63,7 +63,8 @@ def test_noise_rate_and_kinds(written):
 def test_noise_levels_share_the_texts(written):
     (_, clean), (_, noisy) = written[0.0], written[0.3]
     for side in ("src", "tgt"):
-        assert open(f"{clean}/train.{side}.json").read() == open(f"{noisy}/train.{side}.json").read()
+        with open(f"{clean}/train.{side}.json") as fa, open(f"{noisy}/train.{side}.json") as fb:
+            assert fa.read() == fb.read()
     a, b = PairReader(f"{clean}/train"), PairReader(f"{noisy}/train")
     for i in range(0, len(a), 37):
         for key in ("src.tok", "tgt.tok", "src.word", "tgt.word", "src.dep", "tgt.dep", "span"):
