@@ -6,7 +6,7 @@ import torch
 from fairseq import checkpoint_utils
 
 import fairseq_grafusion  # noqa: F401
-from conftest import run_fairseq, train_args
+from conftest import logged, run_fairseq, train_args
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +38,18 @@ def test_fp16_forward_is_finite_and_agrees_with_fp32(trained):
     with torch.no_grad():
         G = layer.graph(x, word_ids, edges, edges)
     assert G.dtype == torch.float16 and torch.isfinite(G).all()
+
+
+def test_fp16_training_learns(marker_data, tmp_path):
+    """fairseq's fp16 training path (half-precision model, dynamic loss scaling) end to end.  On a
+    CPU only ``--memory-efficient-fp16`` runs (fairseq's FP16Optimizer keeps fp32 copies on CUDA);
+    on a GPU plain ``--fp16`` is the usual choice."""
+    proc = run_fairseq("train", *train_args(marker_data, str(tmp_path / "ck"), "--fp16",
+                                            "--memory-efficient-fp16", "--graph", "align,dep",
+                                            updates=150))
+    out = proc.stdout + proc.stderr
+    scales = logged(out, "train_inner", "loss_scale")
+    assert scales and all(s >= 1 for s in scales), scales  # the fp16 optimizer's loss scale
+    first, last = logged(out, "train_inner", "tgt_loss")[0], logged(out, "valid", "tgt_loss")[-1]
+    assert first > 5 and last < 1.0, (first, last)
+    assert logged(out, "valid", "tgt_start_acc")[-1] > 90
