@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -20,6 +21,16 @@ def run_fairseq(module, *args, timeout=600, check=True):
         raise AssertionError(f"fairseq_cli.{module} failed ({proc.returncode}):\n"
                              f"--- stdout (end) ---\n{proc.stdout[-2000:]}\n"
                              f"--- stderr (end) ---\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def preprocess(*args, check=True):
+    """Run ``grafusion-preprocess`` (``python -m preprocess``); returns the completed process."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
 
 
@@ -50,3 +61,15 @@ def marker_data(tmp_path_factory):
 
     path = str(tmp_path_factory.mktemp("marker_data"))
     return SyntheticXMRC(task="marker").write(path, splits=(("train", 1000), ("valid", 100)))
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """``grafusion-preprocess all`` on the bundled sample, once per session: (out, proc, seconds).
+    Tests that change the output work on a copy."""
+    out = tmp_path_factory.mktemp("run") / "sample-run"
+    start = time.time()
+    proc = preprocess("all", "--out", out)
+    seconds = time.time() - start
+    print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
+    return out, proc, seconds

@@ -2,27 +2,15 @@
 import glob
 import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import REPO, preprocess
 from fairseq_grafusion.data import GraphPairDataset, PairReader
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "examples", "sample")
-
-
-def preprocess(*args, check=True):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc
 
 
 def gold_answers(split):
@@ -34,16 +22,6 @@ def gold_answers(split):
                     for q in p["qas"]:
                         gold.setdefault(q["id"], {})[lang] = (p["context"], q["answers"][0])
     return gold
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "sample-run"
-    start = time.time()
-    proc = preprocess("all", "--out", out)
-    seconds = time.time() - start
-    print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
-    return out, proc, seconds
 
 
 def test_all_on_the_sample(sample_run):

@@ -8,7 +8,8 @@
 #
 # Environment (full): PARALLEL=<parallel-bin dir> QA=<qa-bin dir> XLMR=<xlmr.base dir>
 #   OUT (default runs/adp), ARCH (grafusion_base), NGPU (all visible), PRETRAIN_UPDATES (20000),
-#   EPOCHS (2), PYTHON (python).
+#   EPOCHS (2), PYTHON (python), EXTRA_ARGS (more fairseq-train options for both runs, e.g.
+#   "--cpu --memory-efficient-fp16" for a CPU smoke test of this recipe at tiny sizes).
 set -euo pipefail
 cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m preprocess` need it
 
@@ -49,6 +50,7 @@ OUT=${OUT:-runs/adp-$DATASET}
 ARCH=${ARCH:-grafusion_base}
 NGPU=${NGPU:-$(nvidia-smi -L | wc -l)}
 EPOCHS=${EPOCHS:-2}
+read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
 
 # 1. pre-training (the paper gives none of these; see README "Pre-training settings")
 PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-20000}
@@ -64,7 +66,7 @@ $TRAIN "$PARALLEL" --user-dir $USER_DIR --task sa_graph_pretrain --criterion sa_
     --max-update "$PRETRAIN_UPDATES" --mask-prob 0.15 --mono-lingual-prob 0.5 \
     --save-interval-updates 2000 --keep-interval-updates 2 --no-epoch-checkpoints \
     --validate-interval-updates 2000 --skip-invalid-size-inputs-valid-test \
-    --log-format simple --log-interval 100 --save-dir "$OUT/pretrain"
+    --log-format simple --log-interval 100 --save-dir "$OUT/pretrain" "${EXTRA[@]}"
 
 # 2. fine-tuning (appendix C): MLQA bs 32, lr 5e-5, warmup 10%; TyDiQA bs 64, lr 3e-5, warmup 5%
 case $DATASET in
@@ -89,5 +91,6 @@ $TRAIN "$QA" --user-dir $USER_DIR --task xmrc_span --criterion xmrc_span --arch 
     --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates $(( TOTAL * WARMUP_PCT / 100 )) \
     --total-num-update "$TOTAL" --max-update "$TOTAL" \
     "${SELECT[@]}" \
-    --no-epoch-checkpoints --log-format simple --log-interval 100 --save-dir "$OUT/finetune"
+    --no-epoch-checkpoints --log-format simple --log-interval 100 --save-dir "$OUT/finetune" \
+    "${EXTRA[@]}"
 echo "done: $OUT/finetune/checkpoint_best.pt"

@@ -1,0 +1,39 @@
+"""``examples/pretrain/run.sh full mlqa`` (the +adp recipe with the paper's settings) runs as
+written, in miniature on a CPU: the bundled sample, a tiny XLM-R written by fairseq-train
+--task masked_lm, 3 pre-training updates, one fine-tuning epoch, fp16 through
+``--memory-efficient-fp16`` (the only fp16 path fairseq has on a CPU)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import torch
+
+import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+from conftest import REPO
+from test_xlmr_init import write_roberta
+
+
+def test_full_recipe_runs_in_miniature(sample_run, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(sample_run[0], data)
+    xlmr = write_roberta(tmp_path, str(data / "qa-bin"), layers=4)  # grafusion_tiny: 1 + 2 + 1
+    out = tmp_path / "adp"
+    env = dict(os.environ, PARALLEL=str(data / "parallel-bin"), QA=str(data / "qa-bin"),
+               XLMR=xlmr, OUT=str(out), ARCH="grafusion_tiny", NGPU="1", PRETRAIN_UPDATES="3",
+               EPOCHS="1", PER_GPU="16", EXTRA_ARGS="--cpu --memory-efficient-fp16",
+               PYTHON=sys.executable,
+               OMP_NUM_THREADS="1")
+    proc = subprocess.run(["bash", os.path.join(REPO, "examples", "pretrain", "run.sh"), "full",
+                           "mlqa"], capture_output=True, text=True, env=env, cwd=REPO,
+                          stdin=subprocess.DEVNULL, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert "initialised from SA-Graph pre-training checkpoint" in log
+    assert "| valid |" in log and "f1" in log.split("| valid |")[-1]  # --eval-span-f1 selected
+    pre = torch.load(out / "pretrain" / "checkpoint_last.pt", map_location="cpu")
+    ft = torch.load(out / "finetune" / "checkpoint_best.pt", map_location="cpu")
+    assert pre["optimizer_history"][-1]["num_updates"] == 3
+    assert pre["cfg"]["common"]["fp16"] and ft["cfg"]["common"]["fp16"]
+    assert ft["cfg"]["optimization"]["lr"] == [5e-5]  # appendix C, MLQA
+    assert ft["cfg"]["checkpoint"]["best_checkpoint_metric"] == "f1"
