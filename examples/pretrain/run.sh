@@ -25,7 +25,7 @@ count() {  # examples in a binarized split
 if [[ $MODE == mini ]]; then
     OUT=${OUT:-runs/adp-mini}
     # 1. data: the bundled en-ro sample -> $OUT/data/qa-bin (QA) and $OUT/data/parallel-bin
-    #    (85 + 15 sentence pairs); the same dict.txt in both
+    #    (275 + 49 sentence pairs); the same dict.txt in both
     [[ -f $OUT/data/parallel-bin/train.meta.json ]] || "$PYTHON" -m preprocess all --out "$OUT/data"
     COMMON=(--user-dir $USER_DIR --arch grafusion_tiny --cpu --optimizer adam --lr 1e-3
             --log-format simple --log-interval 10 --no-progress-bar --no-epoch-checkpoints --seed 1)
