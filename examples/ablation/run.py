@@ -25,7 +25,7 @@ Writes ``--out``/RESULTS.md (mean +- std over seeds per variant x noise, with th
 and machine) and ``--out``/runs.json (every run).  ``--mini``: 1 seed, tiny data, few updates
 (for the test; the numbers mean nothing).
 
-    .venv/bin/python examples/ablation/run.py                 # the full ablation (~40 min, 2 cores)
+    .venv/bin/python examples/ablation/run.py                 # the full ablation (~1 h, 2 cores)
     .venv/bin/python examples/ablation/run.py --mini --out /tmp/abl
 """
 import argparse
@@ -63,7 +63,7 @@ def parse_args(argv=None):
                    help="which variants to train")
     p.add_argument("--noise", default="0,0.3", help="alignment noise rates, comma-separated")
     p.add_argument("--seeds", type=int, default=3, help="training seeds per variant x noise")
-    p.add_argument("--updates", type=int, default=1000, help="--max-update of every run")
+    p.add_argument("--updates", type=int, default=4000, help="--max-update of every run")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--warmup", type=int, default=100, help="linear warm-up updates (then inverse sqrt decay)")
     p.add_argument("--batch-size", type=int, default=32)
