@@ -22,8 +22,7 @@ def test_full_recipe_runs_in_miniature(sample_run, tmp_path):
     env = dict(os.environ, PARALLEL=str(data / "parallel-bin"), QA=str(data / "qa-bin"),
                XLMR=xlmr, OUT=str(out), ARCH="grafusion_tiny", NGPU="1", PRETRAIN_UPDATES="3",
                EPOCHS="1", PER_GPU="16", EXTRA_ARGS="--cpu --memory-efficient-fp16",
-               PYTHON=sys.executable,
-               OMP_NUM_THREADS="1")
+               PYTHON=sys.executable, OMP_NUM_THREADS="1")
     proc = subprocess.run(["bash", os.path.join(REPO, "examples", "pretrain", "run.sh"), "full",
                            "mlqa"], capture_output=True, text=True, env=env, cwd=REPO,
                           stdin=subprocess.DEVNULL, timeout=900)
