@@ -15,6 +15,7 @@ queue so that the ``put`` it is blocked in returns, and joins it.
 """
 import atexit
 import logging
+import queue
 import threading
 import time
 
@@ -33,7 +34,7 @@ def _drain(q):
     while True:
         try:
             q.get_nowait()
-        except Exception:  # queue.Empty
+        except queue.Empty:
             return
 
 

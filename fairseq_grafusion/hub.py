@@ -14,7 +14,6 @@ dependency arcs with Stanza if ``stanza_dir`` has the models, windows) and the a
 translated with ``mt_model`` (a fairseq translation model directory).  ``align_extra`` (two
 line-aligned text files) gives eflomal more text to learn from than one example.
 """
-import json
 import os
 import tempfile
 
@@ -43,6 +42,8 @@ class GraFusionHubInterface(nn.Module):
     def answer(self, question, context, *, source_question=None, source_context=None, n_best=1):
         """The best answer span in ``context`` (exact substring) with its score; ``n_best > 1``
         adds ``nbest``, the list of alternatives."""
+        from preprocess.qa_io import write_squad
+
         from .cli.predict import predict_split, preprocess_qa
 
         if (source_question is None) != (source_context is None):
@@ -57,9 +58,8 @@ class GraFusionHubInterface(nn.Module):
                     paths[side] = "-"
                     continue
                 paths[side] = os.path.join(tmp, f"{side}.json")
-                with open(paths[side], "w", encoding="utf-8") as f:
-                    json.dump({"version": "1.1", "data": [{"title": "", "paragraphs": [{
-                        "context": c, "qas": [{"id": "q", "question": q, "answers": []}]}]}]}, f)
+                write_squad(paths[side], [{"context": c}],
+                            [{"id": "q", "question": q, "passage": 0, "answers": []}])
             data = preprocess_qa(os.path.join(tmp, "out"), paths["src"], paths["tgt"],
                                  self.src_lang, self.tgt_lang, self.spm, self.dict, self.max_len,
                                  self.doc_stride, self.stanza_dir, self.mt_model, self.align_extra)

@@ -2,8 +2,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 
@@ -12,19 +10,18 @@ from conftest import REPO, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.scoring.qa_metrics import evaluate
 from fairseq_grafusion.models import GraFusionModel
+from test_predict import predict
 
 SPM = os.path.join(REPO, "examples", "sample", "spm")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def model_dir(sample_run, tmp_path_factory):
     """A tiny --graph none model trained briefly on the preprocessed sample, saved as a model dir
     (checkpoint + dict.txt + sentencepiece.bpe.model).  Without a graph, the answer does not
     depend on eflomal's alignment of one example, so hub and grafusion-predict must agree."""
     tmp = tmp_path_factory.mktemp("hub")
-    out = tmp / "sample"
-    subprocess.run([sys.executable, "-m", "preprocess", "all", "--sample", "--out", str(out)],
-                   check=True, cwd=REPO, capture_output=True, stdin=subprocess.DEVNULL)
+    out = sample_run[0]
     save = tmp / "ck"
     run_fairseq("train", *train_args(str(out / "qa-bin"), str(save), "--graph", "none",
                                      "--disable-validation", updates=20))
@@ -52,10 +49,8 @@ def test_answer_agrees_with_grafusion_predict(model_dir, tmp_path):
     assert got["text"] == context[got["char_start"]:got["char_end"]]
     assert 1 <= len(got["nbest"]) <= 5 and got["nbest"][0]["text"] == got["text"]
     preds = tmp_path / "p.json"
-    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
-                           os.path.join(model, "checkpoint_best.pt"), "--data", data, "--split",
-                           "valid", "--output", str(preds), "--cpu"], capture_output=True,
-                          text=True, cwd=REPO)
+    proc = predict("--path", os.path.join(model, "checkpoint_best.pt"), "--data", data, "--split",
+                   "valid", "--output", preds, "--cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(preds.read_text())[qid] == got["text"]
 
@@ -80,9 +75,8 @@ def test_predict_from_raw_squad_files(model_dir, tmp_path):
                                 "--dict", os.path.join(SPM, "dict.txt")]),
                        ("bin", ["--data", data, "--split", "valid"])):
         out = tmp_path / f"{name}.json"
-        proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
-                               os.path.join(model, "checkpoint_best.pt"), *args, "--output",
-                               str(out), "--cpu"], capture_output=True, text=True, cwd=REPO)
+        proc = predict("--path", os.path.join(model, "checkpoint_best.pt"), *args, "--output", out,
+                       "--cpu")
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[name] = json.loads(out.read_text())
     gold = json.load(open(os.path.join(sample, "valid.ro.json"), encoding="utf-8"))
