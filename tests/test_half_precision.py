@@ -53,3 +53,21 @@ def test_fp16_training_learns(marker_data, tmp_path):
     first, last = logged(out, "train_inner", "tgt_loss")[0], logged(out, "valid", "tgt_loss")[-1]
     assert first > 5 and last < 1.0, (first, last)
     assert logged(out, "valid", "tgt_start_acc")[-1] > 90
+
+
+@pytest.mark.parametrize("graph", ["none", "align", "align,dep"])
+def test_autocast_training_step(graph):
+    """Under autocast (fairseq's ``--amp``; here CPU bfloat16) the graph's scatter/gather mixes
+    half and float32 tensors: forward and backward must run and stay finite."""
+    from test_memory import batch, build, loss_of
+
+    torch.manual_seed(0)
+    model = build(graph=graph).train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(**batch(2, 20, 15, 10, 18), return_attention=graph != "none")
+        loss = loss_of({k: v for k, v in out.items() if k.endswith(("start", "end"))})
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    if graph != "none":
+        assert torch.isfinite(out["graph_bias"]).all()

@@ -22,6 +22,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
@@ -74,6 +75,10 @@ class GraFusionConfig(FairseqDataclass):
         "help": "target stream only, no concatenation: the XLM-R translate-train baseline"})
     pretrained_xlmr: Optional[str] = field(default=None, metadata={
         "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
+    checkpoint_activations: bool = field(default=False, metadata={
+        "help": "checkpoint activations at each layer (bottom, SA, top): keep only each layer's "
+                "input and recompute the rest in the backward pass; saves memory at the cost of "
+                "about one more forward pass (fairseq's --checkpoint-activations)"})
     pretrained_sagraph: Optional[str] = field(default=None, metadata={
         "help": "a checkpoint of --task sa_graph_pretrain (the +adp variant): embeddings, layers "
                 "and SA-Graph are copied, its pre-training heads dropped, span heads start fresh"})
@@ -172,6 +177,14 @@ class GraFusionModel(BaseFairseqModel):
         x = F.dropout(self.layernorm_embedding(x), self.cfg.dropout, self.training)
         return x.masked_fill(pad.unsqueeze(-1), 0), pad
 
+    def run_layer(self, layer, *args, **kwargs):
+        """``layer(*args, **kwargs)``, with activation checkpointing when training with
+        ``--checkpoint-activations`` (the dropout RNG state is replayed, so gradients are those
+        of the plain run)."""
+        if getattr(self.cfg, "checkpoint_activations", False) and self.training and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False, **kwargs)
+        return layer(*args, **kwargs)
+
     def span_logits(self, head, x, pad):
         logits = head(x).masked_fill(pad.unsqueeze(-1), float("-inf"))
         return logits[..., 0], logits[..., 1]
@@ -182,10 +195,10 @@ class GraFusionModel(BaseFairseqModel):
         [, "src", "src_pad"]}``; ``return_attention`` adds the last SA layer's attention weights
         ``attn`` (B, H, T, T) and its bias ``graph_bias`` (B, T, T) over ``[S; T]``."""
         tgt, tgt_pad = self.embed(tgt_tokens)
-        tgt, _ = self.tgt_bottom(tgt, tgt_pad)
+        tgt, _ = self.run_layer(self.tgt_bottom, tgt, tgt_pad)
         if self.fusion:
             src, src_pad = self.embed(src_tokens)
-            src, _ = self.src_bottom(src, src_pad)
+            src, _ = self.run_layer(self.src_bottom, src, src_pad)
             x, pad = torch.cat([src, tgt], dim=1), torch.cat([src_pad, tgt_pad], dim=1)
         else:
             x, pad = tgt, tgt_pad
@@ -197,16 +210,17 @@ class GraFusionModel(BaseFairseqModel):
         out = {}
         for i, layer in enumerate(self.sa_layers):
             last = i == len(self.sa_layers) - 1
-            x, weights, bias = layer(x, pad, graph_input, need_weights=return_attention and last)
+            x, weights, bias = self.run_layer(layer, x, pad, graph_input,
+                                              need_weights=return_attention and last)
             if return_attention and last:
                 out["attn"], out["graph_bias"] = weights, bias
         if self.fusion:
             split = src_tokens.size(1)
-            out["src"], _ = self.src_top(x[:, :split], src_pad)
-            out["tgt"], _ = self.tgt_top(x[:, split:], tgt_pad)
+            out["src"], _ = self.run_layer(self.src_top, x[:, :split], src_pad)
+            out["tgt"], _ = self.run_layer(self.tgt_top, x[:, split:], tgt_pad)
             out["src_pad"] = src_pad
         else:
-            out["tgt"], _ = self.tgt_top(x, tgt_pad)
+            out["tgt"], _ = self.run_layer(self.tgt_top, x, tgt_pad)
         out["tgt_pad"] = tgt_pad
         return out
 

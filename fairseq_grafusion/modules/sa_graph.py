@@ -62,7 +62,8 @@ class DependencyGAT(nn.Module):
                               self.negative_slope)
         alpha = word_graph.segment_softmax(scores, receiver, num_nodes)
         messages = alpha.unsqueeze(-1) * gather(self.W3(h), sender)
-        return torch.sigmoid(torch.zeros_like(h).index_add_(0, receiver, messages))
+        # messages, not h, give the dtype: under autocast W3 runs in half precision
+        return torch.sigmoid(messages.new_zeros(h.shape).index_add_(0, receiver, messages))
 
 
 class SAGraph(nn.Module):

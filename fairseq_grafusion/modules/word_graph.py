@@ -68,9 +68,13 @@ def neighbour_mean(h, pairs):
 
 
 def segment_softmax(scores, receiver, num_nodes):
-    """Softmax of edge scores over the edges that share a receiver (eq. 11's normaliser)."""
+    """Softmax of edge scores over the edges that share a receiver (eq. 11's normaliser).
+
+    Computed in float32 and returned in the scores' dtype: half-precision sums over many edges
+    lose precision, and under autocast ``exp`` runs in float32 whatever its input."""
+    dtype, scores = scores.dtype, scores.float()
     top = scores.new_full((num_nodes,), float("-inf")).scatter_reduce(
         0, receiver, scores.detach(), reduce="amax", include_self=True)
     exp = (scores - gather(top, receiver)).exp()
     denom = scores.new_zeros(num_nodes).index_add_(0, receiver, exp)
-    return exp / gather(denom, receiver)
+    return (exp / gather(denom, receiver)).to(dtype)

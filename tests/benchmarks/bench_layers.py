@@ -1,7 +1,7 @@
 """What one SA-Transformer layer (+ad graph) costs next to a plain transformer layer.
 
     python tests/benchmarks/bench_layers.py [--dim 768 --ffn 3072 --heads 12] [--lengths 64 128 256 384]
-        [--batches 1 4] [--device cuda] [--fp16] [--output tests/benchmarks/RESULTS.md]
+        [--batches 1 4] [--device cuda] [--fp16] [--sdpa math] [--output tests/benchmarks/RESULTS.md]
 
 Both layers run forward + backward on the same ``2l`` tokens of ``[S; T]``.  Words cover 1.3 tokens
 on average (a typical SentencePiece rate), every source word has one alignment link, each language
@@ -118,6 +118,18 @@ def table(rows, args):
     return "\n".join(lines)
 
 
+def sdpa_backend(name):
+    """A context forcing one backend of ``F.scaled_dot_product_attention`` (or none)."""
+    import contextlib
+
+    if name == "default":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel({"math": SDPBackend.MATH, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+                        "flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}[name])
+
+
 def emit(text, output=None, end="\n"):
     """Print a result table and append it to ``output`` (markdown) if given."""
     print(text)
@@ -136,11 +148,17 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp16", action="store_true")
+    p.add_argument("--sdpa", choices=["default", "math", "efficient", "flash", "cudnn"],
+                   default="default", help="force one scaled-dot-product-attention backend")
     p.add_argument("--output", help="append the table (markdown) to this file")
     args = p.parse_args()
     torch.manual_seed(0)
-    rows = run(args)
-    emit(table(rows, args), args.output)
+    with sdpa_backend(args.sdpa):
+        rows = run(args)
+    title = f"{args.device}{' fp16' if args.fp16 else ''}, attention backend: {args.sdpa}"
+    if args.device.startswith("cuda"):
+        title = f"{torch.cuda.get_device_name()} ({title})"
+    emit(title + "\n\n" + table(rows, args), args.output, end="\n\n")
 
 
 if __name__ == "__main__":
