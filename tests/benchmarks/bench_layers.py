@@ -77,6 +77,20 @@ def measure(fn, device, repeats):
     return statistics.median(times), mem
 
 
+def profile(fn, device, title, rows=25):
+    """Print the operators that take the most device time in one call of ``fn``."""
+    fn()
+    acts = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        acts.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=acts) as prof:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"== {title}\n" + prof.key_averages().table(sort_by=key, row_limit=rows), flush=True)
+
+
 def run(args):
     device = torch.device(args.device)
     dtype = torch.float16 if args.fp16 else torch.float32
@@ -100,6 +114,8 @@ def run(args):
                 out, _, _ = sa(x, pad, graph_input)
                 out.float().sum().backward()
 
+            if args.profile:
+                profile(step_sa, device, f"SA layer +ad, l={length} B={bsz}")
             t_plain, m_plain = measure(step_plain, device, args.repeats)
             t_sa, m_sa = measure(step_sa, device, args.repeats)
             f_plain, f_graph = flops(seq, words, args.dim, args.ffn, align.size(1), dep.size(1))
@@ -148,6 +164,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp16", action="store_true")
+    p.add_argument("--profile", action="store_true", help="print the costliest operators of "
+                   "one SA-layer step per size")
     p.add_argument("--sdpa", choices=["default", "math", "efficient", "flash", "cudnn"],
                    default="default", help="force one scaled-dot-product-attention backend")
     p.add_argument("--output", help="append the table (markdown) to this file")

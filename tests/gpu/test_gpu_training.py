@@ -1,5 +1,5 @@
 """fairseq-train on a CUDA GPU: plain ``--fp16`` (fairseq's FP16Optimizer, fp32 master weights),
-``--bf16``, and ``--checkpoint-activations``; the loss falls and stays finite.
+``--bf16``, ``--amp`` (autocast) and ``--checkpoint-activations``; the loss falls and stays finite.
 
 Skipped without CUDA.  Run with ``pytest tests/gpu`` on a machine with a GPU.
 """
@@ -18,9 +18,9 @@ def gpu_args(data, save, *extra, updates=150):
     return [a for a in train_args(data, save, *extra, updates=updates) if a != "--cpu"]
 
 
-@pytest.mark.parametrize("precision", [["--fp16"], ["--bf16"],
+@pytest.mark.parametrize("precision", [["--fp16"], ["--bf16"], ["--amp"],
                                        ["--fp16", "--checkpoint-activations"]],
-                         ids=["fp16", "bf16", "fp16-checkpoint-activations"])
+                         ids=["fp16", "bf16", "amp", "fp16-checkpoint-activations"])
 def test_half_precision_training_learns(marker_data, tmp_path, precision):
     proc = run_fairseq("train", *gpu_args(marker_data, str(tmp_path / "ck"), *precision,
                                           "--graph", "align,dep"))
