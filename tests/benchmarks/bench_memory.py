@@ -39,22 +39,24 @@ def param_count(arch, variant, vocab):
 def estimate_table(args):
     lines = [f"Estimate at l = {args.length} tokens per stream (2l = {2 * args.length}), fairseq "
              "--fp16 (fp16 activations, boolean dropout masks, fused attention):", "",
-             "| arch | variant | parameters (M) | params + grads + Adam (GiB) | checkpointing | "
-             "activations per example (GiB) | max batch 16 GB | 40 GB | 80 GB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| arch | variant | parameters (M) | optimizer | params + grads + Adam (GiB) | "
+             "checkpointing | activations per example (GiB) | max batch 16 GB | 40 GB | 80 GB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arch in args.archs:
         for variant in args.variants:
             params = param_count(arch, variant, args.vocab)
-            for ckpt in (False, True):
-                kw = dict(arch=arch, checkpoint=ckpt, **VARIANT_ARGS[variant])
-                act = memory.activation_bytes(args.length, prec=memory.Precision(2, 1, "fused"),
-                                              **{k: v for k, v in kw.items() if k != "arch"},
-                                              sizes=memory.ARCH_SIZES[arch])
-                fits = [memory.max_batch(gb * 10 ** 9, params, args.length, **kw)
-                        for gb in (16, 40, 80)]
-                lines.append("| %s | %s | %.1f | %.2f | %s | %.3f | %d | %d | %d |" % (
-                    arch, variant, params / 1e6, memory.state_bytes(params) / GIB,
-                    "yes" if ckpt else "no", act / GIB, *fits))
+            for optimizer in ("fp16", "memory-efficient-fp16"):
+                for ckpt in (False, True):
+                    kw = dict(arch=arch, checkpoint=ckpt, **VARIANT_ARGS[variant])
+                    act = memory.activation_bytes(
+                        args.length, prec=memory.Precision(2, 1, "fused"), checkpoint=ckpt,
+                        sizes=memory.ARCH_SIZES[arch], **VARIANT_ARGS[variant])
+                    fits = [memory.max_batch(gb * 10 ** 9, params, args.length, optimizer, **kw)
+                            for gb in (16, 40, 80)]
+                    lines.append("| %s | %s | %.1f | --%s | %.2f | %s | %.3f | %d | %d | %d |" % (
+                        arch, variant, params / 1e6, optimizer,
+                        memory.state_bytes(params, optimizer) / GIB, "yes" if ckpt else "no",
+                        act / GIB, *fits))
     return "\n".join(lines)
 
 
