@@ -114,3 +114,17 @@ def test_max_batch_grows_with_the_card():
     batches = [memory.max_batch(gib * 2 ** 30, params, 384, arch="grafusion_base") for gib in (16, 40, 80)]
     assert 0 < batches[0] < batches[1] < batches[2]
     assert memory.max_batch(16 * 2 ** 30, params, 384, arch="grafusion_base", checkpoint=True) > batches[0]
+
+
+def test_fairseq_train_with_checkpoint_activations_follows_the_plain_run(marker_data, tmp_path):
+    """``--checkpoint-activations`` through fairseq-train: the same losses, update by update."""
+    from conftest import logged, run_fairseq, train_args
+
+    losses = []
+    for flags in ([], ["--checkpoint-activations"]):
+        proc = run_fairseq("train", *train_args(marker_data, str(tmp_path / f"ck{len(flags)}"),
+                                                "--graph", "align,dep", "--disable-validation",
+                                                *flags, updates=30))
+        out = proc.stdout + proc.stderr
+        losses.append(logged(out, "train_inner", "tgt_loss") + logged(out, "train_inner", "src_loss"))
+    assert len(losses[0]) == 6 and losses[0] == losses[1], losses
