@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import REPO, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.scoring.qa_metrics import evaluate
@@ -45,7 +45,7 @@ def test_answer_agrees_with_grafusion_predict(model_dir, tmp_path):
     qid, question, context = first_question(os.path.join(data, "valid.tgt.json"))
     _, src_question, src_context = first_question(os.path.join(data, "valid.src.json"))
     got = qa.answer(question, context, source_question=src_question, source_context=src_context,
-                    n_best=5)
+                    top_k=5)
     assert got["text"] == context[got["char_start"]:got["char_end"]]
     assert 1 <= len(got["nbest"]) <= 5 and got["nbest"][0]["text"] == got["text"]
     preds = tmp_path / "p.json"

@@ -4,9 +4,9 @@ import os
 import pytest
 
 from fairseq_grafusion.errors import GraFusionError
-from preprocess.align import (aligner_line, check_links, eflomal_align, grow_diag_final_and,
+from fairseq_grafusion.preprocess.align import (aligner_line, check_links, eflomal_align, grow_diag_final_and,
                               parse_pharaoh_line, read_pharaoh)
-from preprocess.wordseg import tokenize, words_of
+from fairseq_grafusion.preprocess.wordseg import tokenize, words_of
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
 

@@ -247,6 +247,42 @@ class PairReader:
     def __getitem__(self, i):
         example = {f: self._data[f][i].numpy() for f in self.fields}
         check_example(example, f"{self.prefix}: example {i} (id {self.ids[i]!r})")
-        for f in ("align", "src.dep", "tgt.dep"):
-            example[f] = example[f].reshape(-1, 2)
-        return example
+        return _edges_as_pairs(example)
+
+
+def _edges_as_pairs(example):
+    for f in ("align", "src.dep", "tgt.dep"):
+        example[f] = example[f].reshape(-1, 2)
+    return example
+
+
+class PairList:
+    """Examples held in memory, with :class:`PairReader`'s interface: what the hub batches.
+
+    ``examples`` is a list of ``(id, fields)``, ``fields`` as :meth:`PairWriter.add` takes them;
+    every example is checked as the writer checks it (``name`` is the prefix errors show)."""
+
+    def __init__(self, examples, name="examples"):
+        self.prefix = name
+        self.ids, self._examples = [], []
+        for example_id, fields in examples:
+            example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
+            check_example(example, f"{name}: example {example_id!r}")
+            self.ids.append(str(example_id))
+            self._examples.append(example)
+        self.fields = list(self._examples[0]) if self._examples else list(REQUIRED_FIELDS)
+        self.src_sizes = np.array([len(e["src.tok"]) for e in self._examples], dtype=np.int64)
+        self.tgt_sizes = np.array([len(e["tgt.tok"]) for e in self._examples], dtype=np.int64)
+
+    @property
+    def has_span(self):
+        return SPAN_FIELD in self.fields
+
+    def __len__(self):
+        return len(self._examples)
+
+    def field(self, name, i):
+        return self._examples[i][name]
+
+    def __getitem__(self, i):
+        return _edges_as_pairs(dict(self._examples[i]))
