@@ -140,3 +140,50 @@ def test_imported_pharaoh_alignments(sample_run, tmp_path):
     assert "links imported from" in proc.stdout
     reader = PairReader(str(tmp_path / "run" / "qa-bin" / "valid"))
     assert len(reader) > 0
+
+
+def test_in_memory_chain_equals_the_binarized_split(sample_run):
+    """The chain the hub runs (no files) makes exactly the windows of the preprocessed split, given
+    the run's own links (eflomal samples randomly); without alignment and parsing, the same
+    tokens with no edges but the special tokens' links."""
+    from fairseq_grafusion.preprocess.in_memory import InMemoryPipeline
+    from fairseq_grafusion.preprocess.workdir import read_jsonl
+    from fairseq_grafusion.squad import read_squad
+
+    out, _, _ = sample_run
+    work = out / "work" / "qa" / "valid"
+    segment_links = []
+    for w, rec in zip(read_jsonl(str(work / "words.jsonl")), read_jsonl(str(work / "align.jsonl"))):
+        pairs = np.asarray(rec["links"], dtype=np.int64).reshape(-1, 2)
+        for a, b, c, d in w["seg"]:
+            inside = (pairs[:, 0] >= a) & (pairs[:, 0] < b) & (pairs[:, 1] >= c) & (pairs[:, 1] < d)
+            segment_links.append([(i - a, j - c) for i, j in pairs[inside].tolist()])
+
+    def the_runs_links(src_lines, tgt_lines):
+        assert len(src_lines) == len(segment_links)
+        return segment_links
+
+    def no_aligner(src_lines, tgt_lines):
+        raise AssertionError("align=False must not align")
+
+    spm = os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model")
+    dictionary = os.path.join(SAMPLE, "spm", "dict.txt")
+    src = read_squad(os.path.join(SAMPLE, "qa", "valid.en.json"))[:2]
+    tgt = read_squad(os.path.join(SAMPLE, "qa", "valid.ro.json"))[:2]
+    full = InMemoryPipeline("en", "ro", spm, dictionary, aligner=the_runs_links).windows(src, tgt)
+    bare = InMemoryPipeline("en", "ro", spm, dictionary, aligner=no_aligner, align=False,
+                            parse=False).windows(src, tgt)
+    disk = PairReader(str(out / "qa-bin" / "valid"))
+    assert full.reader.ids == disk.ids == bare.reader.ids
+    gold = json.load(open(out / "qa-bin" / "valid.tgt.json", encoding="utf-8"))
+    assert full.contexts["tgt"] == {qa["id"]: p["context"] for a in gold["data"] for p in a["paragraphs"]
+                                    for qa in p["qas"]}
+    for i in range(len(disk)):
+        on_disk, in_memory, without = disk[i], full.reader[i], bare.reader[i]
+        assert set(on_disk) == set(in_memory) == set(without)
+        for field in on_disk:
+            np.testing.assert_array_equal(in_memory[field], on_disk[field], err_msg=f"{i} {field}")
+            if field in ("align", "src.dep", "tgt.dep"):
+                continue
+            np.testing.assert_array_equal(without[field], on_disk[field], err_msg=f"{i} {field}")
+        assert len(without["align"]) == 4 and len(without["src.dep"]) == len(without["tgt.dep"]) == 0
