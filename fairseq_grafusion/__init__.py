@@ -12,6 +12,12 @@ the library below them is the model side (``models``, ``modules``, ``tasks``, ``
 ``data``, ``scoring``), inference (:mod:`.inference`, :mod:`.hub`) and the data pipeline
 (:mod:`.preprocess`).
 """
+import logging
+
 from .errors import GraFusionError
+
+# fairseq's text_to_speech task logs "Please install tensorboardX" when fairseq is imported: noise
+# for our commands and the hub (a logger setting: no fairseq import here)
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
 __all__ = ["GraFusionError"]

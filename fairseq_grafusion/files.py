@@ -2,8 +2,9 @@
 
 A file is written under a temporary name next to its final path and moved into place with
 :func:`os.replace` only once it is complete, so an interrupted or failed run never leaves a
-half-written file, and a reader never sees one.  (:class:`~.data.PairWriter` does the same for
-the many files of a binary split.)  No torch import: the pipeline's readers and writers use it.
+half-written file, and a reader never sees one.  :class:`AtomicFiles` does it for a group of
+files that appear together (the files of a binary split, :class:`~.data.PairWriter`),
+:func:`atomic_path` for one.  No torch import: the pipeline's readers and writers use it.
 """
 import contextlib
 import json
@@ -17,22 +18,47 @@ def _cannot_write(path, error):
     return GraFusionError(f"cannot write {path}: {error.strerror or error}")
 
 
+class AtomicFiles:
+    """Files that appear together or not at all: :meth:`path` gives each a temporary name,
+    :meth:`commit` renames them all (in the order they were named: name a manifest last),
+    :meth:`abort` removes them."""
+
+    def __init__(self):
+        self.pending = []  # (temporary, final)
+
+    def path(self, final):
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
+        except OSError as e:
+            raise _cannot_write(final, e) from None
+        self.pending.append((tmp, final))
+        return tmp
+
+    def commit(self):
+        for tmp, final in self.pending:
+            os.replace(tmp, final)
+        self.pending = []
+
+    def abort(self):
+        for tmp, _ in self.pending:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        self.pending = []
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path next to ``path``; rename it to ``path`` only on success (the
     temporary file is removed on any error).  A directory that cannot be made or a rename that
     fails is a one-line :class:`GraFusionError` naming ``path``."""
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    except OSError as e:
-        raise _cannot_write(path, e) from None
+    files = AtomicFiles()
+    tmp = files.path(path)
     try:
         yield tmp
-        os.replace(tmp, path)
+        files.commit()
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        files.abort()
         raise
 
 

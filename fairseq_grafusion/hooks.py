@@ -4,14 +4,10 @@
 * a :class:`~.errors.GraFusionError` reaching the top is printed as one line
   (``fairseq-grafusion: error: ...``) instead of a traceback (:func:`.errors.install_excepthook`);
 * torch >= 2.6 may load fairseq checkpoints (:mod:`.checkpoint_compat`);
-* fairseq's batch-prefetch threads are stopped at exit (:mod:`.clean_exit`);
-* fairseq's ``text_to_speech`` task stops logging "Please install tensorboardX" on import.
+* fairseq's batch-prefetch threads are stopped at exit (:mod:`.clean_exit`).
 """
-import logging
-
 from . import checkpoint_compat, clean_exit  # noqa: F401  (clean_exit: an atexit hook)
 from .errors import install_excepthook
 
 install_excepthook()
-logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 checkpoint_compat.allow_fairseq_checkpoints()

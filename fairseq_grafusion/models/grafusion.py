@@ -153,7 +153,7 @@ class GraFusionModel(BaseFairseqModel):
     def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt",
                         data_name_or_path=".", **kwargs):
         """A :class:`~fairseq_grafusion.hub.GraFusionHubInterface` with ``answer(question,
-        context, *, source_question=None, source_context=None, top_k=1, max_answer_len=30)``;
+        context, *, source_question=None, source_context=None, top_k=1, max_answer_len=...)``;
         ``kwargs`` go to :func:`fairseq_grafusion.hub.from_pretrained`."""
         from ..hub import from_pretrained
 
