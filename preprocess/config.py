@@ -15,7 +15,7 @@ Every check of an option happens in ``__post_init__``, with a one-line
 """
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 from fairseq_grafusion.errors import GraFusionError
 
@@ -69,10 +69,11 @@ class PipelineConfig:
     mt_bpe_model: Optional[str] = None
     mt_beam: int = 5
     stanza_dir: Optional[str] = None
-    alignments: object = field(default_factory=dict)  # {split or chain/split: Pharaoh file}
+    # per split ({split or chain/split: file}, or the command line's [SPLIT] FILE entries)
+    alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
     align_extra: Optional[Sequence[str]] = None  # (src text, tgt text) for the eflomal model only
-    src_conllu: object = field(default_factory=dict)  # {split or chain/split: CoNLL-U file}
-    tgt_conllu: object = field(default_factory=dict)
+    src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
+    tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
     spm: Optional[str] = None
     dict: Optional[str] = None
