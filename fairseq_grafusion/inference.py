@@ -115,7 +115,7 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
     use_cuda = next(model.parameters()).is_cuda
     results = {}
     with torch.no_grad():
-        for batch in tqdm(batches, desc="predict", disable=not progress, leave=False):
+        for batch in tqdm(batches, desc="predict", disable=None if progress else True, leave=False):
             sample = dataset.collater([dataset[int(i)] for i in batch])
             if use_cuda:
                 sample = utils.move_to_cuda(sample)

@@ -25,19 +25,14 @@ import numpy as np
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import atomic_path
 
-from .encode import Encoder, char_span_to_tokens, windows
+from .encode import char_span_to_tokens, windows
 
-_ENCODER = {}  # the encoder of this process (a worker loads its own): see init_encoder
-
-
-def init_encoder(spm_path, dict_path):
-    """Load the encoder that :func:`build_group` / :func:`.parallel.build_sentences` use in this
-    process (a worker initializer)."""
-    _ENCODER["enc"] = Encoder(spm_path, dict_path)
+_ENCODER = {}  # the encoder of this process: see use_encoder
 
 
 def use_encoder(encoder):
-    """Use an already loaded :class:`.encode.Encoder` in this process (the hub)."""
+    """The :class:`.encode.Encoder` that :func:`build_group` / :func:`.parallel.build_sentences`
+    use in this process (forked workers inherit it: :func:`.units.build_examples`)."""
     _ENCODER["enc"] = encoder
 
 
