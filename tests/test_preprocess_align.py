@@ -141,7 +141,8 @@ def test_priors_estimated_once_align_other_text(tmp_path):
         assert len(links) == len(src)
         precision, recall = _precision_recall(src, tgt, words, links)
         print(f"{name}: precision {precision:.2f}, recall {recall:.2f}")
-        # measured: align_with_priors as eflomal alone; LexicalAligner 0.82 / 0.80
+        # measured: align_with_priors 0.78 / 0.82, LexicalAligner 0.82 / 0.79 (eflomal alone, above:
+        # 0.72-0.78 / 0.82-0.85)
         assert precision >= 0.65 and recall >= 0.7, name
     (tmp_path / "bad.priors").write_text("LEX\tonly-two-fields\n")
     with pytest.raises(GraFusionError, match="bad.priors: not an eflomal priors file"):
