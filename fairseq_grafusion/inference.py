@@ -1,45 +1,58 @@
-"""From span logits over the windows of a binarized split to answers, F1 and EM.
+"""From a checkpoint and windows (a binarized split, or examples in memory) to answers, F1 and EM.
 
-Used by ``xmrc_span --eval-span-f1`` during validation and by ``grafusion-predict``.  The windows of
-one question are consecutive examples of the split sharing its question id; a batch given to
+Used by ``xmrc_span --eval-span-f1`` during validation, by ``grafusion-predict`` and by the hub.
+The windows of one question are consecutive examples sharing its question id; a batch given to
 :meth:`SpanScorer.decode` must hold all windows of each of its questions (see
 ``GraphPairDataset(group_questions=True)``).  Answers are exact substrings of the original
 context, found through the token character offsets (``src.offsets`` / ``tgt.offsets``).
 """
-import json
 import os
 
 from .errors import GraFusionError
-from .scoring.qa_metrics import exact_match_score, f1_score, iter_gold_questions, resolve_metric
-from .scoring.span_decoding import SpanWindow, nbest_spans
+from .scoring.qa_metrics import exact_match_score, f1_score, resolve_metric
+from .scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST, SpanWindow, nbest_spans
+from .squad import read_gold
 
 
-def read_squad(path):
-    """``(contexts, answers)`` by question id from a SQuAD v1.1 file."""
+def gold_path(data_dir, split, stream):
+    """The SQuAD file ``grafusion-preprocess binarize`` writes beside a split, per stream."""
+    return os.path.join(data_dir, f"{split}.{stream}.json")
+
+
+def load_model(path, data, use_cuda=False, fp16=False):
+    """The model and task of an ``xmrc_span`` checkpoint, reading dictionaries from ``data``."""
+    from fairseq import checkpoint_utils
+
+    from . import plugin  # noqa: F401  (registers the model, task and criteria)
+
+    if not os.path.isfile(path):
+        raise GraFusionError(f"checkpoint {path} does not exist")
+    overrides = {"data": data}
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise GraFusionError(f"{path}: cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise GraFusionError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    contexts = {}
-    try:
-        for article in data["data"]:
-            for paragraph in article["paragraphs"]:
-                for qa in paragraph["qas"]:
-                    contexts[str(qa["id"])] = paragraph["context"]
-    except (KeyError, TypeError) as e:
-        raise GraFusionError(f"{path}: not in SQuAD v1.1 format (problem with {e})") from None
-    answers = dict(iter_gold_questions(data))
-    return contexts, answers
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+    except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise GraFusionError(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {first})") from None
+    cfg = state.get("cfg") or {}
+    task_name = (cfg.get("task") or {}).get("_name") if hasattr(cfg, "get") else None
+    if task_name != "xmrc_span":
+        raise GraFusionError(f"{path} was trained with task {task_name!r}, not xmrc_span; "
+                             "predict needs a fine-tuned span-extraction checkpoint")
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [path], arg_overrides=overrides, state=state)
+    model = models[0].eval()
+    if use_cuda:
+        model = model.cuda()
+    if fp16:
+        model = model.half()
+    return model, task
 
 
 class SpanScorer:
     """Decodes the ``stream`` ("tgt" or "src") of a split and scores it against gold answers."""
 
     def __init__(self, reader, contexts, answers=None, stream="tgt", lang=None, metric="auto",
-                 max_answer_length=30, n_best=20):
+                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST):
         field = f"{stream}.offsets"
         if field not in reader.fields:
             raise GraFusionError(f"{reader.prefix}: the split has no '{field}' field (token "
@@ -74,13 +87,52 @@ class SpanScorer:
             em += max(float(exact_match_score(text, g, self.lang, self.metric)) for g in golds)
         return f1, em, len(predictions)
 
-    def logging_output(self, sample, out):
-        """Summable ``span_f1`` / ``span_em`` / ``span_n`` for the criterion's logging output."""
+    def decode_and_score(self, sample, out):
+        """Summable ``span_f1`` / ``span_em`` / ``span_n`` of a batch and the model's output."""
         nbest = self.decode(sample["id"].cpu(), out[f"{self.stream}_start"].detach().float().cpu(),
                             out[f"{self.stream}_end"].detach().float().cpu())
         f1, em, n = self.score({q: (b[0].text if b else "") for q, b in nbest.items()})
         return {"span_f1": f1, "span_em": em, "span_n": n}
 
 
-def gold_path(data_dir, split, stream):
-    return os.path.join(data_dir, f"{split}.{stream}.json")
+def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
+            max_answer_length=MAX_ANSWER_LENGTH, batch_size=32, progress=False):
+    """``{question id: n-best list}`` over every window of ``reader`` (a
+    :class:`~.data.PairReader` or :class:`~.data.PairList`); ``contexts`` maps question ids to
+    the contexts of ``stream``.  Batches hold at most ``batch_size`` windows, all windows of their
+    questions."""
+    import torch
+    from fairseq import utils
+    from tqdm import tqdm
+
+    from .data import GraphPairDataset
+
+    if stream == "src" and not model.fusion:
+        raise GraFusionError("a --no-fusion model has no source stream to answer in")
+    scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    dataset = GraphPairDataset(reader, pad_idx, shuffle=False, group_questions=True)
+    batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=batch_size)
+    use_cuda = next(model.parameters()).is_cuda
+    results = {}
+    with torch.no_grad():
+        for batch in tqdm(batches, desc="predict", disable=None if progress else True, leave=False):
+            sample = dataset.collater([dataset[int(i)] for i in batch])
+            if use_cuda:
+                sample = utils.move_to_cuda(sample)
+            out = model(**sample["net_input"])
+            results.update(scorer.decode(sample["id"].cpu(), out[f"{stream}_start"].float().cpu(),
+                                         out[f"{stream}_end"].float().cpu()))
+    missing = [q for q in dict.fromkeys(reader.ids) if q not in results]
+    if missing:
+        raise GraFusionError(f"{len(missing)} questions were not decoded, e.g. {missing[0]!r}")
+    return results
+
+
+def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
+    """:func:`predict` over the binarized ``data/split``, with the contexts of its gold file
+    (``gold``, default :func:`gold_path`); ``kwargs`` go to :func:`predict`."""
+    from .data import PairReader
+
+    reader = PairReader(os.path.join(data, split))
+    contexts, _ = read_gold(gold or gold_path(data, split, stream))
+    return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

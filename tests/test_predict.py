@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import REPO, logged, run_fairseq, train_args
 from fairseq_grafusion.scoring.qa_metrics import evaluate
 
@@ -99,8 +99,8 @@ def test_attention_plot_is_a_png_of_the_requested_size(key_run, tmp_path):
 
 def test_attention_maps_match_the_model(key_run):
     """The plotted cells are the model's own last-layer attention and G, target rows x source cols."""
-    from fairseq_grafusion.cli.plot_attention import attention_maps
-    from fairseq_grafusion.cli.predict import load_model
+    from fairseq_grafusion.figures import attention_maps
+    from fairseq_grafusion.inference import load_model
     from fairseq_grafusion.data import GraphPairDataset, PairReader
 
     data, save, _ = key_run

@@ -9,7 +9,7 @@ import sys
 
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
 from conftest import REPO
 from test_xlmr_init import write_roberta
 

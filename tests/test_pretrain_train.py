@@ -5,7 +5,7 @@ import os
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
 from conftest import USER_DIR, logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.synthetic import SyntheticXMRC
@@ -110,7 +110,7 @@ def test_fine_tuned_model_loads_without_the_pretraining_checkpoint(pretrained, m
     checkpoint (grafusion-predict) must not need the pre-training file any more."""
     import shutil
 
-    from fairseq_grafusion.cli.predict import load_model
+    from fairseq_grafusion.inference import load_model
 
     _, ckpt, _ = pretrained
     moved = str(tmp_path / "pretrain.pt")

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
 from conftest import logged, run_fairseq, train_args
 
 VARIANTS = {

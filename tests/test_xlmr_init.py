@@ -8,7 +8,7 @@ import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models import xlmr_init

@@ -1,3 +1,4 @@
+from .. import hooks  # noqa: F401  (first: process set-up before fairseq is imported)
 from .sa_graph_pretrain import SAGraphPretrainCriterion
 from .xmrc_span import XMRCSpanCriterion
 

@@ -2,8 +2,8 @@
 
 ``L = CE(start_t) + CE(end_t) + CE(start_s) + CE(end_s)`` summed over the batch (fairseq divides by
 ``sample_size`` = number of examples).  Logged, all summable across workers: ``loss`` and the
-per-language ``tgt_loss`` / ``src_loss`` (base 2, per example), start/end accuracy per language,
-and with ``--eval-span-f1`` on validation splits ``f1`` / ``em`` over questions.
+per-language ``tgt_loss`` / ``src_loss`` (base 2, per example) and start/end accuracy per language.
+(``f1`` / ``em`` of ``--eval-span-f1`` are the task's: ``XMRCSpanTask.valid_step``.)
 """
 import math
 
@@ -51,9 +51,6 @@ class XMRCSpanCriterion(FairseqCriterion):
             logging_output[f"{lang}_n"] = bsz
             loss = loss + lang_loss
         logging_output["loss"] = loss.data
-        scorer = getattr(self.task, "span_scorers", {}).get(sample.get("split"))
-        if scorer is not None and not model.training:
-            logging_output.update(scorer.logging_output(sample, out))
         return loss, bsz, logging_output
 
     @staticmethod
@@ -68,11 +65,6 @@ class XMRCSpanCriterion(FairseqCriterion):
             for end in ("start", "end"):
                 metrics.log_scalar(f"{lang}_{end}_acc", 100.0 * total(f"{lang}_{end}_correct") / n,
                                    n, round=1)
-
-        n = total("span_n")
-        if n:
-            metrics.log_scalar("f1", 100.0 * total("span_f1") / n, n, round=2)
-            metrics.log_scalar("em", 100.0 * total("span_em") / n, n, round=2)
 
     @staticmethod
     def logging_outputs_can_be_summed():

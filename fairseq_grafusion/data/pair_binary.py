@@ -20,16 +20,17 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
 checks every example before writing it and writes every file under a temporary name, renaming
 them only once the whole split is complete, so a split on disk is never half-written.
+:class:`PairList` holds examples in memory behind the reader's interface (the hub).
 """
 import json
 import os
-import uuid
 
 import numpy as np
 import torch
 from fairseq.data import indexed_dataset
 
 from ..errors import GraFusionError
+from ..files import AtomicFiles
 
 FORMAT_NAME = "grafusion-pairs"
 FORMAT_VERSION = 1
@@ -107,16 +108,12 @@ class PairWriter:
     def __init__(self, prefix, vocab_size, with_span=True, extra_fields=()):
         self.prefix = prefix
         self.fields = list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else []) + list(extra_fields)
-        self._tmp = f"{prefix}.tmp-{uuid.uuid4().hex[:8]}"
         self._dtypes = {f: _field_dtype(f, vocab_size) for f in self.fields}
         self._ids = []
         self._done = False
-        os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+        self._files = AtomicFiles()
         self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(
-            self._path(f, ".bin", tmp=True), dtype=self._dtypes[f]) for f in self.fields}
-
-    def _path(self, field, ext, tmp=False):
-        return f"{self._tmp if tmp else self.prefix}.{field}{ext}"
+            self._files.path(f"{prefix}.{f}.bin"), dtype=self._dtypes[f]) for f in self.fields}
 
     def add(self, example_id, **fields):
         """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays."""
@@ -146,31 +143,22 @@ class PairWriter:
         """Finish every file and move them to their final names (the manifest last)."""
         if self._done:
             return
-        finals = []
         for f in self.fields:
-            self._builders[f].finalize(self._path(f, ".idx", tmp=True))
-            finals += [(self._path(f, ext, tmp=True), self._path(f, ext)) for ext in (".bin", ".idx")]
-        with open(self._path("ids", ".txt", tmp=True), "w", encoding="utf-8") as out:
+            self._builders[f].finalize(self._files.path(f"{self.prefix}.{f}.idx"))
+        with open(self._files.path(f"{self.prefix}.ids.txt"), "w", encoding="utf-8") as out:
             out.writelines(i + "\n" for i in self._ids)
-        finals.append((self._path("ids", ".txt", tmp=True), self._path("ids", ".txt")))
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
                 "fields": self.fields}
-        with open(self._path("meta", ".json", tmp=True), "w", encoding="utf-8") as out:
+        with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
-        finals.append((self._path("meta", ".json", tmp=True), self._path("meta", ".json")))
-        for tmp, final in finals:
-            os.replace(tmp, final)
+        self._files.commit()  # the manifest last
         self._done = True
 
     def abort(self):
         """Remove the temporary files; nothing of this split is left on disk."""
         for builder in self._builders.values():
             builder._data_file.close()  # fairseq's builder has no public close
-        stem = os.path.basename(self._tmp)
-        directory = os.path.dirname(os.path.abspath(self._tmp))
-        for name in os.listdir(directory):
-            if name.startswith(stem):
-                os.remove(os.path.join(directory, name))
+        self._files.abort()
         self._done = True
 
     def __enter__(self):
@@ -247,6 +235,42 @@ class PairReader:
     def __getitem__(self, i):
         example = {f: self._data[f][i].numpy() for f in self.fields}
         check_example(example, f"{self.prefix}: example {i} (id {self.ids[i]!r})")
-        for f in ("align", "src.dep", "tgt.dep"):
-            example[f] = example[f].reshape(-1, 2)
-        return example
+        return _edges_as_pairs(example)
+
+
+def _edges_as_pairs(example):
+    for f in ("align", "src.dep", "tgt.dep"):
+        example[f] = example[f].reshape(-1, 2)
+    return example
+
+
+class PairList:
+    """Examples held in memory, with :class:`PairReader`'s interface: what the hub batches.
+
+    ``examples`` is a list of ``(id, fields)``, ``fields`` as :meth:`PairWriter.add` takes them;
+    every example is checked as the writer checks it (``name`` is the prefix errors show)."""
+
+    def __init__(self, examples, name="examples"):
+        self.prefix = name
+        self.ids, self._examples = [], []
+        for example_id, fields in examples:
+            example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
+            check_example(example, f"{name}: example {example_id!r}")
+            self.ids.append(str(example_id))
+            self._examples.append(example)
+        self.fields = list(self._examples[0]) if self._examples else list(REQUIRED_FIELDS)
+        self.src_sizes = np.array([len(e["src.tok"]) for e in self._examples], dtype=np.int64)
+        self.tgt_sizes = np.array([len(e["tgt.tok"]) for e in self._examples], dtype=np.int64)
+
+    @property
+    def has_span(self):
+        return SPAN_FIELD in self.fields
+
+    def __len__(self):
+        return len(self._examples)
+
+    def field(self, name, i):
+        return self._examples[i][name]
+
+    def __getitem__(self, i):
+        return _edges_as_pairs(dict(self._examples[i]))

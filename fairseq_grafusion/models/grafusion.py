@@ -33,6 +33,7 @@ from fairseq.utils import safe_getattr
 from ..errors import GraFusionError
 from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
 from . import xlmr_init
+from .pretrain_heads import PretrainingHeads
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,6 @@ class GraFusionModel(BaseFairseqModel):
         """Pre-training (task ``sa_graph_pretrain``): add the TLM / L_SA heads and remove the span
         heads, so that every parameter gets a gradient (DDP) and checkpoints hold no unused
         tensors.  Called by the task before any checkpoint is loaded."""
-        from .pretrain_heads import PretrainingHeads
-
         if self.pretrain_heads is not None:
             return self.pretrain_heads
         if not self.fusion:
@@ -156,12 +155,14 @@ class GraFusionModel(BaseFairseqModel):
         return cls(cfg, task.source_dictionary)
 
     @classmethod
-    def from_pretrained(cls, model_dir, checkpoint_file="checkpoint_best.pt", **kwargs):
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt",
+                        data_name_or_path=".", **kwargs):
         """A :class:`~fairseq_grafusion.hub.GraFusionHubInterface` with ``answer(question,
-        context, *, source_question=None, source_context=None)``."""
+        context, *, source_question=None, source_context=None, top_k=1, max_answer_len=...)``;
+        ``kwargs`` go to :func:`fairseq_grafusion.hub.from_pretrained`."""
         from ..hub import from_pretrained
 
-        return from_pretrained(model_dir, checkpoint_file, **kwargs)
+        return from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **kwargs)
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -223,6 +224,18 @@ class GraFusionModel(BaseFairseqModel):
             out["tgt"], _ = self.run_layer(self.tgt_top, x, tgt_pad)
         out["tgt_pad"] = tgt_pad
         return out
+
+    def pretraining_logits(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
+                           dep_edges=None, masked_tokens=None, **unused):
+        """Pre-training (paper section 3.4): the TLM and ``L_SA`` logits of the masked pieces
+        ``masked_tokens`` (B, Ls + Lt) over ``[S; T]``; see :meth:`PretrainingHeads.forward
+        <fairseq_grafusion.models.pretrain_heads.PretrainingHeads.forward>`."""
+        if self.pretrain_heads is None:
+            raise GraFusionError("the model has no pre-training heads (--task sa_graph_pretrain adds them)")
+        feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges)
+        x = torch.cat([feats["src"], feats["tgt"]], dim=1)  # (B, Ls + Lt, d)
+        return self.pretrain_heads(x, word_ids, align_edges, dep_edges, masked_tokens,
+                                   self.embed_tokens.weight)
 
     def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
                 dep_edges=None, return_attention=False, **unused):
