@@ -1,9 +1,10 @@
 """fairseq-grafusion: GraFusion-MRC as a fairseq plugin (``--user-dir fairseq_grafusion``).
 
 Importing the package registers the model ``grafusion`` (architectures ``grafusion_base``,
-``grafusion_large``, ``grafusion_tiny``), the task and criterion ``xmrc_span``, lets torch >= 2.6
-load fairseq checkpoints, stops fairseq's prefetch threads cleanly at exit, and prints
-:class:`GraFusionError` as one line.
+``grafusion_large``, ``grafusion_tiny``), the baselines' model ``filter`` (``filter_*``,
+``xlmr_translate_train_*``), the task and criterion ``xmrc_span`` (and the criterion
+``xmrc_span_self_teaching``), lets torch >= 2.6 load fairseq checkpoints, stops fairseq's
+prefetch threads cleanly at exit, and prints :class:`GraFusionError` as one line.
 """
 import logging
 

@@ -4,10 +4,12 @@
     -> N SA-Transformer layers over [A_s; A_t] with the SA-Graph bias G (eq. 3-4, 6-11)
     -> top layer (one copy per language) -> start/end heads per language (eq. 5)
 
-``--graph none`` is FILTER-style fusion (G = 0), ``--graph align`` is +a, ``--graph align,dep``
-is +ad; ``--no-fusion`` runs the target stream alone through the same layers (XLM-R
-translate-train).  Embeddings and layers follow fairseq's RoBERTa so XLM-R checkpoints initialise
-the model (``--pretrained-xlmr DIR``, or ``--finetune-from-model DIR/model.pt``).
+``--graph none`` is fusion with G = 0, ``--graph align`` is +a, ``--graph align,dep`` is +ad;
+``--no-fusion`` runs the target stream alone through the same layers.  The paper's baselines,
+XLM-R translate-train and FILTER, are the model ``filter`` (:mod:`.filter`).  ``--share-sa-graph``
+and ``--share-lang-layers`` set the parameter budget (README, "Parameters").  Embeddings and
+layers follow fairseq's RoBERTa so XLM-R checkpoints initialise the model (``--pretrained-xlmr
+DIR``, or ``--finetune-from-model DIR/model.pt``).
 
 Pre-training (section 3.4, task ``sa_graph_pretrain``) replaces the span heads by the TLM and
 graph-node recovery heads (:meth:`GraFusionModel.register_pretraining_heads`); the pre-trained
@@ -64,14 +66,15 @@ class GraFusionConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0)
     max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
     graph: str = field(default="align,dep", metadata={
-        "help": "SA-Graph edges: none (FILTER-style fusion), align (+a), align,dep (+ad), dep"})
+        "help": "SA-Graph edges: none (fusion with G = 0), align (+a), align,dep (+ad), dep"})
     graph_aggregation: ChoiceEnum(AGGREGATIONS) = field(default="mean", metadata={
         "help": "combination of f_a and f_d (eq. 8; appendix B)"})
     graph_bias_scale: Optional[float] = field(default=None, metadata={
         "help": "scale of G = scale * p_i.p_j (default 1/sqrt(d); the paper gives none)"})
     graph_bias_max: float = field(default=50.0, metadata={"help": "G is clamped to +-this"})
     no_fusion: bool = field(default=False, metadata={
-        "help": "target stream only, no concatenation: the XLM-R translate-train baseline"})
+        "help": "target stream only, no concatenation (for XLM-R translate-train on both "
+                "streams: --arch xlmr_translate_train_*)"})
     pretrained_xlmr: Optional[str] = field(default=None, metadata={
         "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
     pretrained_sagraph: Optional[str] = field(default=None, metadata={
