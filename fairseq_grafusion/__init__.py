@@ -3,8 +3,10 @@
 Importing the package itself is light (no torch, no fairseq), so that the data pipeline's readers
 and writers (:mod:`.squad`, :mod:`.files`, :mod:`.preprocess.workdir`) can be used anywhere.
 fairseq's ``--user-dir`` imports ``tasks/`` and ``models/``, which register the model
-``grafusion`` (architectures ``grafusion_base``, ``grafusion_large``, ``grafusion_tiny``), the tasks
-and criteria ``xmrc_span`` and ``sa_graph_pretrain``, and set up the process (:mod:`.hooks`);
+``grafusion`` (architectures ``grafusion_base``, ``grafusion_large``, ``grafusion_tiny``), the
+baselines' model ``filter`` (``filter_*``, ``xlmr_translate_train_*``), the tasks and criteria
+``xmrc_span`` and ``sa_graph_pretrain`` (and the criterion ``xmrc_span_self_teaching``), and set
+up the process (:mod:`.hooks`);
 Python code gets all of it with ``import fairseq_grafusion.plugin``.
 
 Layers: the commands (:mod:`.cli`, :mod:`.preprocess.cli`) sit on top and nothing imports them;

@@ -38,20 +38,26 @@ class XMRCSpanCriterion(FairseqCriterion):
         bsz = spans.size(0)
         loss = 0.0
         logging_output = {"nsentences": bsz, "ntokens": sample["ntokens"], "sample_size": bsz}
-        for lang, (c_start, c_end) in _COLUMNS.items():
+        for lang in _COLUMNS:
             if f"{lang}_start" not in out:  # --no-fusion: no source stream
                 continue
-            lang_loss = 0.0
-            for end, col in (("start", c_start), ("end", c_end)):
-                logits = out[f"{lang}_{end}"].float()
-                gold = spans[:, col]
-                lang_loss = lang_loss + F.cross_entropy(logits, gold, reduction="sum")
-                logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
+            lang_loss = self.stream_loss(lang, out, sample, logging_output)
             logging_output[f"{lang}_loss"] = lang_loss.data
             logging_output[f"{lang}_n"] = bsz
             loss = loss + lang_loss
         logging_output["loss"] = loss.data
         return loss, bsz, logging_output
+
+    def stream_loss(self, lang, out, sample, logging_output):
+        """Eq. 5 for one stream: ``CE(start) + CE(end)`` summed over the batch; logs the
+        start / end accuracy of the stream."""
+        loss = 0.0
+        for end, col in zip(("start", "end"), _COLUMNS[lang]):
+            logits = out[f"{lang}_{end}"].float()
+            gold = sample["target"][:, col]
+            loss = loss + F.cross_entropy(logits, gold, reduction="sum")
+            logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
+        return loss
 
     @staticmethod
     def reduce_metrics(logging_outputs):
