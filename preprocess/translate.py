@@ -18,9 +18,13 @@ def load_hub_translator(model_dir, source_lang, target_lang, checkpoint="model.p
     """A fairseq ``GeneratorHubInterface`` translating ``source_lang`` -> ``target_lang``."""
     from fairseq.models.transformer import TransformerModel
 
+    import os
+
     from fairseq_grafusion import checkpoint_compat
 
-    checkpoint_compat.allow_fairseq_checkpoints()
+    path = os.path.join(model_dir, checkpoint)
+    checkpoint_compat.check_translation(checkpoint_compat.load_state(path, "--mt-model checkpoint"),
+                                        path)
     kwargs = {"source_lang": source_lang, "target_lang": target_lang, "beam": beam}
     if bpe == "sentencepiece":
         kwargs.update(bpe="sentencepiece", sentencepiece_model=bpe_model)
