@@ -12,7 +12,8 @@ Two dangers, two guards:
   to ``weights_only`` inside fairseq: such a torch is refused with one line.
 * **Building.**  fairseq builds whatever model a checkpoint's configuration names, and some
   architectures ``eval()`` configuration strings (``fconv``'s layer specs).  Before anything is
-  built, :func:`check_grafusion` requires one of our tasks and the ``grafusion`` model, and
+  built, :func:`check_grafusion` requires one of our tasks and an architecture of the
+  ``grafusion`` model, and
   :func:`check_translation` a fairseq transformer for ``--mt-model``.
 """
 import argparse
@@ -26,7 +27,6 @@ from .errors import GraFusionError
 
 TRUSTED_GLOBALS = (argparse.Namespace,)
 OUR_TASKS = ("xmrc_span", "sa_graph_pretrain")
-OUR_MODELS = ("grafusion",)
 MIN_TORCH = (2, 6)
 
 
@@ -69,11 +69,15 @@ def load_state(path, what="checkpoint"):
 
 def describe_load_error(exc):
     text = str(exc)
-    if "Weights only load failed" in text or "Unsupported global" in text:
-        found = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), "")
+    found = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), "")
+    if found:  # weights_only met a class or function it does not allow
         return ("refused: the file holds pickled objects that a checkpoint does not need "
-                f"({found or type(exc).__name__}); it was not loaded")
-    first = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+                f"({found}); it was not loaded")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if "Weights only load failed" in text:  # torch's advice is not ours to give: its reason only
+        lines = [line for line in lines if not line.startswith(("Weights only", "Please file",
+                                                                 "Check the doc"))]
+    first = (lines or [type(exc).__name__])[0][:200]
     return f"not a fairseq checkpoint, or a damaged one ({type(exc).__name__}: {first})"
 
 
@@ -112,7 +116,7 @@ def check_grafusion(state, path, tasks=("xmrc_span",)):
                              f"{' or '.join(tasks)}; predict needs a fine-tuned span-extraction "
                              "checkpoint of fairseq-grafusion")
     cls = ARCH_MODEL_REGISTRY.get(arch)
-    if model_name not in OUR_MODELS or cls is None or not issubclass(cls, GraFusionModel):
+    if cls is None or not issubclass(cls, GraFusionModel):
         raise GraFusionError(f"{path}: model {model_name!r} (arch {arch!r}) is not a "
                              "fairseq-grafusion model; refused before building it")
 

@@ -23,8 +23,12 @@ def load_hub_translator(model_dir, source_lang, target_lang, checkpoint="model.p
     from fairseq_grafusion import checkpoint_compat
 
     path = os.path.join(model_dir, checkpoint)
-    checkpoint_compat.check_translation(checkpoint_compat.load_state(path, "--mt-model checkpoint"),
-                                        path)
+    try:
+        state = checkpoint_compat.load_state(path)
+    except GraFusionError as e:
+        raise GraFusionError(f"--mt-model {model_dir}: cannot load a {source_lang}->{target_lang} "
+                             f"fairseq translation model ({e})") from None
+    checkpoint_compat.check_translation(state, path)
     kwargs = {"source_lang": source_lang, "target_lang": target_lang, "beam": beam}
     if bpe == "sentencepiece":
         kwargs.update(bpe="sentencepiece", sentencepiece_model=bpe_model)
