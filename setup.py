@@ -19,8 +19,9 @@ setup(
         # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package fixed
         'fairseq==0.12.2; python_version < "3.11"',
         'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+        # >= 2.6: weights_only checkpoint loading by default (fairseq_grafusion.checkpoint_compat);
         # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
-        "torch>=2.1,<=2.13.0",
+        "torch>=2.6,<=2.13.0",
         "numpy",
         "sentencepiece",
         "tqdm",

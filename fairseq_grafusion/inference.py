@@ -25,19 +25,11 @@ def load_model(path, data, use_cuda=False, fp16=False):
 
     from . import plugin  # noqa: F401  (registers the model, task and criteria)
 
-    if not os.path.isfile(path):
-        raise GraFusionError(f"checkpoint {path} does not exist")
+    from . import checkpoint_compat
+
+    checkpoint_compat.check_grafusion(checkpoint_compat.load_state(path), path)
     overrides = {"data": data}
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
-    except Exception as e:  # a truncated or foreign file: say which, not a pickle traceback
-        first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise GraFusionError(f"{path}: not a fairseq checkpoint ({type(e).__name__}: {first})") from None
-    cfg = state.get("cfg") or {}
-    task_name = (cfg.get("task") or {}).get("_name") if hasattr(cfg, "get") else None
-    if task_name != "xmrc_span":
-        raise GraFusionError(f"{path} was trained with task {task_name!r}, not xmrc_span; "
-                             "predict needs a fine-tuned span-extraction checkpoint")
+    state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [path], arg_overrides=overrides, state=state)
     model = models[0].eval()

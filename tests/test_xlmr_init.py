@@ -12,6 +12,7 @@ import fairseq_grafusion.plugin  # noqa: F401
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models import xlmr_init
+from fairseq_grafusion.checkpoint_compat import load_state
 
 SIZES = ["--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
          "--encoder-attention-heads", "4"]
@@ -56,7 +57,7 @@ def build(data, *extra):
 @pytest.mark.parametrize("fusion", [True, False])
 def test_every_tensor_comes_from_the_checkpoint(roberta, marker_data, fusion):
     model = build(marker_data, "--pretrained-xlmr", roberta, *([] if fusion else ["--no-fusion"]))
-    theirs = torch.load(os.path.join(roberta, "model.pt"), map_location="cpu")["model"]
+    theirs = load_state(os.path.join(roberta, "model.pt"))["model"]
     enc = "encoder.sentence_encoder."
     ours = model.state_dict()
     checked = 0
@@ -101,7 +102,7 @@ def test_filter_and_translate_train_take_the_layers_in_order(roberta, marker_dat
 
 
 def test_old_release_layout_converts_the_same(roberta):
-    theirs = torch.load(os.path.join(roberta, "model.pt"), map_location="cpu")["model"]
+    theirs = load_state(os.path.join(roberta, "model.pt"))["model"]
     old = {}
     for k, v in theirs.items():
         k = k.replace("encoder.", "decoder.", 1).replace("layernorm_embedding", "emb_layer_norm")
