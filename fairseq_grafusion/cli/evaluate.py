@@ -6,8 +6,9 @@ import os
 import sys
 import tempfile
 
-from ..errors import GraFusionError, install_excepthook
+from ..errors import GraFusionError
 from ..scoring.qa_metrics import MLQA_LANGUAGES, SQUAD_ONLY_LANGUAGES, evaluate, resolve_metric
+from . import run
 
 _SHOW_IDS = 5
 
@@ -178,9 +179,8 @@ def main(argv=None):
     return results
 
 
-def cli_main():
-    install_excepthook()  # GraFusionError -> one line on stderr, exit status 1
-    main()
+def cli_main(argv=None):
+    run("grafusion-evaluate", main, argv)  # GraFusionError -> one line on stderr, exit status 1
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ import argparse
 import logging
 import os
 
-import torch
-
 from ..errors import GraFusionError
 from . import run, setup_logging
 
@@ -38,6 +36,8 @@ def get_parser():
 
 def attention_maps(model, sample, head=None):
     """Target-to-source attention (lt, ls) of the last SA layer and G over the same cells."""
+    import torch  # here, not at the top: --help needs neither torch nor fairseq
+
     with torch.no_grad():
         out = model(**sample["net_input"], return_attention=True)
     len_s = sample["net_input"]["src_tokens"].size(1)

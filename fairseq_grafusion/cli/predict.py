@@ -20,8 +20,6 @@ import logging
 import os
 import tempfile
 
-import torch
-
 from ..errors import GraFusionError
 from . import run, setup_logging
 
@@ -119,6 +117,7 @@ def preprocess_qa(out, src_json, tgt_json, src_lang, tgt_lang, spm, dict_path, m
 def predict_split(model, task, split, stream="tgt", gold=None, batch_size=32, n_best=20,
                   max_answer_length=30, progress=True, data=None):
     """``{question id: n-best list}`` over the whole split of ``data`` (default: the task's)."""
+    import torch
     from fairseq import utils
     from fairseq.logging import progress_bar
 
@@ -163,6 +162,8 @@ def write_json(path, obj):
 def main(argv=None):
     args = get_parser().parse_args(argv)
     setup_logging()
+    import torch  # here, not at the top: --help and argument errors need neither torch nor fairseq
+
     import fairseq_grafusion  # noqa: F401  (registers the plugin)
 
     use_cuda = torch.cuda.is_available() and not args.cpu
