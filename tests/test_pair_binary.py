@@ -167,3 +167,27 @@ def test_grouped_batches_keep_every_window_of_a_question_together(tmp_path):
             seen.setdefault(ds.reader.ids[i], set()).add(k)
     assert all(len(ks) == 1 for ks in seen.values())
     assert len(batches) >= len(ds) / 4
+
+
+def _undirected_unique_before_key(pairs):
+    """The dedupe before the integer-key rewrite (``np.unique(axis=0)``), kept as the reference."""
+    if len(pairs) == 0:
+        return pairs.reshape(0, 2)
+    pairs = np.sort(pairs, axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0)
+
+
+def test_edge_dedupe_equals_np_unique_rows():
+    from fairseq_grafusion.data.graph_pair_dataset import _undirected_unique
+
+    rng = np.random.RandomState(3)
+    cases = [np.zeros((0, 2), dtype=np.int64), np.array([[2, 2], [5, 5]]), np.array([[7, 3]])]
+    for _ in range(300):
+        n, high = rng.randint(1, 60), rng.choice([2, 5, 50, 100_000])
+        low = rng.choice([0, 0, -3])  # offsets may shift ids; negatives must not break the key
+        cases.append(rng.randint(low, high, (n, 2)).astype(rng.choice([np.int32, np.int64])))
+    for pairs in cases:
+        new, before = _undirected_unique(pairs), _undirected_unique_before_key(pairs)
+        assert new.dtype == before.dtype and new.shape == before.shape
+        assert np.array_equal(new, before)

@@ -242,3 +242,22 @@ def test_G_gradients_reach_every_graph_parameter():
     G.square().sum().backward()
     for name, p in graph.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_G_clamped_in_place_in_inference_equals_the_autograd_path(training):
+    """Without a gradient to compute, G is clamped in place; its values are those of the
+    out-of-place clamp that training uses, and of the loop reference clamped."""
+    x, word_ids, align, dep, n_words = random_batch(32)
+    graph = SAGraph(DIM, max_bias=1.0).train(training)
+    perturb(graph)
+    G_train = graph(x, word_ids, align, dep)  # parameters require grad: out-of-place clamp
+    assert G_train.requires_grad and G_train.abs().max() == 1.0  # the clamp is active
+    with torch.no_grad():
+        G_inference = graph(x, word_ids, align, dep)
+    graph.requires_grad_(False)  # grad mode on, but nothing requires grad: in place too
+    G_frozen = graph(x, word_ids, align, dep)
+    assert torch.equal(G_inference, G_train.detach()) and torch.equal(G_frozen, G_inference)
+    with torch.no_grad():
+        ref = ref_G(graph, x, word_ids, align, dep, n_words, True, True).clamp(-1.0, 1.0)
+    torch.testing.assert_close(G_inference, ref, rtol=1e-5, atol=1e-5)

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from fairseq_grafusion.errors import GraFusionError
-from fairseq_grafusion.scoring.span_decoding import SpanWindow, decode_answer, nbest_spans
+from fairseq_grafusion.scoring.span_decoding import (
+    SpanPrediction,
+    SpanWindow,
+    decode_answer,
+    nbest_spans,
+)
 
 CONTEXT = "The  quick brown fox, jumps over the lazy dog."
 NEG = -100.0
@@ -217,3 +222,126 @@ def test_matches_slow_reference_on_random_logits():
         assert [p.score for p in ours] == pytest.approx([sc for _, sc, _, _, _ in ref])
         if ours:
             assert sum(p.probability for p in ours) == pytest.approx(1.0)
+
+
+# --- the implementation before the banded rewrite, kept verbatim as the reference -------------
+# (fairseq_grafusion/scoring/span_decoding.py at commit 93738a8: the full L x L grid of every
+# window, a lexsort of all candidates and np.unique(axis=0) on the character spans)
+
+def _numpy_before_band(x, dtype):
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def _window_candidates_before_band(k, window, context_len, max_answer_length):
+    if isinstance(window, dict):
+        window = SpanWindow(**window)
+    start, end, mask, offsets = window
+    start = _numpy_before_band(start, np.float64)
+    end = _numpy_before_band(end, np.float64)
+    mask = _numpy_before_band(mask, bool)
+    offsets = _numpy_before_band(offsets, np.int64)
+    length = start.shape[0]
+    usable = mask & (offsets[:, 0] >= 0) & (offsets[:, 1] >= 0)
+    pos = np.arange(length)
+    span_len = pos[None, :] - pos[:, None] + 1  # [i, j] -> j - i + 1
+    valid = usable[:, None] & usable[None, :] & (span_len >= 1) & (span_len <= max_answer_length)
+    ii, jj = np.nonzero(valid)
+    return {
+        "window": np.full(ii.shape, k, dtype=np.int64),
+        "token_start": ii,
+        "token_end": jj,
+        "start_logit": start[ii],
+        "end_logit": end[jj],
+        "char_start": offsets[ii, 0],
+        "char_end": offsets[jj, 1],
+    }
+
+
+def _nbest_spans_before_band(windows, context, n_best_size=20, max_answer_length=30):
+    parts = [_window_candidates_before_band(k, w, len(context), max_answer_length)
+             for k, w in enumerate(windows)]
+    if not parts:
+        return []
+    cand = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    if cand["window"].size == 0:
+        return []
+    score = cand["start_logit"] + cand["end_logit"]
+    order = np.lexsort((cand["token_end"], cand["token_start"], cand["window"], -score))
+    spans = np.stack([cand["char_start"][order], cand["char_end"][order]], axis=1)
+    _, first = np.unique(spans, axis=0, return_index=True)
+    order = order[np.sort(first)][:n_best_size]
+    best = score[order]
+    probs = np.exp(best - best.max())
+    probs /= probs.sum()
+    return [
+        SpanPrediction(
+            text=context[int(cand["char_start"][i]) : int(cand["char_end"][i])],
+            score=float(score[i]),
+            probability=float(p),
+            start_logit=float(cand["start_logit"][i]),
+            end_logit=float(cand["end_logit"][i]),
+            char_start=int(cand["char_start"][i]),
+            char_end=int(cand["char_end"][i]),
+            window=int(cand["window"][i]),
+            token_start=int(cand["token_start"][i]),
+            token_end=int(cand["token_end"][i]),
+        )
+        for i, p in zip(order, probs)
+    ]
+
+
+def _logits(rng, n, kind):
+    if kind == "int":  # few distinct values: many exact ties in score
+        return np.array([float(rng.randint(-2, 2)) for _ in range(n)])
+    if kind == "const":  # every span of a window ties
+        return np.full(n, 1.5)
+    return np.round(rng_normal(rng, n), rng.choice([1, 3, 8]))
+
+
+def _question_with_windows(rng, kind):
+    """A context cut into pieces and windows over them with overlapping (or, with ``copies``,
+    identical) character spans, question tokens and holes in the context mask."""
+    context, _ = _random_question(rng)
+    pieces, cut = [], 0
+    while cut < len(context):
+        step = rng.randint(1, 4)
+        pieces.append((cut, min(cut + step, len(context))))
+        cut += step
+    length, stride = rng.randint(1, 60), rng.randint(1, 30)
+    copies = rng.choice([1, 1, 1, 6])  # each window repeated: every span found 6+ times
+    windows, begin = [], 0
+    while True:
+        chunk = pieces[begin:begin + length]
+        nq = rng.randint(0, 5)
+        offsets = np.array([(-1, -1)] * (nq + 1) + chunk + [(-1, -1)])
+        mask = np.array([False] * (nq + 1) + [rng.random() > 0.1 for _ in chunk] + [False])
+        n = len(offsets)
+        start, end = _logits(rng, n, kind), _logits(rng, n, kind)
+        start[~mask] = rng.choice([0.0, -np.inf])  # padding / question positions
+        for _ in range(copies):
+            windows.append(SpanWindow(start, end, mask, offsets))
+        if begin + length >= len(pieces):
+            break
+        begin += stride
+    return context, windows
+
+
+@pytest.mark.parametrize("kind", ["int", "float", "const"])
+def test_same_output_as_the_implementation_before_the_band(kind):
+    """Every field of every n-best entry, ties (integer and constant logits), overlapping and
+    repeated windows included, equals the full-grid implementation's."""
+    rng = random.Random(["int", "float", "const"].index(kind))
+    for _ in range(400):
+        context, windows = _question_with_windows(rng, kind)
+        n_best = rng.choice([1, 2, 5, 20, 20, 100, 10_000])
+        max_len = rng.choice([1, 3, 15, 30, 30, 10_000])
+        new = nbest_spans(windows, context, n_best_size=n_best, max_answer_length=max_len)
+        before = _nbest_spans_before_band(windows, context, n_best, max_len)
+        assert new == before
+    # torch inputs (what SpanScorer passes): float32 logits, bool mask, int offsets
+    context, windows = _question_with_windows(rng, "int")
+    as_torch = [SpanWindow(torch.tensor(s, dtype=torch.float32), torch.tensor(e, dtype=torch.float32),
+                           torch.tensor(m), torch.tensor(o)) for s, e, m, o in windows]
+    assert nbest_spans(as_torch, context) == _nbest_spans_before_band(as_torch, context)

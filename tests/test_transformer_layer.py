@@ -2,6 +2,7 @@
 import argparse
 import math
 
+import pytest
 import torch
 from fairseq.modules import TransformerEncoderLayer
 
@@ -83,3 +84,58 @@ def test_explicit_weights_path_equals_fused_path():
     assert weights.shape == (3, HEADS, 7, 7)
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, HEADS, 7))
     assert (weights[2, :, :, 3:] == 0).all()  # padded keys get no attention
+
+
+def _graph_input(pad, seed):
+    """One word per token (-1 on padding) and random undirected edges among each example's words."""
+    g = torch.Generator().manual_seed(seed)
+    word_ids = torch.arange(pad.size(1)).repeat(pad.size(0), 1).masked_fill(pad, -1)
+    edges = torch.stack([torch.randint(0, int((~p).sum()), (6, 2), generator=g) for p in pad])
+    return dict(word_ids=word_ids, align_edges=edges, dep_edges=edges.flip(-1))
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("padded", [True, False])
+def test_G_padded_in_place_in_inference_equals_the_copying_path(training, padded):
+    """Inference pads G in place (no copy); outputs equal the copying path that training takes,
+    both equal the per-head loop reference, and training gradients are the loop's gradients."""
+    from fairseq_grafusion.modules import SAGraph, SATransformerLayer
+
+    torch.manual_seed(6)
+    layer = SATransformerLayer(DIM, FFN, HEADS, graph=SAGraph(DIM, max_bias=2.0), dropout=0.0,
+                               attention_dropout=0.0).train(training)
+    x, pad = batch(7)
+    if not padded:
+        pad = torch.zeros_like(pad)
+    graph_input = _graph_input(pad, 8)
+    # the copying path: parameters require grad
+    out, _, G_returned = layer(x, pad, graph_input)
+    assert G_returned is None  # G is only returned with the attention weights
+    G = layer.graph(x, **graph_input)
+    ref = reference_biased_layer(layer, x, pad, G)
+    keep = ~pad
+    torch.testing.assert_close(out[keep], ref[keep], rtol=1e-5, atol=1e-5)
+    # gradients of the copying path are the loop's
+    grads = torch.autograd.grad(out[keep].square().sum(), list(layer.parameters()))
+    ref_grads = torch.autograd.grad(ref[keep].square().sum(), list(layer.parameters()))
+    for name, a, b in zip([n for n, _ in layer.named_parameters()], grads, ref_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+    # the in-place path: no grad
+    with torch.no_grad():
+        out_inference, _, _ = layer(x, pad, graph_input)
+        out_weights, weights, G_kept = layer(x, pad, graph_input, need_weights=True)
+    torch.testing.assert_close(out_inference, out.detach(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(out_weights, out.detach(), rtol=1e-5, atol=1e-5)
+    # with the weights, G comes back as computed: not padded with -inf
+    assert torch.isfinite(G_kept).all() and torch.equal(G_kept, G.detach())
+
+
+def test_a_callers_bias_is_never_modified():
+    """TransformerLayer pads a bias it is given in a copy, in inference too."""
+    layer = TransformerLayer(DIM, FFN, HEADS).eval()
+    x, pad = batch(9)
+    G = torch.randn(3, 7, 7)
+    before = G.clone()
+    with torch.no_grad():
+        layer(x, pad, bias=G)
+    assert torch.equal(G, before)

@@ -21,12 +21,22 @@ def _pad_pairs(pair_lists):
 
 
 def _undirected_unique(pairs):
-    """Canonical (min, max) undirected pairs without duplicates or self-pairs."""
+    """Canonical (min, max) undirected pairs without duplicates or self-pairs, sorted by rows.
+
+    Deduplicates on one integer per pair (``a * base + b``, rows in lexicographic order), which is
+    what ``np.unique(pairs, axis=0)`` gives, without its structured-array sort.
+    """
     if len(pairs) == 0:
         return pairs.reshape(0, 2)
     pairs = np.sort(pairs, axis=1)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs, axis=0)
+    if len(pairs) == 0:
+        return pairs
+    low = pairs.min()
+    shifted = pairs.astype(np.int64) - low
+    base = int(shifted.max()) + 1
+    keys = np.unique(shifted[:, 0] * base + shifted[:, 1])
+    return np.stack([keys // base, keys % base], axis=1).astype(pairs.dtype) + low
 
 
 def example_graph(example):

@@ -139,4 +139,7 @@ class SAGraph(nn.Module):
         f = self.node_features(h, align_pairs, dep_pairs)
         p = self.W_att(f) * (self.scale ** 0.5)
         p_tok = word_graph.broadcast_to_tokens(p, token_nodes, word_ids < 0)
-        return torch.bmm(p_tok, p_tok.transpose(1, 2)).clamp(-self.max_bias, self.max_bias)
+        G = torch.bmm(p_tok, p_tok.transpose(1, 2))  # (B, T, T)
+        if torch.is_grad_enabled() and G.requires_grad:
+            return G.clamp(-self.max_bias, self.max_bias)
+        return G.clamp_(-self.max_bias, self.max_bias)  # inference: G is ours, no copy

@@ -11,9 +11,11 @@ class SATransformerLayer(TransformerLayer):
         self.graph = graph
 
     def forward(self, x, key_padding_mask, graph_input=None, need_weights=False):
-        """Returns the new states, the attention weights (if asked) and ``G`` (or None)."""
+        """Returns the new states and, with ``need_weights``, the attention weights and ``G`` (or
+        None); without it ``G`` is not returned, so inference can pad it in place."""
         bias = None
         if self.graph is not None and graph_input is not None:
             bias = self.graph(x, **graph_input)
-        x, weights = super().forward(x, key_padding_mask, bias, need_weights)
-        return x, weights, bias
+        x, weights = super().forward(x, key_padding_mask, bias, need_weights,
+                                     bias_is_scratch=not need_weights)
+        return x, weights, (bias if need_weights else None)

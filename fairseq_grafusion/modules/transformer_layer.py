@@ -27,7 +27,9 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(dim, dim)
         self.out_proj = nn.Linear(dim, dim)
 
-    def forward(self, x, key_padding_mask, bias=None, need_weights=False):
+    def forward(self, x, key_padding_mask, bias=None, need_weights=False, bias_is_scratch=False):
+        """``bias_is_scratch``: the caller will not read ``bias`` again, so when no gradient flows
+        through it (inference) the padding is written into it in place instead of into a copy."""
         bsz, seq_len, dim = x.shape
 
         def split(t):
@@ -38,7 +40,11 @@ class SelfAttention(nn.Module):
         if bias is None:
             mask = ~pad
         else:
-            mask = bias.to(q.dtype).unsqueeze(1).masked_fill(pad, float("-inf"))
+            mask = bias.to(q.dtype).unsqueeze(1)  # (B, 1, T, T)
+            if bias_is_scratch and not (torch.is_grad_enabled() and bias.requires_grad):
+                mask = mask.masked_fill_(pad, float("-inf"))
+            else:
+                mask = mask.masked_fill(pad, float("-inf"))
         dropout = self.dropout if self.training else 0.0
         if need_weights:  # explicit path, for analysis and plots only
             logits = q @ k.transpose(-1, -2) * (q.size(-1) ** -0.5)
@@ -67,8 +73,8 @@ class TransformerLayer(nn.Module):
         self.activation_fn = utils.get_activation_fn(activation_fn)
         self.dropout, self.activation_dropout = dropout, activation_dropout
 
-    def forward(self, x, key_padding_mask, bias=None, need_weights=False):
-        attn, weights = self.self_attn(x, key_padding_mask, bias, need_weights)
+    def forward(self, x, key_padding_mask, bias=None, need_weights=False, bias_is_scratch=False):
+        attn, weights = self.self_attn(x, key_padding_mask, bias, need_weights, bias_is_scratch)
         x = self.self_attn_layer_norm(x + F.dropout(attn, self.dropout, self.training))
         hidden = F.dropout(self.activation_fn(self.fc1(x)), self.activation_dropout, self.training)
         x = self.final_layer_norm(x + F.dropout(self.fc2(hidden), self.dropout, self.training))

@@ -59,6 +59,8 @@ def _numpy(x, dtype):
 
 
 def _window_candidates(k, window, context_len, max_answer_length):
+    """The valid spans of window ``k``: only the band ``0 <= j - i < max_answer_length`` of the
+    (L, L) start/end grid is built, (L, M) cells instead of L^2."""
     if isinstance(window, dict):
         window = SpanWindow(**window)
     start, end, mask, offsets = window
@@ -80,10 +82,12 @@ def _window_candidates(k, window, context_len, max_answer_length):
     usable = mask & (offsets[:, 0] >= 0) & (offsets[:, 1] >= 0)
     if np.any(offsets[usable] > context_len) or np.any(offsets[usable, 0] > offsets[usable, 1]):
         raise GraFusionError(f"window {k}: character offsets outside the context ({context_len} chars)")
-    pos = np.arange(length)
-    span_len = pos[None, :] - pos[:, None] + 1  # [i, j] -> j - i + 1
-    valid = usable[:, None] & usable[None, :] & (span_len >= 1) & (span_len <= max_answer_length)
+    width = min(max_answer_length, length)
+    ends = np.arange(length)[:, None] + np.arange(width)[None, :]  # (L, M): j = i + (j - i)
+    inside = ends < length
+    valid = usable[:, None] & inside & usable[np.where(inside, ends, 0)]
     ii, jj = np.nonzero(valid)
+    jj = ii + jj
     return {
         "window": np.full(ii.shape, k, dtype=np.int64),
         "token_start": ii,
@@ -93,6 +97,36 @@ def _window_candidates(k, window, context_len, max_answer_length):
         "char_start": offsets[ii, 0],
         "char_end": offsets[jj, 1],
     }
+
+
+def _best_first(cand, score, keep):
+    """Indices of the ``keep`` best candidates with distinct character spans, best first.
+
+    The order is score descending, then window, start token, end token; a character span counts at
+    its first (best) occurrence.  Only a prefix of that order is sorted: the candidates scoring at
+    least the ``budget``-th best score (ties at that score included), with a budget that doubles
+    until the prefix holds ``keep`` distinct spans or everything.  The first occurrences within a
+    prefix of the order are the first occurrences in the whole order.
+    """
+    total = score.size
+    neg = -score
+    # one integer per character span: char_start * (C + 1) + char_end, C >= every char_end
+    base = int(cand["char_end"].max()) + 1
+    span_key = cand["char_start"] * base + cand["char_end"]
+    budget = keep * 4
+    while True:
+        if budget >= total:
+            prefix = np.arange(total)
+        else:
+            kth = np.partition(neg, budget - 1)[budget - 1]
+            # NaN scores sort last in np.lexsort; with a NaN k-th value the prefix is everything
+            prefix = np.arange(total) if np.isnan(kth) else np.flatnonzero(neg <= kth)
+        order = prefix[np.lexsort((cand["token_end"][prefix], cand["token_start"][prefix],
+                                   cand["window"][prefix], neg[prefix]))]
+        _, first = np.unique(span_key[order], return_index=True)
+        if first.size >= keep or prefix.size == total:
+            return order[np.sort(first)][:keep]
+        budget *= 2
 
 
 def nbest_spans(windows, context, n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH):
@@ -111,12 +145,7 @@ def nbest_spans(windows, context, n_best_size=N_BEST, max_answer_length=MAX_ANSW
     if cand["window"].size == 0:
         return []
     score = cand["start_logit"] + cand["end_logit"]
-    # best first; ties -> lower window, start, end (np.lexsort: last key is the primary one)
-    order = np.lexsort((cand["token_end"], cand["token_start"], cand["window"], -score))
-    # keep the first (best) occurrence of every character span
-    spans = np.stack([cand["char_start"][order], cand["char_end"][order]], axis=1)
-    _, first = np.unique(spans, axis=0, return_index=True)
-    order = order[np.sort(first)][:n_best_size]
+    order = _best_first(cand, score, n_best_size)
     best = score[order]
     probs = np.exp(best - best.max())
     probs /= probs.sum()

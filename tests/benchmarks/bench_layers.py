@@ -2,6 +2,11 @@
 
     python tests/benchmarks/bench_layers.py [--dim 768 --ffn 3072 --heads 12] [--lengths 64 128 256 384]
         [--batches 1 4] [--device cuda] [--fp16] [--sdpa math] [--output tests/benchmarks/RESULTS.md]
+    python tests/benchmarks/bench_layers.py --bias-step [--threads 1] ...
+
+``--bias-step``: inference (eval, no grad) of what the graph adds to one SA layer, the bias ``G``
+(eq. 6-11, clamped) and the biased attention with the padding mask, against the plain layer's
+attention; run it with ``PYTHONPATH`` pointing at another checkout to compare versions.
 
 Both layers run forward + backward on the same ``2l`` tokens of ``[S; T]``.  Words cover 1.3 tokens
 on average (a typical SentencePiece rate), every source word has one alignment link, each language
@@ -10,6 +15,7 @@ allocated; CPU: bytes autograd saves for the backward pass), the measured time r
 ratio that counting FLOPs predicts (see ``flops``).
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -126,6 +132,62 @@ def run(args):
     return rows
 
 
+def run_bias_step(args):
+    """Inference time of ``G`` + the biased attention (the SA layer's extra work) per layer."""
+    import inspect
+
+    device = torch.device(args.device)
+    dtype = torch.float16 if args.fp16 else torch.float32
+    sa = SATransformerLayer(args.dim, args.ffn, args.heads,
+                            graph=SAGraph(args.dim, True, True)).to(device, dtype).eval()
+    scratch = "bias_is_scratch" in inspect.signature(sa.self_attn.forward).parameters
+    rows = []
+    for length in args.lengths:
+        for bsz in args.batches:
+            word_ids, align, dep, seq, _ = graph_batch(bsz, length, device)
+            x = torch.randn(bsz, seq, args.dim, device=device, dtype=dtype)
+            pad = torch.zeros(bsz, seq, dtype=torch.bool, device=device)
+            pad[1:, seq - seq // 10:] = True  # some padding in every example but the first
+            graph_input = dict(word_ids=word_ids.masked_fill(pad, -1), align_edges=align,
+                               dep_edges=dep)
+
+            def bias_and_attention():
+                with torch.no_grad():
+                    G = sa.graph(x, **graph_input)
+                    if scratch:
+                        sa.self_attn(x, pad, G, False, True)
+                    else:
+                        sa.self_attn(x, pad, G)
+
+            def attention_only():
+                with torch.no_grad():
+                    sa.self_attn(x, pad)
+
+            def layer():
+                with torch.no_grad():
+                    sa(x, pad, graph_input)
+
+            t_bias, _ = measure(bias_and_attention, device, args.repeats)
+            t_plain, _ = measure(attention_only, device, args.repeats)
+            t_layer, _ = measure(layer, device, args.repeats)
+            rows.append((length, bsz, t_plain * 1e3, t_bias * 1e3, t_layer * 1e3))
+            print("l=%d B=%d attention %.1f ms  G + biased attention %.1f ms  SA layer %.1f ms"
+                  % rows[-1], flush=True)
+    return rows
+
+
+def bias_table(rows, args):
+    import fairseq_grafusion
+
+    where = os.path.dirname(os.path.dirname(fairseq_grafusion.__file__))
+    lines = [f"(fairseq_grafusion from {where}, {torch.get_num_threads()} thread(s), "
+             f"median of {args.repeats})", "",
+             "| l | batch | plain attention (ms) | G + biased attention (ms) | SA layer +ad (ms) |",
+             "| --- | --- | --- | --- | --- |"]
+    lines += ["| %d | %d | %.1f | %.1f | %.1f |" % r for r in rows]
+    return "\n".join(lines)
+
+
 def table(rows, args):
     mem = "peak CUDA memory (MiB)" if args.device.startswith("cuda") else "saved activations (MiB)"
     lines = [f"| l | batch | plain layer (ms) | SA layer +ad (ms) | time ratio | FLOP ratio | "
@@ -169,8 +231,16 @@ def main():
     p.add_argument("--sdpa", choices=["default", "math", "efficient", "flash", "cudnn"],
                    default="default", help="force one scaled-dot-product-attention backend")
     p.add_argument("--output", help="append the table (markdown) to this file")
+    p.add_argument("--bias-step", action="store_true",
+                   help="inference of G + biased attention instead of forward + backward")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.bias_step:
+        emit(bias_table(run_bias_step(args), args), args.output)
+        return
     with sdpa_backend(args.sdpa):
         rows = run(args)
     title = f"{args.device}{' fp16' if args.fp16 else ''}, attention backend: {args.sdpa}"
