@@ -51,7 +51,8 @@ def _shard(units, opts):
 def run_pairs(paths, src_file, tgt_file, opts, translator_for):
     """Stage ``pairs`` (QA): read both files, pair by id, translate what is missing."""
     key = fingerprint([src_file, tgt_file], langs=(opts.src_lang, opts.tgt_lang), mt=opts.mt_model,
-                      skip=opts.skip_bad, shards=(opts.num_shards, opts.shard_id), version=1)
+                      skip=opts.skip_bad, ignore=opts.ignore_answers,
+                      shards=(opts.num_shards, opts.shard_id), version=1)
     stage = stages.StageFile(paths.units, "pairs", key, opts.force)
     if not stage.fresh:
         stage.skip_message(paths.name)
@@ -62,7 +63,7 @@ def run_pairs(paths, src_file, tgt_file, opts, translator_for):
     data = {}
     for side, path in (("src", src_file), ("tgt", tgt_file)):
         if path:
-            passages, questions, bad = read_squad(path, opts.skip_bad)
+            passages, questions, bad = read_squad(path, opts.skip_bad, opts.ignore_answers)
             data[side] = (passages, questions)
             for k, v in bad.items():
                 s[f"{side}: {k}"] = v
@@ -124,7 +125,7 @@ def _binary_current(paths, key, opts):
 def run_binarize(paths, opts):
     """Stage ``binarize``: QA (spans + offsets) or parallel (no spans) PairWriter split."""
     key = fingerprint([opts.spm, opts.dict], max_len=opts.max_len, stride=opts.doc_stride,
-                      query=opts.max_query_len,
+                      query=opts.max_query_len, encoding="raw-text",
                       prev=[stages.key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)])
     if _binary_current(paths, key, opts):
         stages.log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")

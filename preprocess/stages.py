@@ -287,14 +287,15 @@ def run_parse(units_path, words_path, out_path, opts, name, conllu=None):
             source = f"CoNLL-U {conllu[side]}"
         elif parse_mod.has_parser(lang, opts.stanza_dir):
             arcs = parse_mod.stanza_arcs(lang, opts.stanza_dir, sentences)
-            source = f"Stanza ({opts.stanza_dir})"
+            source = f"Stanza ({opts.stanza_dir}, {parse_mod.stanza_device()}, batches of " \
+                     f"{parse_mod.PARSE_BATCH_WORDS} words)"
         else:
             arcs = None
             source = "none"
             s.add("languages without a parser")
             log(f"warning: [parse] {name}: no dependency parser for '{lang}' ({side}): "
-                f"alignment and same-word edges only (give --stanza-dir with a {lang} depparse "
-                f"model or --{side}-conllu)")
+                f"alignment and same-word edges only (a {lang} depparse model in --stanza-dir, or "
+                f"an imported CoNLL-U parse, adds dependency edges)")
         s[f"{side} ({lang}) parser"] = source
         for r in records:
             r[side] = []

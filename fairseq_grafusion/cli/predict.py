@@ -6,7 +6,9 @@
         --src-lang en --tgt-lang de --spm sentencepiece.bpe.model --dict dict.txt --output preds.json
 
 With ``--qa`` the raw SQuAD files go through ``grafusion-preprocess`` first (in a temporary
-directory; ``-`` for the English file translates the target side with ``--mt-model``).
+directory; ``-`` for the English file translates the target side with ``--mt-model``), with
+``--ignore-answers``: every question is answered whatever its gold answer (a bad one, none, or an
+empty context, whose answer is ""); score the output against the original files.
 
 Every window of a question is decoded (n-best over all windows, start <= end, at most
 ``--max-answer-length`` tokens, both ends in the passage) and the answer is the exact substring of
@@ -102,7 +104,8 @@ def preprocess_qa(out, src_json, tgt_json, src_lang, tgt_lang, spm, dict_path, m
     for name, path in (("--spm", spm), ("--dict", dict_path)):
         if not path:
             raise GraFusionError(f"--qa needs {name} (what the checkpoint's data was encoded with)")
-    args = ["all", "--qa", "test", src_json, tgt_json, "--out", out, "--src-lang", src_lang,
+    # gold answers are only for scoring: a bad or missing one never stops prediction
+    args = ["all", "--ignore-answers", "--qa", "test", src_json, tgt_json, "--out", out, "--src-lang", src_lang,
             "--tgt-lang", tgt_lang, "--spm", spm, "--dict", dict_path, "--max-len", str(max_len),
             "--doc-stride", str(doc_stride)]
     if stanza_dir:
