@@ -19,7 +19,8 @@ setup(
         # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
         "torch>=2.1,<=2.13.0",
         "numpy",
-        "sentencepiece",
+        # 0.2.2: encode(..., return_type="offset_mapping") (character offsets of every piece)
+        "sentencepiece>=0.2.2",
         "tqdm",
         "regex",
         "stanza",
@@ -29,6 +30,8 @@ setup(
         "test": ["pytest", "pytest-timeout", "matplotlib"],
         "bench": ["pytest-benchmark"],
         "plot": ["matplotlib"],
+        # Thai words with PyThaiNLP's dictionary segmenter (newmm) when Stanza has no Thai model
+        "thai": ["pythainlp"],
     },
     entry_points={
         "console_scripts": [

@@ -112,12 +112,13 @@ def aligner_line(words):
     return " ".join("_".join(w.split()) or "_" for w in words)
 
 
-def eflomal_align(src_lines, tgt_lines, extra=None):
+def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map):
     """Symmetrised alignments of every line pair in one eflomal run.
 
     ``src_lines`` / ``tgt_lines``: whitespace-tokenised strings; ``extra``: optional
     ``(src_lines, tgt_lines)`` appended to the training data only.  Returns a list of link
-    lists, one per input pair.
+    lists, one per input pair.  ``map_fn(func, items)`` runs the symmetrisation (a process
+    pool's map spreads it over workers; eflomal itself runs its samplers in parallel).
     """
     import eflomal
 
@@ -141,9 +142,12 @@ def eflomal_align(src_lines, tgt_lines, extra=None):
             reverse = f.read().splitlines()
     if len(forward) < n or len(reverse) < n:
         raise GraFusionError(f"eflomal returned {len(forward)} / {len(reverse)} lines for {n} pairs")
-    out = []
-    for k in range(n):
-        f_links = parse_pharaoh_line(forward[k], f"eflomal forward line {k + 1}")
-        r_links = parse_pharaoh_line(reverse[k], f"eflomal reverse line {k + 1}")
-        out.append(grow_diag_final_and(f_links, r_links, *lens[k]))
-    return out
+    return list(map_fn(_symmetrise, [(k, forward[k], reverse[k], lens[k]) for k in range(n)]))
+
+
+def _symmetrise(item):
+    """grow-diag-final-and of line ``k``'s two eflomal directions."""
+    k, forward, reverse, (n_src, n_tgt) = item
+    f_links = parse_pharaoh_line(forward, f"eflomal forward line {k + 1}")
+    r_links = parse_pharaoh_line(reverse, f"eflomal reverse line {k + 1}")
+    return grow_diag_final_and(f_links, r_links, n_src, n_tgt)

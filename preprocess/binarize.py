@@ -94,17 +94,30 @@ def _stream(enc, q, p, q_words, q_tok, q_arcs, win, p_arcs):
     nq = q_words
     first_p = nq + 3  # node of the first window node
     n_nodes = first_p + (b - a) + 1
-    tok = np.concatenate([[enc.bos], q.ids[:q_tok], [enc.eos, enc.eos], p.ids[t0:t1], [enc.eos]])
-    word = np.concatenate([[0], q.word[:q_tok] + 1, [nq + 1, nq + 2],
-                           p.word[t0:t1] - a + first_p, [n_nodes - 1]])
-    offsets = np.full((len(tok), 2), -1, dtype=np.int64)
     p_pos = 1 + q_tok + 2  # stream position of the window's first token
-    offsets[p_pos:p_pos + t1 - t0, 0] = p.starts[t0:t1]
-    offsets[p_pos:p_pos + t1 - t0, 1] = p.ends[t0:t1]
-    inside = ((p_arcs >= a) & (p_arcs < b)).all(axis=1) if len(p_arcs) else np.zeros(0, bool)
-    dep = np.concatenate([q_arcs + 1, p_arcs[inside] - a + first_p]).reshape(-1, 2)
+    length = p_pos + (t1 - t0) + 1
+    tok = np.empty(length, dtype=np.int64)
+    tok[0], tok[1:1 + q_tok], tok[1 + q_tok:p_pos] = enc.bos, q.ids[:q_tok], enc.eos
+    tok[p_pos:-1], tok[-1] = p.ids[t0:t1], enc.eos
+    word = np.empty(length, dtype=np.int64)
+    word[0], word[1:1 + q_tok] = 0, q.word[:q_tok] + 1
+    word[1 + q_tok], word[2 + q_tok] = nq + 1, nq + 2
+    word[p_pos:-1], word[-1] = p.word[t0:t1] + (first_p - a), n_nodes - 1
+    offsets = np.full((length, 2), -1, dtype=np.int64)
+    offsets[p_pos:-1, 0] = p.starts[t0:t1]
+    offsets[p_pos:-1, 1] = p.ends[t0:t1]
+    inside = ((p_arcs >= a) & (p_arcs < b)).all(axis=1)
+    dep = np.concatenate([q_arcs + 1, p_arcs[inside] + (first_p - a)])
     return {"tok": tok, "word": word, "offsets": offsets, "dep": dep, "win": (a, b),
             "t0": t0, "t1": t1, "p_pos": p_pos, "first_p": first_p, "nq": nq, "last": n_nodes - 1}
+
+
+def _windows(p, budget, doc_stride, cache):
+    """Token windows of the passage ``p`` for a question that leaves ``budget`` tokens."""
+    key = (id(p), budget)
+    if key not in cache:
+        cache[key] = token_windows(p.per_word, budget, min(doc_stride, budget))
+    return cache[key]
 
 
 def _answer_tokens(p, answer):
@@ -154,6 +167,7 @@ def build_group(task):
     p = {side: Encoded(enc, p_unit[side], p_words[side]) for side in ("src", "tgt")}
     p_arcs = {side: p[side].arcs(p_parse[side], p_parse.get(side + "_same", [])) for side in p}
     p_links = node_links(p_align["links"], p["src"], p["tgt"])
+    window_cache = {}
     for q_unit, q_words, q_align, q_parse in questions:
         if q_align.get("dropped"):
             _count(stats, "dropped: " + q_align["dropped"])
@@ -165,8 +179,7 @@ def build_group(task):
         if min(budget.values()) < 1:
             raise GraFusionError(f"--max-len {opts['max_len']} leaves no room for the passage of "
                                  f"question {q_unit['uid']!r}")
-        wins = {side: token_windows(p[side].per_word, budget[side], min(opts["doc_stride"], budget[side]))
-                for side in q}
+        wins = {side: _windows(p[side], budget[side], opts["doc_stride"], window_cache) for side in q}
         src_nodes = [_node_range(p["src"], *w) for w in wins["src"]]
         ans_tok = {side: _answer_tokens(p[side], answers.get(side)) for side in q}
         if any(ans_tok[s] is not None and ans_tok[s][0] > ans_tok[s][1] for s in q):

@@ -146,17 +146,14 @@ def remap_pairs(pairs, first_map, second_map=None, drop_loops=False):
     second_map = first_map if second_map is None else second_map
     if len(pairs) == 0 or len(first_map) == 0 or len(second_map) == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    if pairs[:, 0].max() >= len(first_map) or pairs[:, 1].max() >= len(second_map) or pairs.min() < 0:
-        raise ValueError("word index out of range")
-    out = np.stack([first_map[pairs[:, 0]], second_map[pairs[:, 1]]], axis=1)
-    keep = (out >= 0).all(axis=1)
+    first, second = first_map[pairs[:, 0]], second_map[pairs[:, 1]]  # IndexError if out of range
+    keep = (first >= 0) & (second >= 0)
     if drop_loops:
-        keep &= out[:, 0] != out[:, 1]
-    out = out[keep]
-    if len(out) < 2:
-        return out
-    _, first = np.unique(out, axis=0, return_index=True)
-    return out[np.sort(first)]  # first occurrences, in the original order
+        keep &= first != second
+    key = first[keep] * (len(second_map) + 1) + second[keep]
+    _, at = np.unique(key, return_index=True)
+    at.sort()  # first occurrences, in the original order
+    return np.stack([first[keep][at], second[keep][at]], axis=1)
 
 
 def windows(tokens_per_word, budget, stride):

@@ -205,7 +205,9 @@ def run_align(units_path, words_path, out_path, opts, name, alignments=None):
     else:
         log(f"[align] {name}: eflomal on {len(src_lines)} segment pairs"
             + (f" (+{len(extra_lines[0])} extra pairs for the model)" if extra_lines else ""))
-        seg_links = align_mod.eflomal_align(src_lines, tgt_lines, extra_lines)
+        seg_links = align_mod.eflomal_align(
+            src_lines, tgt_lines, extra_lines,
+            map_fn=lambda func, items: parallel_map(func, items, opts.workers, f"align {name}"))
         s.notes.append("eflomal (both directions) + grow-diag-final-and")
     records, k = [], 0
     aligned = {"src": 0, "tgt": 0}
