@@ -81,8 +81,12 @@ class Encoder:
     def _content_starts(self, text, pieces, meta, spans):
         """Original position of the first character after the leading ``▁`` of the ``meta``
         pieces (the end of a lone ``▁``), through the normaliser's character alignment."""
-        normalized, alignment = self.sp.normalize(text, with_offsets=True)
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        if "".join(pieces).replace(_META, " ").strip() == " ".join(text.split()):
+            # the pieces spell the text up to whitespace (nothing else normalised): a piece's
+            # characters after its "▁" are the last ones of its span
+            return spans[meta, 1] - (lengths[meta] - 1)
+        normalized, alignment = self.sp.normalize(text, with_offsets=True)
         if int(lengths.sum()) != len(normalized):  # pieces that do not spell the normalised text
             return np.array([_first_non_space(text, s, e) for s, e in spans[meta]], dtype=np.int64)
         alignment = np.asarray(alignment, dtype=np.int64)

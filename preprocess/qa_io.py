@@ -129,4 +129,4 @@ def write_squad(path, passages, questions):
     data = [{"title": p.get("title", ""), "paragraphs": [{"context": p["context"], "qas": by_passage[k]}]}
             for k, p in enumerate(passages) if by_passage[k]]
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"version": "1.1", "data": data}, f, ensure_ascii=False)
+        f.write(json.dumps({"version": "1.1", "data": data}, ensure_ascii=False))  # C encoder: fast

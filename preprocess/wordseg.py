@@ -162,7 +162,10 @@ class Segmenter:
         if stanza_dir and os.path.isdir(os.path.join(stanza_dir, lang, "tokenize")):
             import stanza
 
-            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize",
+            # a language with multi-word tokens has an mwt model next to its tokenizer: load it
+            # (Stanza would add it with a warning); our words are the tokens, MWTs kept whole
+            mwt = os.path.isdir(os.path.join(stanza_dir, lang, "mwt"))
+            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,mwt" if mwt else "tokenize",
                                         download_method=None, logging_level="WARN",
                                         use_gpu=_use_gpu())
             self.backend = "stanza"

@@ -257,6 +257,16 @@ def test_sample_split_is_xlmr_encoding(sample_run):
                 q_ref = reference_ids(enc, question)
                 assert (q_ids == q_ref[:len(q_ids)]).all() and len(q_ids) == min(len(q_ref), len(q_ids))
                 assert contiguous_at(reference_ids(enc, context), p_ids)
+    # parallel sentences: [<s> sentence </s>], the sentence's encoding (cut at --max-len)
+    reader = PairReader(str(out / "parallel-bin" / "train"))
+    for side, lang in (("src", "en"), ("tgt", "ro")):
+        with open(os.path.join(SAMPLE, "parallel", f"train.{lang}"), encoding="utf-8") as f:
+            lines = [line for line in f.read().split("\n") if line.strip()]
+        assert len(lines) == len(reader)
+        for i, line in enumerate(lines):
+            tok = reader.field(f"{side}.tok", i)
+            ref = reference_ids(enc, line)
+            assert tok[0] == enc.bos and tok[-1] == enc.eos and (tok[1:-1] == ref[:len(tok) - 2]).all()
 
 
 def test_nfkc_offsets_point_at_the_original_characters(tmp_path):

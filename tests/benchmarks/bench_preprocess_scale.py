@@ -5,26 +5,31 @@
 
 * binarize, per core: ``build_group`` (the ``binarize`` stage's work for one passage and its
   questions) in one process on XQuAD en-de (``../shared/data/xquad``; the bundled sample when it is
-  absent), question-passage windows per second at ``--max-len 384 --doc-stride 128``, and the
-  main process's ``PairWriter.add`` per window;
+  absent), question-passage windows per CPU second of the process (a fair per-core figure on a
+  shared machine) at ``--max-len 384 --doc-stride 128``, and the main process's
+  ``PairWriter.add`` per window;
 * ``grafusion-preprocess`` stage by stage (pairs, words, align with eflomal, parse without a
-  parser, binarize) on the en-de files repeated ``--copies`` times (question ids made unique),
-  for each ``--workers`` value, wall seconds per stage (each stage is one process; the start of a
-  process, importing fairseq, is measured and listed apart);
+  parser, binarize) in this process with ``--workers 1`` on the en-de files repeated ``--copies``
+  times (question ids made unique): per stage the CPU seconds outside ``parallel_map`` (serial:
+  reading and writing stage files, pairing, same-word edges, PairWriter), inside it (what
+  ``--workers`` spreads: segmentation, symmetrisation, build_group) and of eflomal's process; and
+  ``grafusion-preprocess all`` as one command for each ``--workers`` value (wall and CPU seconds);
 * extrapolation to translate-train-all SQuAD (87,599 questions x 7 target languages, each an
-  English-X run): per stage ``T(w) = serial + parallel / w`` fitted from the two smallest
-  ``--workers`` values, scaled linearly in questions (eflomal's own cost grows more slowly: its
-  iterations fall with the corpus size), for 8 and 32 cores, running the 7 languages one after the
-  other with all cores each or side by side with cores / 7 each.  Parsing is not included (Stanza
-  on a GPU is a separate estimate).
+  English-X run) from CPU seconds (robust on a shared machine): per language
+  ``serial * s + parallel * s / cores + eflomal * s * r / min(3, cores)``, ``s`` the ratio of
+  questions, ``r`` the ratio of eflomal's sampling sweeps per sentence at the two sizes (its
+  default schedule, ``5000 / sqrt(n)`` iterations, falls with the corpus size; 3 samplers run in
+  parallel), for 8 and 32 cores, the 7 languages one after the other with all cores each or side
+  by side with cores / 7 each.  Parsing is not included.
 
 A SentencePiece model like XLM-R's (unigram, nmt_nfkc, 8000 pieces) is trained on the data first.
 """
 import argparse
-import glob
 import io
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +46,7 @@ XQUAD = os.path.join(os.path.dirname(REPO), "shared", "data", "xquad")
 SAMPLE = os.path.join(REPO, "examples", "sample")
 SQUAD_QUESTIONS, LANGUAGES = 87599, 7
 STAGES = ("pairs", "words", "align", "parse", "binarize")
+EFLOMAL_THREADS = 3  # eflomal's default n_samplers
 
 
 def inputs():
@@ -129,9 +135,9 @@ def bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp):
                                for side, m in zip(("src", "tgt"), n)}))
     tasks = list(tasks.values())
     binarize.build_group(tasks[0])  # warm up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = [binarize.build_group(t) for t in tasks]
-    took = time.perf_counter() - start
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
     windows = sum(len(r[0]) for r in results)
     start = time.perf_counter()
     with PairWriter(os.path.join(tmp, "bench"), 250002, with_span=True,
@@ -140,45 +146,85 @@ def bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp):
             for uid, fields in examples:
                 writer.add(uid, **fields)
     write = time.perf_counter() - start
-    return windows, len(tq), took, write
+    return windows, len(tq), took, cpu, write
 
 
-def run_stage(stage, args):
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "preprocess", stage, *args], check=True, cwd=REPO,
-                   stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                   env=dict(os.environ, OMP_NUM_THREADS="1"))
-    return time.perf_counter() - start
+def stage_costs(args):
+    """Per stage, run in this process with ``--workers 1``: wall seconds, CPU seconds of the
+    stage outside ``parallel_map`` (serial), inside it (what ``--workers`` spreads) and of
+    eflomal's process; plus the number of aligner segments."""
+    import contextlib
+    import resource
 
+    from preprocess import cli, stages
 
-def bench_pipeline(src, tgt, lang, spm_path, dict_path, workers, tmp):
-    """Seconds per stage (and process start) of grafusion-preprocess for each --workers."""
-    out = {}
-    for w in workers:
-        args = ["--out", os.path.join(tmp, f"w{w}"), "--src-lang", "en", "--tgt-lang", lang,
-                "--qa", "train", src, tgt, "--spm", spm_path, "--dict", dict_path, "--workers", str(w)]
-        out[w] = {stage: run_stage(stage, args) for stage in STAGES}
-        out[w]["start"] = min(run_stage("pairs", args) for _ in range(2))  # up to date: start only
-    return out
+    inner = {"cpu": 0.0}
+    original = stages.parallel_map
 
+    def timed(func, items, workers, desc, initializer=None, initargs=()):
+        def run(item):
+            start = time.process_time()
+            try:
+                return func(item)
+            finally:
+                inner["cpu"] += time.process_time() - start
+        return original(run, items, 1, desc, initializer, initargs)
 
-def extrapolate(times, questions, cores):
-    """Hours for translate-train-all SQuAD on ``cores`` (see the module docstring)."""
-    w1, w2 = sorted(times)[:2]
-    scale = SQUAD_QUESTIONS / questions
-
-    def run(w):
-        total = 0.0
+    stages.parallel_map = timed
+    out, printed = {}, io.StringIO()
+    try:
         for stage in STAGES:
-            t1, t2 = times[w1][stage] - times[w1]["start"], times[w2][stage] - times[w2]["start"]
-            parallel = max(0.0, (t1 - t2) / (1 / w1 - 1 / w2))
-            serial = max(0.0, t1 - parallel / w1)
-            total += (serial + parallel / w) * scale + times[w1]["start"]
+            inner["cpu"] = 0.0
+            wall, cpu = time.perf_counter(), time.process_time()
+            child = resource.getrusage(resource.RUSAGE_CHILDREN)
+            with contextlib.redirect_stdout(printed):
+                cli.main([stage, *args, "--workers", "1"])
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = time.process_time() - cpu
+            out[stage] = {"wall": time.perf_counter() - wall, "serial": cpu - inner["cpu"],
+                          "parallel": inner["cpu"],
+                          "child": after.ru_utime + after.ru_stime - child.ru_utime - child.ru_stime}
+    finally:
+        stages.parallel_map = original
+    segments = int(re.search(r"segments: (\d+)", printed.getvalue()).group(1))
+    return out, segments
+
+
+def run_all(args, workers):
+    """Wall and CPU seconds (all processes) of ``grafusion-preprocess all --workers N``."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "preprocess", "all", *args, "--workers", str(workers), "--force"],
+                   check=True, cwd=REPO, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
+
+def eflomal_sweeps(n):
+    """Sampling sweeps of eflomal's default schedule (model 3) for ``n`` sentence pairs."""
+    iters = max(2, int(round(5000 / math.sqrt(n))))
+    return max(2, iters // 4) + max(1, iters // 4) + iters
+
+
+def extrapolate(costs, questions, segments, cores):
+    """Hours of translate-train-all SQuAD on ``cores`` (see the module docstring)."""
+    scale = SQUAD_QUESTIONS / questions
+    full_segments = segments * scale
+    eflomal = scale * eflomal_sweeps(full_segments) / eflomal_sweeps(segments)
+
+    def one_language(c):
+        total = 0.0
+        for stage, t in costs.items():
+            total += (t["serial"] + t["parallel"] / c) * scale + t["child"] * eflomal / min(EFLOMAL_THREADS, c)
         return total
 
-    one_by_one = LANGUAGES * run(cores)
-    side_by_side = -(-LANGUAGES // cores) * run(max(1, cores // LANGUAGES))
-    return one_by_one / 3600, side_by_side / 3600
+    one_by_one = LANGUAGES * one_language(cores)
+    side_by_side = -(-LANGUAGES // cores) * one_language(max(1, cores // LANGUAGES))
+    return one_by_one / 3600, side_by_side / 3600, full_segments
 
 
 def main():
@@ -191,33 +237,42 @@ def main():
     tmp = tempfile.mkdtemp(prefix="grafusion-scale-")
     try:
         spm_path, dict_path = train_model([src_json, tgt_json], os.path.join(tmp, "spm"))
-        windows, questions, took, write = bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp)
+        windows, questions, took, cpu, write = bench_binarize(src_json, tgt_json, lang, spm_path,
+                                                              dict_path, tmp)
         src, tgt = os.path.join(tmp, "en.json"), os.path.join(tmp, f"{lang}.json")
         n = repeated(src_json, args.copies, src)
         repeated(tgt_json, args.copies, tgt)
-        times = bench_pipeline(src, tgt, lang, spm_path, dict_path, args.workers, tmp)
+        common = ["--src-lang", "en", "--tgt-lang", lang, "--qa", "train", src, tgt,
+                  "--spm", spm_path, "--dict", dict_path]
+        costs, segments = stage_costs(["--out", os.path.join(tmp, "staged"), *common])
+        runs = {w: run_all(["--out", os.path.join(tmp, f"all{w}"), *common], w) for w in args.workers}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     name = os.path.basename(tgt_json)
     lines = [f"binarize on {name} paired with English ({questions} questions, {windows} windows, "
              "max-len 384, stride 128), one process:", "",
-             "| work | seconds | rate |", "| --- | --- | --- |",
-             f"| build_group (encode, windows, edges) | {took:.2f} | {windows / took:.0f} windows/s, "
-             f"{questions / took:.0f} questions/s |",
-             f"| PairWriter.add (main process) | {write:.2f} | {windows / write:.0f} windows/s |", "",
-             f"grafusion-preprocess, stage by stage, {name} x {args.copies} ({n} questions), seconds:", "",
-             "| --workers | " + " | ".join(STAGES) + " | total | process start (in each) |",
-             "| --- |" + " --- |" * (len(STAGES) + 2)]
-    for w, t in sorted(times.items()):
-        lines.append(f"| {w} | " + " | ".join(f"{t[s]:.1f}" for s in STAGES)
-                     + f" | {sum(t[s] for s in STAGES):.1f} | {t['start']:.1f} |")
+             "| work | wall seconds | CPU seconds | rate (per CPU second) |", "| --- | --- | --- | --- |",
+             f"| build_group (encode, windows, edges) | {took:.2f} | {cpu:.2f} | {windows / cpu:.0f} "
+             f"windows/s, {questions / cpu:.0f} questions/s |",
+             f"| PairWriter.add (main process) | {write:.2f} | | {windows / write:.0f} windows/s (wall) |", "",
+             f"grafusion-preprocess, stage by stage in one process (--workers 1), {name} x {args.copies} "
+             f"({n} questions, {segments} aligner segments), seconds:", "",
+             "| stage | wall | CPU outside parallel_map (serial) | CPU inside (spread by --workers) | eflomal CPU |",
+             "| --- | --- | --- | --- | --- |"]
+    for stage, t in costs.items():
+        lines.append(f"| {stage} | {t['wall']:.1f} | {t['serial']:.1f} | {t['parallel']:.1f} | {t['child']:.1f} |")
+    lines += ["", f"grafusion-preprocess all, the same data, one command:", "",
+              "| --workers | wall seconds | CPU seconds (all processes) |", "| --- | --- | --- |"]
+    lines += [f"| {w} | {wall:.1f} | {cpu_all:.1f} |" for w, (wall, cpu_all) in sorted(runs.items())]
     lines += ["", f"translate-train-all SQuAD ({SQUAD_QUESTIONS} questions x {LANGUAGES} languages, "
               "no parsing), extrapolated hours:", "",
               "| cores | languages one by one, all cores each | side by side, cores / 7 each |",
               "| --- | --- | --- |"]
     for cores in (8, 32):
-        a, b = extrapolate(times, n, cores)
-        lines.append(f"| {cores} | {a:.2f} | {b:.2f} |")
+        one, side, full_segments = extrapolate(costs, n, segments, cores)
+        lines.append(f"| {cores} | {one:.2f} | {side:.2f} |")
+    lines.append(f"\n({full_segments:.0f} aligner segments per language; eflomal's sweeps per segment "
+                 f"fall from {eflomal_sweeps(segments)} to {eflomal_sweeps(full_segments)} at that size.)")
     emit("\n".join(lines), args.output, end="\n\n")
 
 
