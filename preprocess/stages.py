@@ -7,6 +7,7 @@ sentence).  Records are lists of ints (character offsets, word indices), flat as
 format.
 """
 import collections
+import gc
 import multiprocessing
 import sys
 
@@ -67,8 +68,12 @@ def parallel_map(func, items, workers, desc, initializer=None, initargs=()):
             initializer(*initargs)
         return [func(x) for x in progress(items, desc)]
     chunk = max(1, len(items) // (workers * 8))
-    with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
-        return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
+    gc.freeze()  # the forked workers' garbage collector then leaves the parent's objects (and pages) alone
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
+            return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
+    finally:
+        gc.unfreeze()
 
 
 class StageFile:
@@ -263,6 +268,11 @@ def _project(units, words, records, s):
 
 
 # -- parse -------------------------------------------------------------------------------------
+def _same_word_edges(item):
+    forms, max_group = item
+    return parse_mod.same_word_edges(forms, max_group)
+
+
 def run_parse(units_path, words_path, out_path, opts, name, conllu=None):
     """Stage ``parse``: dependency arcs per unit and side, plus same-word edges for passages."""
     conllu = conllu or {}
@@ -305,10 +315,11 @@ def run_parse(units_path, words_path, out_path, opts, name, conllu=None):
             for (k, offset), sent_arcs in zip(owners, arcs):
                 records[k][side] += [x + offset for x in sent_arcs]
         s[f"{side} dependency arcs"] = sum(len(r[side]) // 2 for r in records)
-        for r, u, w in zip(records, units, words):
-            if u["kind"] in ("p", "s"):
-                r[side + "_same"] = parse_mod.same_word_edges(words_of(u[side], w[side]),
-                                                              opts.same_max_group)
+        todo = [k for k, u in enumerate(units) if u["kind"] in ("p", "s")]
+        same = parallel_map(_same_word_edges, [(words_of(units[k][side], words[k][side]), opts.same_max_group)
+                                               for k in todo], opts.workers, f"same-word edges {name}")
+        for k, edges in zip(todo, same):
+            records[k][side + "_same"] = edges
         s[f"{side} same-word edges"] = sum(len(r.get(side + "_same", [])) // 2 for r in records)
     write_jsonl(out_path, records, "parse", key)
     s.print()

@@ -13,7 +13,8 @@
   times (question ids made unique): per stage the CPU seconds outside ``parallel_map`` (serial:
   reading and writing stage files, pairing, same-word edges, PairWriter), inside it (what
   ``--workers`` spreads: segmentation, symmetrisation, build_group) and of eflomal's process; and
-  ``grafusion-preprocess all`` as one command for each ``--workers`` value (wall and CPU seconds);
+  ``grafusion-preprocess all`` as one command for each ``--workers`` value (wall and CPU seconds),
+  with eflomal and with imported alignments (``--alignments``: the pipeline's own stages only);
 * extrapolation to translate-train-all SQuAD (87,599 questions x 7 target languages, each an
   English-X run) from CPU seconds (robust on a shared machine): per language
   ``serial * s + parallel * s / cores + eflomal * s * r / min(3, cores)``, ``s`` the ratio of
@@ -187,6 +188,7 @@ def stage_costs(args):
     finally:
         stages.parallel_map = original
     segments = int(re.search(r"segments: (\d+)", printed.getvalue()).group(1))
+    out["binarize"]["windows"] = int(re.search(r"examples out \(windows\): (\d+)", printed.getvalue()).group(1))
     return out, segments
 
 
@@ -218,7 +220,8 @@ def extrapolate(costs, questions, segments, cores):
 
     def one_language(c):
         total = 0.0
-        for stage, t in costs.items():
+        for stage in STAGES:
+            t = costs[stage]
             total += (t["serial"] + t["parallel"] / c) * scale + t["child"] * eflomal / min(EFLOMAL_THREADS, c)
         return total
 
@@ -246,6 +249,14 @@ def main():
                   "--spm", spm_path, "--dict", dict_path]
         costs, segments = stage_costs(["--out", os.path.join(tmp, "staged"), *common])
         runs = {w: run_all(["--out", os.path.join(tmp, f"all{w}"), *common], w) for w in args.workers}
+        # the same without the aligner (imported links): the pipeline's own stages
+        n_lines = sum(1 for _ in open(os.path.join(tmp, "staged", "work", "qa", "train",
+                                                   "aligner-input.src.txt"), encoding="utf-8"))
+        links = os.path.join(tmp, "links.txt")
+        with open(links, "w", encoding="utf-8") as f:
+            f.write("0-0\n" * n_lines)
+        imported = {w: run_all(["--out", os.path.join(tmp, f"imp{w}"), *common, "--alignments", links], w)
+                    for w in args.workers}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     name = os.path.basename(tgt_json)
@@ -259,11 +270,19 @@ def main():
              f"({n} questions, {segments} aligner segments), seconds:", "",
              "| stage | wall | CPU outside parallel_map (serial) | CPU inside (spread by --workers) | eflomal CPU |",
              "| --- | --- | --- | --- | --- |"]
-    for stage, t in costs.items():
-        lines.append(f"| {stage} | {t['wall']:.1f} | {t['serial']:.1f} | {t['parallel']:.1f} | {t['child']:.1f} |")
-    lines += ["", f"grafusion-preprocess all, the same data, one command:", "",
-              "| --workers | wall seconds | CPU seconds (all processes) |", "| --- | --- | --- |"]
-    lines += [f"| {w} | {wall:.1f} | {cpu_all:.1f} |" for w, (wall, cpu_all) in sorted(runs.items())]
+    for stage in STAGES:
+        t = costs[stage]
+        lines.append(f"| {stage} | {t['wall']:.1f} | {t['serial']:.1f} | {t['parallel']:.1f} | {max(t['child'], 0):.1f} |")
+    b = costs["binarize"]
+    lines += ["", f"The whole binarize stage (stage files in, PairWriter out): {b['windows']} windows, "
+              f"{b['windows'] / (b['serial'] + b['parallel']):.0f} windows per CPU second with one "
+              f"process; the main process alone (reading, writing) {b['windows'] / b['serial']:.0f} "
+              "windows per CPU second, the ceiling with many workers.", "",
+              "grafusion-preprocess all, the same data, one command:", "",
+              "| --workers | wall seconds | CPU seconds (all processes) | without eflomal (--alignments): wall | CPU |",
+              "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {w} | {wall:.1f} | {cpu_all:.1f} | {imported[w][0]:.1f} | {imported[w][1]:.1f} |"
+              for w, (wall, cpu_all) in sorted(runs.items())]
     lines += ["", f"translate-train-all SQuAD ({SQUAD_QUESTIONS} questions x {LANGUAGES} languages, "
               "no parsing), extrapolated hours:", "",
               "| cores | languages one by one, all cores each | side by side, cores / 7 each |",
