@@ -23,7 +23,8 @@ setup(
         # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
         "torch>=2.6,<=2.13.0",
         "numpy",
-        "sentencepiece",
+        # 0.2.2: encode(..., return_type="offset_mapping") (character offsets of every piece)
+        "sentencepiece>=0.2.2",
         "tqdm",
         "regex",
         "stanza",
@@ -34,6 +35,8 @@ setup(
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],
+        # Thai words with PyThaiNLP's dictionary segmenter (newmm) when Stanza has no Thai model
+        "thai": ["pythainlp"],
     },
     entry_points={
         "console_scripts": [

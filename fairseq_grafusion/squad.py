@@ -6,7 +6,9 @@ and writer of the project.
   ``answer_start`` points at their ``text`` in the context, non-empty contexts.  Structural errors
   always stop with one line naming the file and the line or question id; an answer that does not
   match its context or an empty context stops too, unless ``skip_bad`` is set, in which case the
-  question is dropped and counted (``stats``).
+  question is dropped and counted (``stats``).  With ``ignore_answers`` (prediction input: gold
+  answers are only for scoring) answers are neither checked nor returned and questions of an empty
+  context are kept, so every question of the file gets an answer.
 * :func:`read_gold` / :func:`gold_answers` -- gold files for scoring: question ids, contexts and
   answer texts only (an official evaluation script reads no more: ``answer_start`` is not checked).
 * :func:`load_json` -- any JSON file of the commands (gold, predictions), with one-line errors; a
@@ -60,7 +62,7 @@ def _where(path, raw, text, fallback):
     return f"{path} line {line}" if line else f"{path} ({fallback})"
 
 
-def read_squad(path, skip_bad=False):
+def read_squad(path, skip_bad=False, ignore_answers=False):
     """``(passages, questions, stats)`` of a SQuAD v1.1 JSON file.
 
     ``passages``: list of ``{"context", "title"}``; ``questions``: list of
@@ -99,6 +101,13 @@ def read_squad(path, skip_bad=False):
                 if not isinstance(qa.get("question"), str):
                     raise GraFusionError(f"{path}: question {qid!r} has no 'question' string")
                 ids.append(qid)
+            if ignore_answers:
+                passages.append({"context": context, "title": article.get("title", "")})
+                questions += [{"id": qid, "question": qa["question"], "passage": len(passages) - 1,
+                               "answers": []} for qa, qid in zip(qas, ids)]
+                stats["gold answers ignored (questions)"] += sum(bool(qa.get("answers")) for qa in qas)
+                stats["empty contexts kept (questions)"] += len(ids) if not context.strip() else 0
+                continue
             if not context.strip():
                 if not skip_bad:
                     raise GraFusionError(f"{path}: {at} has an empty context (questions "
@@ -144,7 +153,7 @@ def write_squad(path, passages, questions):
     data = [{"title": p.get("title", ""), "paragraphs": [{"context": p["context"], "qas": by_passage[k]}]}
             for k, p in enumerate(passages) if by_passage[k]]
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"version": "1.1", "data": data}, f, ensure_ascii=False)
+        f.write(json.dumps({"version": "1.1", "data": data}, ensure_ascii=False))  # C encoder: fast
 
 
 def _articles(dataset_json):

@@ -136,13 +136,18 @@ def _eflomal_links(src_lines, tgt_lines, priors=None):
     return forward, reverse
 
 
-def _symmetrise(forward, reverse, lens):
-    out = []
-    for k, (n_src, n_tgt) in enumerate(lens):
-        f_links = parse_pharaoh_line(forward[k], f"eflomal forward line {k + 1}")
-        r_links = parse_pharaoh_line(reverse[k], f"eflomal reverse line {k + 1}")
-        out.append(grow_diag_final_and(f_links, r_links, n_src, n_tgt))
-    return out
+def _symmetrise_line(item):
+    """grow-diag-final-and of line ``k``'s two eflomal directions."""
+    k, forward, reverse, (n_src, n_tgt) = item
+    f_links = parse_pharaoh_line(forward, f"eflomal forward line {k + 1}")
+    r_links = parse_pharaoh_line(reverse, f"eflomal reverse line {k + 1}")
+    return grow_diag_final_and(f_links, r_links, n_src, n_tgt)
+
+
+def _symmetrise(forward, reverse, lens, map_fn=map):
+    """Links of every line pair; ``map_fn`` may spread the lines over processes."""
+    return list(map_fn(_symmetrise_line, [(k, forward[k], reverse[k], lens[k])
+                                          for k in range(len(lens))]))
 
 
 def _check_pairs(src_lines, tgt_lines):
@@ -150,12 +155,13 @@ def _check_pairs(src_lines, tgt_lines):
         raise GraFusionError(f"aligner input: {len(src_lines)} source but {len(tgt_lines)} target lines")
 
 
-def eflomal_align(src_lines, tgt_lines, extra=None):
+def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map):
     """Symmetrised alignments of every line pair in one eflomal run.
 
     ``src_lines`` / ``tgt_lines``: whitespace-tokenised strings; ``extra``: optional
-    ``(src_lines, tgt_lines)`` appended to the training data only.  Returns a list of link
-    lists, one per input pair.
+    ``(src_lines, tgt_lines)`` appended to the training data only; ``map_fn`` runs the
+    symmetrisation (e.g. over ``--workers`` processes).  Returns a list of link lists, one per
+    input pair.
     """
     _check_pairs(src_lines, tgt_lines)
     n = len(src_lines)
@@ -167,7 +173,7 @@ def eflomal_align(src_lines, tgt_lines, extra=None):
         tgt_all += list(extra[1])
     forward, reverse = _eflomal_links(src_all, tgt_all)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
-    return _symmetrise(forward, reverse, lens)
+    return _symmetrise(forward, reverse, lens, map_fn)
 
 
 # -- an alignment model estimated once, applied to any text -------------------------------------

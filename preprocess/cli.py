@@ -64,6 +64,9 @@ def get_parser():
     g.add_argument("--skip-bad", action="store_true",
                    help="drop and count questions with an answer that does not match its context or "
                         "an empty context, instead of stopping")
+    g.add_argument("--ignore-answers", action="store_true",
+                   help="prediction input: keep every question, neither check nor use gold answers "
+                        "(they are only for scoring), keep questions of empty contexts")
     g = common.add_argument_group("run")
     g.add_argument("--workers", type=int, default=1, help="processes for CPU-bound stages (default 1)")
     g.add_argument("--num-shards", type=int, default=1, help="split the data into K shards (default 1)")

@@ -59,6 +59,7 @@ class PipelineConfig:
     parallel: List[Sequence[str]] = field(default_factory=list)  # (split, src text, tgt text)
     sample: bool = False
     skip_bad: bool = False
+    ignore_answers: bool = False  # prediction input: gold answers neither checked nor used
     workers: int = 1
     num_shards: int = 1
     shard_id: int = 0

@@ -2,8 +2,9 @@
 
 Each line pair is one unit (``kind "s"``) that goes through the same ``words``, ``align`` and
 ``parse`` stages as QA data; :func:`build_sentences` writes one example per pair, each stream
-``[<s> sentence </s>]`` (word nodes: ``<s>``, the words, ``</s>``), cut at ``--max-len`` tokens
-at a word boundary, with ``with_span=False``.  Empty lines are skipped and counted.
+``[<s> sentence </s>]`` (word nodes: ``<s>``, the sentence's nodes, ``</s>``; the sentence encoded
+once as raw text, nodes and edges as in :mod:`.binarize`), cut at ``--max-len`` tokens at a node
+boundary, with ``with_span=False``.  Empty lines are skipped and counted.
 """
 import collections
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
 
-from .binarize import Encoded, as_pairs, current_encoder
+from .binarize import Encoded, current_encoder, node_links
 
 
 def read_parallel(src_path, tgt_path, stats):
@@ -61,16 +62,15 @@ def build_sentences(task):
     items, opts = task
     out, stats = [], collections.Counter()
     for unit, words, align, parse in items:
-        fields = {}
-        n = {}
+        fields, n, encoded = {}, {}, {}
         for side in ("src", "tgt"):
-            e = Encoded(enc, unit[side], words[side])
-            arcs = np.concatenate([as_pairs(parse[side]), as_pairs(parse.get(side + "_same", []))])
+            e = encoded[side] = Encoded(enc, unit[side], words[side])
+            arcs = e.arcs(parse[side], parse.get(side + "_same", []))
             tok, word, arcs, n[side], cut = _sentence_stream(enc, e, arcs, opts["max_len"])
             stats["truncated streams"] += cut
             fields[f"{side}_tok"], fields[f"{side}_word"], fields[f"{side}_dep"] = tok, word, arcs.reshape(-1)
-        links = as_pairs(align["links"])
-        links = links[(links[:, 0] < n["src"]) & (links[:, 1] < n["tgt"])] + 1 if len(links) else links
+        links = node_links(align["links"], encoded["src"], encoded["tgt"])
+        links = links[(links[:, 0] < n["src"]) & (links[:, 1] < n["tgt"])] + 1
         special = np.array([[0, 0], [n["src"] + 1, n["tgt"] + 1]])
         fields["align"] = np.concatenate([special, links.reshape(-1, 2)]).reshape(-1)
         out.append((unit["uid"], fields))

@@ -81,18 +81,35 @@ def has_parser(lang, stanza_dir):
     return bool(stanza_dir) and os.path.isdir(os.path.join(stanza_dir, lang, "depparse"))
 
 
-def stanza_arcs(lang, stanza_dir, sentences, batch=2000):
-    """Arcs per sentence of ``sentences`` (lists of words) parsed by Stanza from a local dir."""
+# words per Stanza batch (POS: at most this many words, depparse: this many words), Stanza's default
+PARSE_BATCH_WORDS = 5000
+
+
+def stanza_device():
+    """Where Stanza runs: ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def stanza_arcs(lang, stanza_dir, sentences, batch_words=PARSE_BATCH_WORDS, chunk=20000):
+    """Arcs per sentence of ``sentences`` (lists of words) parsed by Stanza from a local dir.
+
+    Stanza batches POS tagging and parsing itself (``pos_batch_size`` / ``pos_batch_maximum_tokens``
+    / ``depparse_batch_size``, in sentences / words, sorted by length) and runs on the GPU when one
+    is visible; ``chunk`` sentences go to Stanza per call to bound host memory."""
     import stanza
 
     nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,pos,lemma,depparse",
-                          tokenize_pretokenized=True, download_method=None, logging_level="WARN")
+                          tokenize_pretokenized=True, download_method=None, logging_level="WARN",
+                          use_gpu=stanza_device() == "cuda", pos_batch_size=max(1, batch_words // 5),
+                          pos_batch_maximum_tokens=batch_words, depparse_batch_size=batch_words)
     out = []
-    for k in range(0, len(sentences), batch):
-        chunk = [s for s in sentences[k:k + batch]]
-        nonempty = [s for s in chunk if s]
+    for k in range(0, len(sentences), chunk):
+        part = sentences[k:k + chunk]
+        nonempty = [s for s in part if s]
         arcs = iter(document_arcs(nlp(nonempty))) if nonempty else iter(())
-        out += [next(arcs) if s else [] for s in chunk]
+        out += [next(arcs) if s else [] for s in part]
     return out
 
 

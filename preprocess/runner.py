@@ -1,5 +1,6 @@
 """How the stages run and report: progress on stderr, summaries on stdout, worker processes."""
 import collections
+import gc
 import multiprocessing
 import sys
 
@@ -54,5 +55,9 @@ def parallel_map(func, items, workers, desc, initializer=None, initargs=()):
             initializer(*initargs)
         return [func(x) for x in progress(items, desc)]
     chunk = max(1, len(items) // (workers * 8))
-    with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
-        return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
+    gc.freeze()  # the forked workers' garbage collector then leaves the parent's objects (and pages) alone
+    try:
+        with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
+            return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
+    finally:
+        gc.unfreeze()

@@ -15,7 +15,7 @@ from . import align as align_mod
 from . import units as unit_ops
 from .pairing import make_units
 from .parallel import read_parallel
-from .runner import Summary, log
+from .runner import Summary, log, parallel_map
 from .workdir import StageFile, fingerprint, key_of, read_jsonl, write_jsonl
 
 
@@ -41,7 +41,8 @@ def run_pairs(paths, cfg, src_file, tgt_file):
     ``paths.units`` (passage and question units paired by question id, or sentence units)."""
     if paths.chain == "qa":
         key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt_model,
-                          skip=cfg.skip_bad, shards=(cfg.num_shards, cfg.shard_id), version=1)
+                          skip=cfg.skip_bad, ignore=cfg.ignore_answers,
+                          shards=(cfg.num_shards, cfg.shard_id), version=1)
     else:
         key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1)
     stage = StageFile(paths.units, "pairs", key, cfg.force)
@@ -63,7 +64,7 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
     data = {}
     for side, path in (("src", src_file), ("tgt", tgt_file)):
         if path:
-            passages, questions, bad = read_squad(path, cfg.skip_bad)
+            passages, questions, bad = read_squad(path, cfg.skip_bad, cfg.ignore_answers)
             data[side] = (passages, questions)
             for k, v in bad.items():
                 s[f"{side}: {k}"] = v
@@ -158,7 +159,9 @@ def run_align(paths, cfg):
     else:
         log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
             + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
-        segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra)
+        segment_links = align_mod.eflomal_align(
+            src_lines, tgt_lines, extra,
+            map_fn=lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}"))
         s.notes.append("eflomal (both directions) + grow-diag-final-and")
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
@@ -217,7 +220,7 @@ def run_binarize(paths, cfg):
     from .encode import Encoder
 
     key = fingerprint([cfg.spm, cfg.dict], max_len=cfg.max_len, stride=cfg.doc_stride,
-                      query=cfg.max_query_len,
+                      query=cfg.max_query_len, encoding="raw-text",
                       prev=[key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)])
     if _binary_current(paths, key, cfg):
         log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")

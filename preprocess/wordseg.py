@@ -13,9 +13,12 @@ rule-based Unicode tokenizer (:func:`tokenize`):
   metric and most Chinese aligners use), a Katakana run is a word (loan words);
   Thai and Lao are cut at boundaries that are certain without a dictionary: before a leading
   vowel (``เ แ โ ใ ไ``), which always opens a syllable, and after ``ะ``, ``ำ``, ``ๆ``, ``ฯ``,
-  which always close one.  The pieces are whole syllables or short syllable groups, never a
-  fragment of a syllable, so no alignment or answer boundary is ever lost inside a unit.
-  (Khmer and Myanmar runs stay whole: a known limitation.)
+  which always close one (never an empty word: a leading vowel that opens a run is no cut).
+  The pieces are whole syllables or short syllable groups, never a fragment of a syllable.  With
+  the optional ``thai`` extra (PyThaiNLP), Thai runs are cut into dictionary words (``newmm``)
+  instead, when Stanza has no Thai tokenizer; the ``words`` summary names the segmenter used.
+  (Khmer and Myanmar runs stay whole: a known limitation.)  Answers are mapped to SentencePiece
+  tokens by characters (:mod:`.encode`), so a word boundary is never needed for an answer.
 
 Sentences end after ``. ! ? 。 ！ ？ । ॥ ؟ …`` (and closing quotes or brackets) when the next
 word starts a sentence; a ``.`` after an abbreviation or an initial (``J. P. Morgan``) does not end
@@ -56,17 +59,16 @@ _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc"
                   "sep", "sept", "oct", "nov", "dec"}
 
 
-def tokenize(text, lang=None):
-    """Rule-based words of ``text`` as a flat ``[start0, end0, ...]`` list of character offsets."""
+def tokenize(text, lang=None, sea_words=None):
+    """Rule-based words of ``text`` as a flat ``[start0, end0, ...]`` list of character offsets.
+
+    ``sea_words``, if given, cuts a Thai / Lao run instead of the rules: a function from the run's
+    text to the lengths of its words (a dictionary segmenter, see :class:`Segmenter`)."""
     offsets = []
     for m in _TOKEN.finditer(text):
         kind, start, end = m.lastgroup, m.start(), m.end()
         if kind == "sea":
-            cut = start
-            for b in _SEA_BREAK.finditer(text, start, end):
-                offsets += (cut, b.start())
-                cut = b.start()
-            offsets += (cut, end)
+            offsets += _sea_words(text, start, end, sea_words)
             continue
         if kind == "word" and ("'" in m.group() or "’" in m.group()):
             word = m.group()
@@ -80,6 +82,21 @@ def tokenize(text, lang=None):
                 continue
         offsets += (start, end)
     return offsets
+
+
+def _sea_words(text, start, end, sea_words=None):
+    """Flat offsets of the words of the Thai / Lao run ``text[start:end]``, never an empty one
+    (a leading vowel right at the start of the run is no break: the run starts there anyway)."""
+    if sea_words is not None:
+        lengths = [n for n in sea_words(text[start:end]) if n > 0]
+        if sum(lengths) == end - start:
+            cuts = [start]
+            for n in lengths:
+                cuts.append(cuts[-1] + n)
+            return [x for a, b in zip(cuts, cuts[1:]) for x in (a, b)]
+    cuts = [start] + [b.start() for b in _SEA_BREAK.finditer(text, start, end) if start < b.start() < end]
+    cuts.append(end)
+    return [x for a, b in zip(cuts, cuts[1:]) if a < b for x in (a, b)]
 
 
 def split_sentences(text, offsets):
@@ -123,24 +140,44 @@ def _ends_sentence(text, offsets, i, j):
     return not (first.isalpha() and first.islower())
 
 
+def thai_words():
+    """PyThaiNLP's dictionary segmenter (``newmm``) as a ``sea_words`` function, or None when the
+    optional ``thai`` extra (``pip install fairseq-grafusion[thai]``) is not installed."""
+    try:
+        from pythainlp.tokenize import word_tokenize
+    except ImportError:
+        return None
+    return lambda run: [len(w) for w in word_tokenize(run, engine="newmm", keep_whitespace=True)]
+
+
 class Segmenter:
-    """Words and sentences of one language: Stanza's tokenizer if its model is local, else rules."""
+    """Words and sentences of one language: Stanza's tokenizer if its model is local, else rules
+    (for Thai with PyThaiNLP's dictionary segmenter on Thai runs when it is installed)."""
 
     def __init__(self, lang, stanza_dir=None):
         self.lang = lang
         self._nlp = None
+        self._sea_words = None
         self.backend = "rules"
         if stanza_dir and os.path.isdir(os.path.join(stanza_dir, lang, "tokenize")):
             import stanza
 
-            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize",
-                                        download_method=None, logging_level="WARN")
+            # a language with multi-word tokens has an mwt model next to its tokenizer: load it
+            # (Stanza would add it with a warning); our words are the tokens, MWTs kept whole
+            mwt = os.path.isdir(os.path.join(stanza_dir, lang, "mwt"))
+            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,mwt" if mwt else "tokenize",
+                                        download_method=None, logging_level="WARN",
+                                        use_gpu=_use_gpu())
             self.backend = "stanza"
+        elif lang == "th":
+            self._sea_words = thai_words()
+            self.backend = "rules + pythainlp newmm" if self._sea_words else \
+                "rules (syllable groups; pip install pythainlp for words)"
 
     def segment(self, text):
         """``(offsets, sentence_starts)`` of ``text`` (see the module docstring)."""
         if self._nlp is None:
-            offsets = tokenize(text, self.lang)
+            offsets = tokenize(text, self.lang, self._sea_words)
             return offsets, split_sentences(text, offsets)
         offsets, starts = [], []
         for sentence in self._nlp(text).sentences:
@@ -148,6 +185,12 @@ class Segmenter:
             for token in sentence.tokens:
                 offsets += (token.start_char, token.end_char)
         return offsets, starts
+
+
+def _use_gpu():
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def words_of(text, offsets):

@@ -1,6 +1,7 @@
 """GraFusionModel.from_pretrained(...).answer(...) on real text: the bundled en-ro sample."""
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -207,3 +208,40 @@ def test_data_name_or_path_and_what_is_skipped(model_dir, tmp_path):
     hub = GraFusionHubInterface(qa.task, TargetOnly(), os.path.join(SPM, "sentencepiece.bpe.model"),
                                 os.path.join(data, "dict.txt"), "en", "ro")
     assert not hub.pipeline.align and not hub.pipeline.parse
+
+
+def test_predict_answers_every_question_whatever_its_gold(model_dir, tmp_path):
+    """grafusion-predict --qa: a gold answer that does not match its context and an empty context
+    stop nothing (gold answers are only for scoring); every question gets an answer, and no
+    message names an option grafusion-predict does not have."""
+    from fairseq_grafusion.cli.predict import get_parser
+
+    model, _ = model_dir
+    sample = os.path.join(REPO, "examples", "sample", "qa")
+    files = {}
+    for lang in ("en", "ro"):
+        data = json.load(open(os.path.join(sample, f"valid.{lang}.json"), encoding="utf-8"))
+        paragraphs = [p for a in data["data"] for p in a["paragraphs"]]
+        if lang == "ro":
+            paragraphs[0]["qas"][0]["answers"][0]["answer_start"] += 3  # does not match
+            paragraphs[0]["qas"][1]["answers"] = []                     # no gold answer
+            empty = [qa["id"] for qa in paragraphs[1]["qas"]]
+            paragraphs[1]["context"] = ""                               # empty context
+        files[lang] = tmp_path / f"valid.{lang}.json"
+        files[lang].write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "pred.json"
+    proc = predict("--path", os.path.join(model, "checkpoint_best.pt"), "--qa", files["en"], files["ro"],
+                   "--src-lang", "en", "--tgt-lang", "ro", "--spm", os.path.join(SPM, "sentencepiece.bpe.model"),
+                   "--dict", os.path.join(SPM, "dict.txt"), "--output", out, "--cpu")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    preds = json.loads(out.read_text())
+    gold = json.load(open(os.path.join(sample, "valid.ro.json"), encoding="utf-8"))
+    assert set(preds) == {qa["id"] for a in gold["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    assert all(preds[q] == "" for q in empty)
+    options = set(get_parser()._option_string_actions)
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", proc.stdout + proc.stderr))
+    assert named <= options, named - options
+    # an error of the raw-input path names grafusion-predict's own option
+    proc = predict("--path", os.path.join(model, "checkpoint_best.pt"), "--qa", files["en"], files["ro"],
+                   "--tgt-lang", "ro", "--output", out, "--cpu")
+    assert proc.returncode == 1 and "--spm" in proc.stderr.strip().splitlines()[-1]

@@ -25,6 +25,19 @@ def gold_answers(split):
     return gold
 
 
+def representable(context, start, end, _cache={}):
+    """Are ``start`` and ``end`` piece boundaries of XLM-R-style ``spm.encode(context)``? (the
+    reference: SentencePiece's own offsets, whitespace before a piece's first character skipped)"""
+    import sentencepiece as spm
+
+    if "sp" not in _cache:
+        _cache["sp"] = spm.SentencePieceProcessor(
+            model_file=os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model"))
+    pieces = _cache["sp"].encode(context, return_type="offset_mapping")["offsets"]
+    starts = {len(context[s:e]) - len(context[s:e].lstrip()) + s for s, e in pieces}
+    return start in starts and end in {e for _, e in pieces}
+
+
 def test_all_on_the_sample(sample_run):
     out, proc, seconds = sample_run
     assert proc.stderr.strip() == ""
@@ -47,6 +60,7 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
     gold = gold_answers(split)
     assert set(reader.ids) == set(gold)
     found = {qid: set() for qid in gold}
+    unrepresentable = set()
     for i in range(len(reader)):
         ex = reader[i]  # PairReader checks every edge against the word counts
         qid = reader.ids[i]
@@ -64,14 +78,22 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
                 assert b == 0
                 continue
             assert passage[a] and passage[b]
-            assert context[off[a, 0]:off[b, 1]] == answer["text"]
-            decoded = "".join(d[t] for t in tok[a:b + 1]).replace("\u2581", "")
-            assert decoded.replace(" ", "") == answer["text"].replace(" ", "")
+            start, end = answer["answer_start"], answer["answer_start"] + len(answer["text"])
+            if representable(context, start, end):
+                assert context[off[a, 0]:off[b, 1]] == answer["text"]
+                decoded = "".join(d[t] for t in tok[a:b + 1]).replace("\u2581", "")
+                assert decoded.replace(" ", "") == answer["text"].replace(" ", "")
+            else:  # a boundary inside a piece ("136," is one piece): the smallest covering span
+                assert off[a, 0] < start < off[a, 1] or off[b, 0] < end < off[b, 1]
+                assert off[a, 0] <= start < off[a, 1] and off[b, 0] < end <= off[b, 1]
+                unrepresentable.add((qid, side))
             found[qid].add(side)
         # special tokens of the two streams are aligned
         align = {tuple(x) for x in ex["align"].tolist()}
         assert (0, 0) in align and (ex["src.word"][-1], ex["tgt.word"][-1]) in align
     assert all(v == {"src", "tgt"} for v in found.values())  # every answer is in some window
+    # the bundled 1000-piece model glues "136," "(118" "23–16," (3 questions, both languages)
+    assert len({qid for qid, _ in unrepresentable}) <= 3
     # the gold files next to the split hold its questions, contexts and answers, per language
     for side, lang in (("src", "en"), ("tgt", "ro")):
         written = json.load(open(out / "qa-bin" / f"{split}.{side}.json", encoding="utf-8"))

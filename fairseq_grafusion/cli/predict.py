@@ -6,7 +6,9 @@
         --src-lang en --tgt-lang de --spm sentencepiece.bpe.model --dict dict.txt --output preds.json
 
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
-directory; ``-`` for the English file translates the target side with ``--mt-model``).
+directory; ``-`` for the English file translates the target side with ``--mt-model``), gold
+answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
+empty context, whose answer is ""); score the output against the original files.
 
 Every window of a question is decoded (n-best over all windows, start <= end, at most
 ``--max-answer-length`` tokens, both ends in the passage) and the answer is the exact substring of
@@ -107,14 +109,15 @@ class PredictConfig:
                 raise GraFusionError(f"{name} must be >= 1, got {value}")
 
     def pipeline_config(self, out):
-        """The pipeline's config for ``--qa``: split ``test`` of ``out/qa-bin``."""
+        """The pipeline's config for ``--qa``: split ``test`` of ``out/qa-bin``; gold answers are
+        only for scoring, so a bad or missing one never stops prediction (``ignore_answers``)."""
         from ..preprocess.config import PipelineConfig
 
         return PipelineConfig(command="all", out=out, src_lang=self.src_lang, tgt_lang=self.tgt_lang,
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
                               stanza_dir=self.stanza_dir, mt_model=self.mt_model,
-                              align_extra=self.align_extra)
+                              align_extra=self.align_extra, ignore_answers=True)
 
 
 def main(argv=None):

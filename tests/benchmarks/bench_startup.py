@@ -21,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COMMANDS = {  # console script -> its module
     "grafusion-evaluate": "fairseq_grafusion.cli.evaluate",
     "grafusion-predict": "fairseq_grafusion.cli.predict",
-    "grafusion-preprocess": "preprocess.cli",
+    "grafusion-preprocess": "fairseq_grafusion.preprocess.cli",
     "grafusion-plot-attention": "fairseq_grafusion.cli.plot_attention",
 }
 _BYPASS = ("import importlib.machinery, sys, types; p = types.ModuleType('fairseq_grafusion'); "
