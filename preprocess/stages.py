@@ -191,8 +191,8 @@ def run_parse(paths, cfg):
         if source is None:
             s.add("languages without a parser")
             log(f"warning: [parse] {paths.name}: no dependency parser for '{lang}' ({side}): "
-                f"alignment and same-word edges only (give --stanza-dir with a {lang} depparse "
-                f"model or --{side}-conllu)")
+                f"alignment and same-word edges only (a {lang} depparse model in --stanza-dir, or "
+                f"an imported CoNLL-U parse, adds dependency edges)")
         s[f"{side} ({lang}) parser"] = source or "none"
         s[f"{side} dependency arcs"] = sum(len(r[side]) // 2 for r in records)
         s[f"{side} same-word edges"] = sum(len(r.get(side + "_same", [])) // 2 for r in records)

@@ -151,11 +151,12 @@ def unlinked(units):
 
 # -- parse -------------------------------------------------------------------------------------
 def parser_of(lang, stanza_dir=None, conllu=None):
-    """Where a side's dependency arcs come from: ``"CoNLL-U FILE"``, ``"Stanza (DIR)"`` or None."""
+    """Where a side's dependency arcs come from: ``"CoNLL-U FILE"``, ``"Stanza (DIR, device, batch)"`` or None."""
     if conllu:
         return f"CoNLL-U {conllu}"
     if parse_mod.has_parser(lang, stanza_dir):
-        return f"Stanza ({stanza_dir})"
+        return (f"Stanza ({stanza_dir}, {parse_mod.stanza_device()}, batches of "
+                f"{parse_mod.PARSE_BATCH_WORDS} words)")
     return None
 
 
