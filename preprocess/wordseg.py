@@ -162,12 +162,14 @@ class Segmenter:
         if stanza_dir and os.path.isdir(os.path.join(stanza_dir, lang, "tokenize")):
             import stanza
 
+            from .parse import stanza_device
+
             # a language with multi-word tokens has an mwt model next to its tokenizer: load it
             # (Stanza would add it with a warning); our words are the tokens, MWTs kept whole
             mwt = os.path.isdir(os.path.join(stanza_dir, lang, "mwt"))
             self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,mwt" if mwt else "tokenize",
                                         download_method=None, logging_level="WARN",
-                                        use_gpu=_use_gpu())
+                                        use_gpu=stanza_device() == "cuda")
             self.backend = "stanza"
         elif lang == "th":
             self._sea_words = thai_words()
@@ -185,12 +187,6 @@ class Segmenter:
             for token in sentence.tokens:
                 offsets += (token.start_char, token.end_char)
         return offsets, starts
-
-
-def _use_gpu():
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def words_of(text, offsets):

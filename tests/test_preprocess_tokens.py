@@ -92,16 +92,13 @@ def groups(examples, src_examples, lang, rng, max_query_len):
         src_context, src_question = by_id[qid]
         passages.setdefault((src_context, context), []).append((qid, src_question, question, answer))
 
-    def words(text, language):
-        return tokenize(text, language)
-
     def random_pairs(n, m, k):
         return (np.stack([rng.randint(0, n, k), rng.randint(0, m, k)], 1).reshape(-1).tolist()
                 if n and m else [])
 
     tasks = []
     for (src_context, context), questions in passages.items():
-        pw = {"src": words(src_context, "en"), "tgt": words(context, lang)}
+        pw = {"src": tokenize(src_context, "en"), "tgt": tokenize(context, lang)}
         ns, nt = len(pw["src"]) // 2, len(pw["tgt"]) // 2
         p_unit = {"uid": "p", "src": src_context, "tgt": context}
         p_align = {"links": random_pairs(ns, nt, 40)}
@@ -109,7 +106,7 @@ def groups(examples, src_examples, lang, rng, max_query_len):
                    "src_same": [], "tgt_same": random_pairs(nt, nt, 5)}
         items = []
         for qid, src_question, question, answer in questions:
-            qw = {"src": words(src_question, "en"), "tgt": words(question, lang)}
+            qw = {"src": tokenize(src_question, "en"), "tgt": tokenize(question, lang)}
             qs, qt = len(qw["src"]) // 2, len(qw["tgt"]) // 2
             items.append(({"uid": qid, "src": src_question, "tgt": question}, qw,
                           {"links": random_pairs(qs, qt, 5), "answers": {"tgt": answer}},
@@ -120,8 +117,9 @@ def groups(examples, src_examples, lang, rng, max_query_len):
 
 
 def node_of_words_reference(text, offsets, starts, ends):
-    """Slow reference of the stated rule: a word's node is the word holding the first character
-    of the token covering its first character (a word without one joins the node before)."""
+    """Slow reference of the stated rule, word by word and token by token: a token belongs to the
+    last word starting at or before its first character; each word that a token belongs to opens a
+    node, every other word joins the node before it (the first node if none)."""
     spans = list(zip(offsets[::2], offsets[1::2]))
     holder = []
     for s, e in zip(starts, ends):
