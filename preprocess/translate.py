@@ -35,8 +35,9 @@ def load_hub_translator(model_dir, source_lang, target_lang, checkpoint="model.p
     elif bpe == "subword_nmt":
         kwargs.update(bpe="subword_nmt", bpe_codes=bpe_model)
     try:
-        hub = TransformerModel.from_pretrained(model_dir, checkpoint_file=checkpoint,
-                                               data_name_or_path=model_dir, **kwargs)
+        with checkpoint_compat.trusted_globals():  # fairseq's own load, scoped to this call
+            hub = TransformerModel.from_pretrained(model_dir, checkpoint_file=checkpoint,
+                                                   data_name_or_path=model_dir, **kwargs)
     except Exception as e:  # fairseq raises many kinds (missing dict, bad checkpoint, ...)
         raise GraFusionError(f"--mt-model {model_dir}: cannot load a {source_lang}->{target_lang} "
                              f"fairseq translation model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
