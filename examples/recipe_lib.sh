@@ -20,16 +20,19 @@
 # per language from one grafusion-predict call, per-language validation in fairseq-train).
 
 PYTHON=${PYTHON:-python}
-ARCH=${ARCH:-grafusion_base}
-VARIANTS=${VARIANTS:-"xlmr-tt filter a ad adp"}
-SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}   # the paper averages 10 runs
-EPOCHS=${EPOCHS:-2}
-GRID=${GRID:-0}                          # 1: appendix C's grid search on the dev split first
-NGPU=${NGPU:-1}
-VALID_F1=${VALID_F1:-0}                  # 1: per-language F1 in validation, best checkpoint by f1_avg
-PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-20000}
-read -r -a TRAIN_EXTRA_ARGS <<< "${TRAIN_EXTRA:-}"
 USER_DIR=fairseq_grafusion
+
+set_defaults() {  # after the recipe has set its own (a recipe's value, or the user's, wins)
+    ARCH=${ARCH:-grafusion_base}
+    VARIANTS=${VARIANTS:-"xlmr-tt filter a ad adp"}
+    SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}   # the paper averages 10 runs
+    EPOCHS=${EPOCHS:-2}
+    GRID=${GRID:-0}                          # 1: appendix C's grid search on the dev split first
+    NGPU=${NGPU:-1}
+    VALID_F1=${VALID_F1:-0}                  # 1: per-language F1 in validation, best checkpoint by f1_avg
+    PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-20000}
+    read -r -a TRAIN_EXTRA_ARGS <<< "${TRAIN_EXTRA:-}"
+}
 
 declare -A VARIANT_FLAGS=(
     [xlmr-tt]="--no-fusion"           # XLM-R (translate-train): the target stream only
@@ -86,6 +89,7 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
             read -r -a extra <<< "$(expand "$ALIGN_EXTRA" "$lang")"
             args+=(--align-extra "${extra[@]}")
         fi
+        mkdir -p "$(dirname "$out")"
         # ISSUE-9 API: grafusion-preprocess's command line
         "$PYTHON" -m preprocess all "${args[@]}" > "$out.log"
     done
@@ -102,6 +106,7 @@ combine_pairs() {  # one directory: training data of every language mixed, dev /
 pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every language (section 3.4)
     local lang pairs=() out=$WORK/pretrain
     [[ -f $out/checkpoint_last.pt ]] && return 0
+    mkdir -p "$WORK/parallel"
     for lang in $LANGS; do
         [[ $lang == en ]] && continue
         read -r -a files <<< "$(expand "$PARALLEL" "$lang")"
@@ -189,6 +194,7 @@ best_of_grid() {  # best_of_grid VARIANT: "BATCH LR WARMUP" with the best dev Av
 }
 
 run_protocol() {  # every variant x seed, then the table
+    set_defaults
     mkdir -p "$WORK/runs" "$WORK/scores"
     preprocess_pairs
     combine_pairs

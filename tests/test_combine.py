@@ -86,8 +86,9 @@ def test_a_training_epoch_sees_every_language_in_mixed_batches(combined):
     seen = []
     mixed = batches = 0
     for epoch in (1, 2):
+        # fairseq-train's defaults: --required-batch-size-multiple 8 (180 = 22 x 8 + 4)
         epoch_itr = task.get_batch_iterator(dataset, max_sentences=8, max_positions=(384, 384),
-                                            seed=1, epoch=epoch)
+                                            seed=1, epoch=epoch, required_batch_size_multiple=8)
         this_epoch = []
         for batch in epoch_itr.next_epoch_itr(shuffle=True):  # what fairseq-train iterates
             batch_langs = batch["lang"].tolist()

@@ -142,6 +142,9 @@ def test_ordering_and_size_filter(tmp_path):
     order = ds.ordered_indices()
     assert sorted(order.tolist()) == list(range(20))
     assert (np.diff(ds.sizes[order]) >= 0).all()
+    # fairseq's batching drops a last batch smaller than the multiple (issue #5036); ours keeps it
+    batches = ds.batch_by_size(order, max_sentences=8, required_batch_size_multiple=8)
+    assert np.concatenate(batches).tolist() == order.tolist() and len(batches[-1]) == 4
     limit = 15
     kept, dropped = ds.filter_indices_by_size(order, limit)
     assert all(max(ds.size(i)) <= limit for i in kept)

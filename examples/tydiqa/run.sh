@@ -29,10 +29,10 @@ if [[ ${MINI:-0} == 1 ]]; then
     SPM=$S/spm/sentencepiece.bpe.model; DICT=$S/spm/dict.txt
     ALIGN_EXTRA="$S/parallel/train.en-{lang}.en $S/parallel/train.en-{lang}.{lang}"
     PARALLEL=$ALIGN_EXTRA
-    ARCH=grafusion_tiny; VARIANTS=${VARIANTS:-"a ad"}; SEEDS=${SEEDS:-"1 2"}
+    ARCH=${ARCH:-grafusion_tiny}; VARIANTS=${VARIANTS:-"a ad"}; SEEDS=${SEEDS:-"1 2"}
     BATCH=${BATCH:-8}; LR=${LR:-1e-3}; WARMUP=${WARMUP:-5}; EPOCHS=${EPOCHS:-4}
     PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-100}; PRETRAIN_BATCH=8; PRETRAIN_LR=1e-3
-    TRAIN_EXTRA="--cpu ${TRAIN_EXTRA:-}"; read -r -a TRAIN_EXTRA_ARGS <<< "$TRAIN_EXTRA"
+    TRAIN_EXTRA="--cpu ${TRAIN_EXTRA:-}"
     PREDICT_EXTRA="--cpu"
 else
     DATA=${DATA:-downloads}

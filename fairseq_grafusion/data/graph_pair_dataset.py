@@ -116,8 +116,15 @@ class GraphPairDataset(FairseqDataset):
     def batch_by_size(self, indices, max_tokens=None, max_sentences=None,
                       required_batch_size_multiple=1):
         if not self.group_questions:
-            return super().batch_by_size(indices, max_tokens, max_sentences,
-                                         required_batch_size_multiple)
+            batches = super().batch_by_size(indices, max_tokens, max_sentences,
+                                            required_batch_size_multiple)
+            # fairseq drops a last batch whose size is not a multiple of
+            # --required-batch-size-multiple (default 8; fairseq issue #5036): every epoch would
+            # silently lose up to 7 examples (with length-sorted batches, the same longest ones)
+            covered = sum(len(b) for b in batches)
+            if covered < len(indices):
+                batches.append(np.asarray(indices[covered:], dtype=np.int64))
+            return batches
         key, sizes = self.reader.question_key, self.sizes
         batches, current, longest = [], [], 0
         start = 0
