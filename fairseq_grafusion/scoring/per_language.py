@@ -49,7 +49,7 @@ class LanguageScorer:
         self.default_lang = default_lang
         self.labels = {lang: language_label(lang, default_lang) for lang in answers}
         self.metrics = {}
-        for lang, label in self.labels.items():
+        for lang in answers:
             code = lang if lang is not None else default_lang
             # unknown language, no --eval-span-lang: SQuAD's language-independent rules
             self.metrics[lang] = resolve_metric(code, metric) if code else "squad"
