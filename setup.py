@@ -9,15 +9,19 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.8",
-    packages=find_packages(include=["fairseq_grafusion", "fairseq_grafusion.*",
-                                    "preprocess", "preprocess.*"]),
+    # the data pipeline lives in the repository's top-level preprocess/ folder and is installed as
+    # fairseq_grafusion.preprocess: no top-level module named "preprocess" (a common name on PyPI)
+    packages=find_packages(include=["fairseq_grafusion", "fairseq_grafusion.*"])
+    + ["fairseq_grafusion.preprocess"],
+    package_dir={"fairseq_grafusion.preprocess": "preprocess"},
     include_package_data=True,
     install_requires=[
         # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package fixed
         'fairseq==0.12.2; python_version < "3.11"',
         'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+        # >= 2.6: weights_only checkpoint loading by default (fairseq_grafusion.checkpoint_compat);
         # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
-        "torch>=2.1,<=2.13.0",
+        "torch>=2.6,<=2.13.0",
         "numpy",
         "sentencepiece",
         "tqdm",
@@ -32,7 +36,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "grafusion-preprocess = preprocess.cli:cli_main",
+            "grafusion-preprocess = fairseq_grafusion.preprocess.cli:cli_main",
             "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",

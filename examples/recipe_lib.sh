@@ -91,7 +91,7 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
         fi
         mkdir -p "$(dirname "$out")"
         # ISSUE-9 API: grafusion-preprocess's command line
-        "$PYTHON" -m preprocess all "${args[@]}" > "$out.log"
+        "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
     done
 }
 
@@ -100,7 +100,7 @@ combine_pairs() {  # one directory: training data of every language mixed, dev /
     for lang in $LANGS; do pairs+=(--pair "$lang" "$(pair_dir "$lang")/qa-bin"); done
     log "combine ${LANGS// /, } -> $WORK/data-bin"
     # ISSUE-9 API: becomes `grafusion-preprocess combine`
-    "$PYTHON" -m preprocess.combine_cli --out "$WORK/data-bin" "${pairs[@]}"
+    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
 }
 
 pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every language (section 3.4)
@@ -111,12 +111,12 @@ pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every langu
         [[ $lang == en ]] && continue
         read -r -a files <<< "$(expand "$PARALLEL" "$lang")"
         # ISSUE-9 API: grafusion-preprocess's command line
-        "$PYTHON" -m preprocess parallel --out "$WORK/parallel/en-$lang" --src-lang en --tgt-lang "$lang" \
+        "$PYTHON" -m fairseq_grafusion.preprocess parallel --out "$WORK/parallel/en-$lang" --src-lang en --tgt-lang "$lang" \
             --parallel train "${files[@]}" --spm "$SPM" --dict "$DICT" \
             ${STANZA_DIR:+--stanza-dir "$STANZA_DIR"} > "$WORK/parallel/en-$lang.log"
         pairs+=(--pair "$lang" "$WORK/parallel/en-$lang/parallel-bin")
     done
-    "$PYTHON" -m preprocess.combine_cli --out "$WORK/parallel-bin" "${pairs[@]}"
+    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/parallel-bin" "${pairs[@]}"
     log "pre-train the SA-Graph ($PRETRAIN_UPDATES updates) -> $out"
     "$PYTHON" -m fairseq_cli.train "$WORK/parallel-bin" --user-dir $USER_DIR \
         --task sa_graph_pretrain --criterion sa_graph_pretrain --arch "$ARCH" $(init_flags pretrain) \

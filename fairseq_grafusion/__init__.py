@@ -1,22 +1,25 @@
 """fairseq-grafusion: GraFusion-MRC as a fairseq plugin (``--user-dir fairseq_grafusion``).
 
-Importing the package registers the model ``grafusion`` (architectures ``grafusion_base``,
-``grafusion_large``, ``grafusion_tiny``), the task and criterion ``xmrc_span``, lets torch >= 2.6
-load fairseq checkpoints, stops fairseq's prefetch threads cleanly at exit, and prints
-:class:`GraFusionError` as one line.
+Importing the package itself is light (no torch, no fairseq), so that the data pipeline's readers
+and writers (:mod:`.squad`, :mod:`.files`, :mod:`.preprocess.workdir`) can be used anywhere.
+fairseq's ``--user-dir`` imports ``tasks/`` and ``models/``, which register the model
+``grafusion`` (architectures ``grafusion_base``, ``grafusion_large``, ``grafusion_tiny``), the
+baselines' model ``filter`` (``filter_*``, ``xlmr_translate_train_*``), the tasks and criteria
+``xmrc_span`` and ``sa_graph_pretrain`` (and the criterion ``xmrc_span_self_teaching``), and set
+up the process (:mod:`.hooks`);
+Python code gets all of it with ``import fairseq_grafusion.plugin``.
+
+Layers: the commands (:mod:`.cli`, :mod:`.preprocess.cli`) sit on top and nothing imports them;
+the library below them is the model side (``models``, ``modules``, ``tasks``, ``criterions``,
+``data``, ``scoring``), inference (:mod:`.inference`, :mod:`.hub`) and the data pipeline
+(:mod:`.preprocess`).
 """
 import logging
 
-from .errors import GraFusionError, install_excepthook
+from .errors import GraFusionError
 
-install_excepthook()
-# fairseq's text_to_speech task logs "Please install tensorboardX" on import: noise for our commands
+# fairseq's text_to_speech task logs "Please install tensorboardX" when fairseq is imported: noise
+# for our commands and the hub (a logger setting: no fairseq import here)
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
-
-from . import checkpoint_compat, clean_exit  # noqa: E402,F401  (clean_exit: an atexit hook)
-
-checkpoint_compat.allow_fairseq_checkpoints()
-
-from . import criterions, models, tasks  # noqa: E402,F401  (registration)
 
 __all__ = ["GraFusionError"]

@@ -1,33 +1,182 @@
-"""Let torch >= 2.6 (``weights_only=True`` by default) load fairseq checkpoints.
+"""Loading checkpoints safely: nothing in a checkpoint runs code, and nothing but our models is
+built from one.
 
-fairseq stores its configuration inside every checkpoint: an ``argparse.Namespace`` (XLM-R's
-``model.pt``, and a new checkpoint's criterion config), omegaconf containers in some versions, and
-numpy scalars for best scores.  ``weights_only`` loading refuses those classes, so ``fairseq-train``
-could neither resume from its own ``checkpoint_last.pt`` nor load XLM-R.  Rather than ask users
-for ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, the plugin allow-lists exactly those classes with
-``torch.serialization.add_safe_globals``; everything else stays refused.
+Two dangers, two guards:
+
+* **Unpickling.**  Every load goes through ``torch.load(..., weights_only=True)``, which refuses
+  pickled classes.  fairseq checkpoints in the old format (XLM-R's ``model.pt``, fairseq's
+  translation models) and checkpoints of a criterion without a dataclass hold one class,
+  ``argparse.Namespace``; it is allowed, and only while *our* loads run (:func:`trusted_globals`),
+  not process-wide.  fairseq's own loader (``fairseq-train`` resuming, ``--finetune-from-model``,
+  ``--pretrained-xlmr``) is wrapped the same way by :func:`install`.  torch < 2.6 does not default
+  to ``weights_only`` inside fairseq: such a torch is refused with one line.
+* **Building.**  fairseq builds whatever model a checkpoint's configuration names, and some
+  architectures ``eval()`` configuration strings (``fconv``'s layer specs).  Before anything is
+  built, :func:`check_grafusion` requires one of our tasks and an architecture of one of our
+  models (``grafusion``, ``filter``), and
+  :func:`check_translation` a fairseq transformer for ``--mt-model``.
 """
 import argparse
+import contextlib
+import functools
+import os
 
-import numpy as np
 import torch
 
+from .errors import GraFusionError
 
-def fairseq_checkpoint_globals():
-    """The non-tensor classes found in fairseq checkpoints."""
-    from omegaconf import DictConfig, ListConfig
-    from omegaconf.base import ContainerMetadata, Metadata
-    from omegaconf.nodes import AnyNode
-
-    found = [argparse.Namespace, DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode]
-    multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
-    if multiarray is not None:  # numpy >= 2: best scores saved as numpy scalars
-        found += [multiarray.scalar, np.dtype, np.dtypes.Float64DType, np.dtypes.Float32DType,
-                  np.dtypes.Int64DType]
-    return found
+TRUSTED_GLOBALS = (argparse.Namespace,)
+OUR_TASKS = ("xmrc_span", "sa_graph_pretrain")
+MIN_TORCH = (2, 6)
 
 
-def allow_fairseq_checkpoints():
-    add = getattr(torch.serialization, "add_safe_globals", None)
-    if add is not None:  # older torch loads everything anyway
-        add(fairseq_checkpoint_globals())
+def torch_version():
+    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def check_torch():
+    if torch_version() < MIN_TORCH:
+        raise GraFusionError(
+            f"torch {torch.__version__} loads fairseq checkpoints without weights_only, so a "
+            f"checkpoint could run code; fairseq-grafusion needs torch >= "
+            f"{'.'.join(map(str, MIN_TORCH))}")
+
+
+@contextlib.contextmanager
+def trusted_globals():
+    """Allow ``argparse.Namespace`` in ``weights_only`` loads for the duration of the block."""
+    check_torch()
+    with torch.serialization.safe_globals(list(TRUSTED_GLOBALS)):
+        yield
+
+
+def load_state(path, what="checkpoint"):
+    """The checkpoint dict of ``path``, loaded with ``weights_only=True``; one line if the file is
+    missing, damaged, or holds anything but tensors, containers, scalars and Namespaces."""
+    if not os.path.isfile(path):
+        raise GraFusionError(f"{what} {path} does not exist")
+    try:
+        with trusted_globals():
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except GraFusionError:
+        raise
+    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise GraFusionError(f"{path}: {describe_load_error(e)}") from None
+    if not isinstance(state, dict):
+        raise GraFusionError(f"{path}: not a fairseq checkpoint (a {type(state).__name__})")
+    return state
+
+
+def describe_load_error(exc):
+    text = str(exc)
+    found = next((line.strip() for line in text.splitlines() if "GLOBAL" in line), "")
+    if found:  # weights_only met a class or function it does not allow
+        return ("refused: the file holds pickled objects that a checkpoint does not need "
+                f"({found}); it was not loaded")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if "Weights only load failed" in text:  # torch's advice is not ours to give: its reason only
+        lines = [line for line in lines if not line.startswith(("Weights only", "Please file",
+                                                                 "Check the doc"))]
+    first = (lines or [type(exc).__name__])[0][:200]
+    return f"not a fairseq checkpoint, or a damaged one ({type(exc).__name__}: {first})"
+
+
+def _section(state, name):
+    """``cfg.<name>`` (new format) or the old format's ``args``; {} if absent."""
+    cfg = state.get("cfg")
+    if isinstance(cfg, dict) or hasattr(cfg, "get"):
+        section = cfg.get(name)
+        if section is not None:
+            return section if hasattr(section, "get") else vars(section)
+    args = state.get("args")
+    if args is not None:
+        return vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    return {}
+
+
+def names(state):
+    """``(task name, model name, architecture)`` a checkpoint says it was trained with."""
+    task = _section(state, "task")
+    model = _section(state, "model")
+    task_name = task.get("_name") or task.get("task")
+    arch = model.get("arch") or model.get("_name")
+    model_name = model.get("_name") or arch
+    return task_name, model_name, arch
+
+
+def check_grafusion(state, path, tasks=("xmrc_span",)):
+    """Refuse, before anything is built, a checkpoint that is not one of our models."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    from .models.span_model import SpanModel
+
+    task_name, model_name, arch = names(state)
+    if task_name not in tasks:
+        raise GraFusionError(f"{path} was trained with task {task_name!r}, not "
+                             f"{' or '.join(tasks)}; predict needs a fine-tuned span-extraction "
+                             "checkpoint of fairseq-grafusion")
+    cls = ARCH_MODEL_REGISTRY.get(arch)
+    if cls is None or not issubclass(cls, SpanModel):
+        raise GraFusionError(f"{path}: model {model_name!r} (arch {arch!r}) is not a "
+                             "fairseq-grafusion model; refused before building it")
+
+
+def check_translation(state, path, source_lang=None, target_lang=None):
+    """Refuse an ``--mt-model`` checkpoint that is not a fairseq transformer translation model."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+    from fairseq.models.transformer import TransformerModel
+
+    task_name, model_name, arch = names(state)
+    cls = ARCH_MODEL_REGISTRY.get(arch)
+    if not (task_name or "").startswith("translation") or cls is None \
+            or not issubclass(cls, TransformerModel):
+        raise GraFusionError(f"--mt-model {path}: task {task_name!r}, arch {arch!r} is not a "
+                             "fairseq transformer translation model; refused before building it")
+
+
+def install():
+    """Run fairseq's own checkpoint loader with the trusted globals (torch >= 2.6 loads with
+    ``weights_only=True`` by default), and say which file is damaged when it fails."""
+    from fairseq import checkpoint_utils
+
+    original = checkpoint_utils.load_checkpoint_to_cpu
+    if getattr(original, "_grafusion", False):
+        return
+
+    @functools.wraps(original)
+    def load_checkpoint_to_cpu(path, *args, **kwargs):
+        with trusted_globals():
+            try:
+                return original(path, *args, **kwargs)
+            except (OSError, RuntimeError, EOFError, ValueError) as e:
+                if isinstance(e, FileNotFoundError) or type(e).__name__ == "UnpicklingError" \
+                        or "PytorchStreamReader" in str(e) or isinstance(e, EOFError):
+                    raise GraFusionError(f"{path}: {describe_load_error(e)}"
+                                         f"{restore_hint(path)}") from None
+                raise
+
+    load_checkpoint_to_cpu._grafusion = True
+    checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
+
+
+def restore_hint(path):
+    """'; restore from ...' naming the newest other checkpoint next to a damaged one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        others = [os.path.join(directory, f) for f in os.listdir(directory)
+                  if f.endswith(".pt") and f.startswith("checkpoint")
+                  and os.path.join(directory, f) != os.path.abspath(path)]
+    except OSError:
+        return ""
+    readable = []
+    for other in sorted(others, key=os.path.getmtime, reverse=True):
+        try:
+            with trusted_globals():
+                torch.load(other, map_location="cpu", weights_only=True)
+            readable.append(other)
+            break
+        except Exception:
+            continue
+    if not readable:
+        return "; no other readable checkpoint in the directory"
+    return f"; the newest readable one is {readable[0]}: resume with --restore-file {readable[0]}"

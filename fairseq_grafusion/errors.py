@@ -1,10 +1,14 @@
 """One exception type for every user-facing error of the plugin and its commands.
 
 A :class:`GraFusionError` carries a one-line message that names what is wrong (the file, the line
-or example id, the option).  Importing :mod:`fairseq_grafusion` installs an exception hook that
-prints such errors as ``fairseq-grafusion: error: <message>`` instead of a traceback, so that
-``fairseq-train --user-dir fairseq_grafusion`` and the ``grafusion-*`` commands fail with one
-readable line.  Every other exception keeps Python's usual traceback.
+or example id, the option).  Both ways out of a process print it the same way, as
+``PROG: error: <message>`` (:func:`error_line`): the ``grafusion-*`` commands exit through
+``fairseq_grafusion.cli.run``, and ``fairseq-train --user-dir fairseq_grafusion`` gets an exception
+hook (installed when fairseq loads the plugin, :mod:`.hooks`) that prints such errors instead of a
+traceback.  Every other exception keeps Python's usual traceback; ``GRAFUSION_TRACEBACK=1`` shows
+it for a GraFusionError too.
+
+This module imports nothing heavy: the pipeline's readers use it without torch.
 """
 import os
 import sys
@@ -23,9 +27,18 @@ def one_line(exc):
     return message
 
 
+def error_line(prog, exc):
+    """``PROG: error: <message>``, the one line every way out prints."""
+    return f"{prog}: error: {one_line(exc)}\n"
+
+
+def wants_traceback():
+    return bool(os.environ.get("GRAFUSION_TRACEBACK"))
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    if issubclass(exc_type, GraFusionError) and not os.environ.get("GRAFUSION_TRACEBACK"):
-        sys.stderr.write(f"fairseq-grafusion: error: {one_line(exc)}\n")
+    if issubclass(exc_type, GraFusionError) and not wants_traceback():
+        sys.stderr.write(error_line("fairseq-grafusion", exc))
         sys.stderr.flush()
         return
     _previous(exc_type, exc, tb)

@@ -2,87 +2,153 @@
 
     from fairseq_grafusion.models import GraFusionModel
     qa = GraFusionModel.from_pretrained("model_dir", checkpoint_file="checkpoint_best.pt",
-                                        src_lang="en", tgt_lang="de")
+                                        src_lang="en", tgt_lang="de",
+                                        align_extra=("bitext.en", "bitext.de"))
     qa.answer("Wo ...?", "Die Eierstöcke ...", source_question="Where ...?",
               source_context="The ovaries ...")
     # {'text': 'Eierstöcke', 'score': 17.3, 'probability': 0.91, 'char_start': 4, 'char_end': 14}
+    qa.answer([q1, q2], [c1, c2], source_question=[sq1, sq2], source_context=[sc1, sc2], top_k=5)
+    # a list, one answer per question, each with 'nbest': 5 entries with their character offsets
 
-``model_dir`` holds the checkpoint, ``dict.txt`` and ``sentencepiece.bpe.model`` (XLM-R's layout).
-The example goes through the same pipeline as ``grafusion-preprocess`` (words, eflomal alignment,
-dependency arcs with Stanza if ``stanza_dir`` has the models, windows) and the answer is decoded as
-``grafusion-predict`` does.  Without ``source_question`` / ``source_context`` the English side is
-translated with ``mt_model`` (a fairseq translation model directory).  ``align_extra`` (two
-line-aligned text files) gives eflomal more text to learn from than one example.
+``model_dir`` holds the checkpoint and ``sentencepiece.bpe.model``; ``data_name_or_path`` (as in
+fairseq's hubs; default ``"."``, the model directory) holds ``dict.txt``.  Everything happens in
+memory, through library calls: the questions go through the pipeline's stages
+(:class:`~fairseq_grafusion.preprocess.in_memory.InMemoryPipeline`: words, alignment, dependency
+arcs, windows), the windows are batched (:class:`~fairseq_grafusion.data.PairList`) and decoded as
+``grafusion-predict`` decodes them (:func:`~fairseq_grafusion.inference.predict`).
+
+The alignment model is estimated once, when the hub is built, and reused for every question:
+eflomal's priors are read from ``align_priors`` (default ``model_dir/alignment.priors`` if it
+exists) or estimated from ``align_extra`` (two line-aligned text files); questions are then aligned
+in this process (:class:`~fairseq_grafusion.preprocess.align.LexicalAligner`).  Without either,
+eflomal runs on each call's questions alone (slow, and weak on so little text).  A model that reads
+no alignment (``--no-fusion``) skips alignment; one without dependency edges (``--graph none`` or
+``align``) skips parsing.  Without ``source_question`` / ``source_context`` the English side is
+translated with ``mt_model`` (a fairseq translation model directory).
 """
+import logging
 import os
-import tempfile
 
 import torch.nn as nn
 
 from .errors import GraFusionError
+from .inference import load_model, predict
+from .preprocess.align import PRIORS_FILE, AlignmentPriors, LexicalAligner, estimate_priors
+from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .preprocess.in_memory import InMemoryPipeline
+from .preprocess.stages import read_extra
+from .scoring.span_decoding import MAX_ANSWER_LENGTH
+
+logger = logging.getLogger(__name__)
+
+SPM_FILE = "sentencepiece.bpe.model"  # XLM-R's name, beside the checkpoint
 
 
 class GraFusionHubInterface(nn.Module):
-    def __init__(self, cfg, task, model, model_dir, src_lang="en", tgt_lang="xx", spm=None,
-                 stanza_dir=None, mt_model=None, align_extra=None, max_answer_length=30,
-                 max_len=384, doc_stride=128):
+    """Answers questions with a loaded ``xmrc_span`` model (see the module docstring)."""
+
+    def __init__(self, task, model, spm, dict_path, src_lang="en", tgt_lang="xx", stanza_dir=None,
+                 mt_model=None, priors=None, max_len=MAX_LEN, doc_stride=DOC_STRIDE,
+                 max_query_len=MAX_QUERY_LEN, batch_size=32):
         super().__init__()
-        self.cfg, self.task, self.model = cfg, task, model.eval()
+        self.task, self.model = task, model.eval()
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
-        self.spm = spm or os.path.join(model_dir, "sentencepiece.bpe.model")
-        self.dict = os.path.join(model_dir, "dict.txt")
-        for path in (self.spm, self.dict):
-            if not os.path.isfile(path):
-                raise GraFusionError(f"{path} is missing: the model directory needs the "
-                                     "SentencePiece model and dict.txt the data was encoded with")
-        self.stanza_dir, self.mt_model, self.align_extra = stanza_dir, mt_model, align_extra
-        self.max_answer_length = max_answer_length
-        self.max_len, self.doc_stride = min(max_len, model.max_positions()), doc_stride
+        self.mt_model, self.priors, self.batch_size = mt_model, priors, batch_size
+        self._translators = {}
+        if model.fusion and priors is None:
+            logger.warning("no alignment priors (align_priors / align_extra): eflomal runs on each "
+                           "call's questions alone")
+        self.pipeline = InMemoryPipeline(
+            src_lang, tgt_lang, spm, dict_path, stanza_dir=stanza_dir,
+            translator_for=self._translator if mt_model else None,
+            aligner=LexicalAligner(priors).align if priors is not None else None,
+            align=model.fusion, parse=model.use_dep, max_len=min(max_len, model.max_positions()),
+            doc_stride=doc_stride, max_query_len=max_query_len)
 
-    def answer(self, question, context, *, source_question=None, source_context=None, n_best=1):
-        """The best answer span in ``context`` (exact substring) with its score; ``n_best > 1``
-        adds ``nbest``, the list of alternatives."""
-        from preprocess.qa_io import write_squad
+    def _translator(self, source_lang, target_lang):
+        """The ``mt_model`` translator of a direction, loaded on first use."""
+        from .preprocess.translate import load_hub_translator
 
-        from .cli.predict import predict_split, preprocess_qa
+        key = (source_lang, target_lang)
+        if key not in self._translators:
+            self._translators[key] = load_hub_translator(self.mt_model, source_lang, target_lang)
+        return self._translators[key]
 
+    def answer(self, question, context, *, source_question=None, source_context=None, top_k=1,
+               max_answer_len=MAX_ANSWER_LENGTH):
+        """The best answer span in ``context`` (an exact substring) with its score, probability
+        and character offsets; ``top_k > 1`` adds ``nbest``, the ``top_k`` best spans (each with
+        its character offsets).  ``question`` and ``context`` (and the English side, if given)
+        may be lists: the answers are then a list, computed in one pass."""
+        many = isinstance(question, (list, tuple))
+        questions, contexts = (list(question), list(context)) if many else ([question], [context])
         if (source_question is None) != (source_context is None):
             raise GraFusionError("give both source_question and source_context, or neither")
         if source_question is None and not self.mt_model:
             raise GraFusionError("no English side: pass source_question/source_context or load "
                                  "the model with mt_model=DIR to translate")
-        with tempfile.TemporaryDirectory(prefix="grafusion-hub-") as tmp:
-            paths = {}
-            for side, q, c in (("src", source_question, source_context), ("tgt", question, context)):
-                if q is None:
-                    paths[side] = "-"
-                    continue
-                paths[side] = os.path.join(tmp, f"{side}.json")
-                write_squad(paths[side], [{"context": c}],
-                            [{"id": "q", "question": q, "passage": 0, "answers": []}])
-            data = preprocess_qa(os.path.join(tmp, "out"), paths["src"], paths["tgt"],
-                                 self.src_lang, self.tgt_lang, self.spm, self.dict, self.max_len,
-                                 self.doc_stride, self.stanza_dir, self.mt_model, self.align_extra)
-            nbest = predict_split(self.model, self.task, "test", "tgt", batch_size=8,
-                                  n_best=max(n_best, 1), max_answer_length=self.max_answer_length,
-                                  progress=False, data=data)["q"]
-        if not nbest:
-            return {"text": "", "score": float("-inf"), "probability": 0.0, "char_start": -1,
-                    "char_end": -1}
-        best = nbest[0]
-        out = {"text": best.text, "score": best.score, "probability": best.probability,
-               "char_start": best.char_start, "char_end": best.char_end}
-        if n_best > 1:
-            out["nbest"] = [{"text": p.text, "score": p.score, "probability": p.probability}
-                            for p in nbest]
-        return out
+        sides = {"tgt": (questions, contexts)}
+        if source_question is not None:
+            sides["src"] = (list(source_question), list(source_context)) if many \
+                else ([source_question], [source_context])
+        for side, (qs, cs) in sides.items():
+            if len(qs) != len(questions) or len(cs) != len(questions):
+                raise GraFusionError(f"{len(questions)} questions but {len(qs)} {side} questions and "
+                                     f"{len(cs)} {side} contexts: give one of each per question")
+            for k, c in enumerate(cs):
+                if not isinstance(c, str) or not c.strip():
+                    raise GraFusionError(f"question {k}: the {'English ' if side == 'src' else ''}"
+                                         "context is empty")
+        data = {side: ([{"context": c, "title": ""} for c in cs],
+                       [{"id": str(k), "question": q, "passage": k, "answers": []}
+                        for k, q in enumerate(qs)]) for side, (qs, cs) in sides.items()}
+        windows = self.pipeline.windows(data.get("src"), data["tgt"], name="hub")
+        nbest = predict(self.model, windows.reader, windows.contexts["tgt"],
+                        self.task.source_dictionary.pad(), "tgt", n_best=top_k,
+                        max_answer_length=max_answer_len, batch_size=self.batch_size)
+        answers = [_answer(nbest.get(str(k), []), top_k) for k in range(len(questions))]
+        return answers if many else answers[0]
 
 
-def from_pretrained(model_dir, checkpoint_file="checkpoint_best.pt", **kwargs):
-    """Load ``model_dir/checkpoint_file`` (an ``xmrc_span`` checkpoint) as a hub interface;
-    ``kwargs`` go to :class:`GraFusionHubInterface` (src_lang, tgt_lang, spm, stanza_dir,
-    mt_model, align_extra, max_answer_length, max_len, doc_stride)."""
-    from .cli.predict import load_model
+def _entry(prediction):
+    return {"text": prediction.text, "score": prediction.score, "probability": prediction.probability,
+            "char_start": prediction.char_start, "char_end": prediction.char_end}
 
-    model, task = load_model(os.path.join(model_dir, checkpoint_file), model_dir)
-    return GraFusionHubInterface(task.cfg, task, model, model_dir, **kwargs)
+
+def _answer(nbest, top_k):
+    out = _entry(nbest[0]) if nbest else {"text": "", "score": float("-inf"), "probability": 0.0,
+                                          "char_start": -1, "char_end": -1}
+    if top_k > 1:
+        out["nbest"] = [_entry(p) for p in nbest]
+    return out
+
+
+def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", data_name_or_path=".",
+                    spm=None, src_lang="en", tgt_lang="xx", align_priors=None, align_extra=None,
+                    **kwargs):
+    """Load ``model_name_or_path/checkpoint_file`` (an ``xmrc_span`` checkpoint) as a hub
+    interface.  ``data_name_or_path`` is the directory with ``dict.txt``, relative to the model
+    directory when it starts with ``.`` (fairseq's rule); ``spm`` defaults to the model
+    directory's ``sentencepiece.bpe.model``.  The alignment priors come from ``align_priors``
+    (default ``alignment.priors`` in the model directory, if there) or are estimated once from
+    ``align_extra`` (two line-aligned text files).  ``kwargs`` go to
+    :class:`GraFusionHubInterface` (stanza_dir, mt_model, max_len, doc_stride, max_query_len,
+    batch_size)."""
+    model_dir = model_name_or_path
+    data = os.path.join(model_dir, data_name_or_path) if data_name_or_path.startswith(".") \
+        else data_name_or_path
+    spm = spm or os.path.join(model_dir, SPM_FILE)
+    dict_path = os.path.join(data, "dict.txt")
+    for path in (spm, dict_path):
+        if not os.path.isfile(path):
+            raise GraFusionError(f"{path} is missing: the model directory needs the "
+                                 "SentencePiece model and dict.txt the data was encoded with")
+    model, task = load_model(os.path.join(model_dir, checkpoint_file), data)
+    priors = None
+    if model.fusion:
+        default = os.path.join(model_dir, PRIORS_FILE)
+        if align_priors or (not align_extra and os.path.isfile(default)):
+            priors = AlignmentPriors.load(align_priors or default)
+        elif align_extra:
+            priors = estimate_priors(*read_extra(align_extra, src_lang, tgt_lang))
+    return GraFusionHubInterface(task, model, spm, dict_path, src_lang, tgt_lang, priors=priors, **kwargs)

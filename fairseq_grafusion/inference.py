@@ -1,50 +1,60 @@
-"""From span logits over the windows of a binarized split to answers, F1 and EM.
+"""From a checkpoint and windows (a binarized split, or examples in memory) to answers, F1 and EM.
 
-Used by ``xmrc_span --eval-span-f1`` during validation and by ``grafusion-predict``.  The windows of
-one question are consecutive examples of the split sharing its question id; a batch given to
+Used by ``xmrc_span --eval-span-f1`` during validation, by ``grafusion-predict`` and by the hub.
+The windows of one question are consecutive examples sharing its question id; a batch given to
 :meth:`SpanScorer.decode` must hold all windows of each of its questions (see
 ``GraphPairDataset(group_questions=True)``).  Answers are exact substrings of the original
 context, found through the token character offsets (``src.offsets`` / ``tgt.offsets``).
 """
-import json
 import os
 
+import numpy as np
+
 from .errors import GraFusionError
-from .scoring.qa_metrics import exact_match_score, f1_score, iter_gold_questions, resolve_metric
-from .scoring.span_decoding import SpanWindow, nbest_spans
+from .scoring.qa_metrics import exact_match_score, f1_score, resolve_metric
+from .scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST, SpanWindow, nbest_spans
+from .squad import read_gold
 
 
-def read_squad(path):
-    """``(contexts, answers)`` by question id from a SQuAD v1.1 file."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise GraFusionError(f"{path}: cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
-        raise GraFusionError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
-    contexts = {}
-    try:
-        for article in data["data"]:
-            for paragraph in article["paragraphs"]:
-                for qa in paragraph["qas"]:
-                    contexts[str(qa["id"])] = paragraph["context"]
-    except (KeyError, TypeError) as e:
-        raise GraFusionError(f"{path}: not in SQuAD v1.1 format (problem with {e})") from None
-    answers = dict(iter_gold_questions(data))
-    return contexts, answers
+def gold_path(data_dir, split, stream):
+    """The SQuAD file ``grafusion-preprocess binarize`` writes beside a split, per stream."""
+    return os.path.join(data_dir, f"{split}.{stream}.json")
+
+
+def load_model(path, data, use_cuda=False, fp16=False):
+    """The model and task of an ``xmrc_span`` checkpoint, reading dictionaries from ``data``."""
+    from fairseq import checkpoint_utils
+
+    from . import plugin  # noqa: F401  (registers the model, task and criteria)
+
+    from . import checkpoint_compat
+
+    checkpoint_compat.check_grafusion(checkpoint_compat.load_state(path), path)
+    overrides = {"data": data}
+    state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+        [path], arg_overrides=overrides, state=state)
+    model = models[0].eval()
+    if use_cuda:
+        model = model.cuda()
+    if fp16:
+        model = model.half()
+    return model, task
 
 
 class SpanScorer:
     """Decodes the ``stream`` ("tgt" or "src") of a split and scores it against gold answers."""
 
     def __init__(self, reader, contexts, answers=None, stream="tgt", lang=None, metric="auto",
-                 max_answer_length=30, n_best=20):
+                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST, lang_id=None):
         field = f"{stream}.offsets"
         if field not in reader.fields:
             raise GraFusionError(f"{reader.prefix}: the split has no '{field}' field (token "
                                  "character offsets); binarize it with grafusion-preprocess")
-        missing = sorted({q for q in reader.ids if q not in contexts})
+        ids = reader.ids  # lang_id: only that language's questions of a multilingual split
+        if lang_id is not None:
+            ids = [reader.ids[i] for i in np.flatnonzero(reader.lang_ids == lang_id)]
+        missing = sorted({q for q in ids if q not in contexts})
         if missing:
             raise GraFusionError(f"{reader.prefix}: {len(missing)} question ids have no context in "
                                  f"the gold file, e.g. {missing[0]!r}")
@@ -74,13 +84,100 @@ class SpanScorer:
             em += max(float(exact_match_score(text, g, self.lang, self.metric)) for g in golds)
         return f1, em, len(predictions)
 
-    def logging_output(self, sample, out):
-        """Summable ``span_f1`` / ``span_em`` / ``span_n`` for the criterion's logging output."""
+    def decode_and_score(self, sample, out):
+        """Summable ``span_f1`` / ``span_em`` / ``span_n`` of a batch and the model's output."""
         nbest = self.decode(sample["id"].cpu(), out[f"{self.stream}_start"].detach().float().cpu(),
                             out[f"{self.stream}_end"].detach().float().cpu())
         f1, em, n = self.score({q: (b[0].text if b else "") for q, b in nbest.items()})
         return {"span_f1": f1, "span_em": em, "span_n": n}
 
 
-def gold_path(data_dir, split, stream):
-    return os.path.join(data_dir, f"{split}.{stream}.json")
+class LanguageSpanScorer:
+    """:class:`SpanScorer` for a split that mixes languages (``grafusion-preprocess combine``):
+    each example is decoded against its own language's contexts (question ids repeat across
+    languages), each answer scored with its language's official metric, and a batch gives the
+    summable ``span_{f1,em,n}_<lang>`` of :class:`~.scoring.per_language.LanguageScorer` plus the
+    question-weighted ``span_f1`` / ``span_em`` / ``span_n`` over all languages.
+
+    ``golds``: ``{lang: (contexts, answers)}`` for every language of ``reader.languages``.
+    """
+
+    def __init__(self, reader, golds, stream="tgt", metric="auto", default_lang=None,
+                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST):
+        from .scoring.per_language import LanguageScorer
+
+        self.stream, self.languages = stream, list(reader.languages)
+        self.scorers = [SpanScorer(reader, golds[lang][0], stream=stream, lang=lang or default_lang,
+                                   metric=metric, max_answer_length=max_answer_length,
+                                   n_best=n_best, lang_id=k)
+                        for k, lang in enumerate(self.languages)]
+        self.by_language = LanguageScorer({lang: golds[lang][1] for lang in self.languages},
+                                          metric=metric, default_lang=default_lang)
+
+    def decode(self, indices, lang_ids, start_logits, end_logits):
+        """``{(lang, question id): n-best list}`` for a batch of windows."""
+        results = {}
+        for k in np.unique(lang_ids.numpy()).tolist():  # one decode per language in the batch
+            rows = torch_nonzero(lang_ids == k)
+            nbest = self.scorers[k].decode(indices[rows], start_logits[rows], end_logits[rows])
+            results.update({(self.languages[k], q): b for q, b in nbest.items()})
+        return results
+
+    def decode_and_score(self, sample, out):
+        nbest = self.decode(sample["id"].cpu(), sample["lang"].cpu(),
+                            out[f"{self.stream}_start"].detach().float().cpu(),
+                            out[f"{self.stream}_end"].detach().float().cpu())
+        logging_output = self.by_language.logging_output(
+            {key: (b[0].text if b else "") for key, b in nbest.items()})
+        labels = set(self.by_language.labels.values())
+        for kind in ("f1", "em", "n"):
+            logging_output[f"span_{kind}"] = sum(logging_output[f"span_{kind}_{x}"] for x in labels)
+        return logging_output
+
+
+def torch_nonzero(mask):
+    """Row indices where a boolean tensor is true."""
+    return mask.nonzero(as_tuple=True)[0]
+
+
+def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
+            max_answer_length=MAX_ANSWER_LENGTH, batch_size=32, progress=False):
+    """``{question id: n-best list}`` over every window of ``reader`` (a
+    :class:`~.data.PairReader` or :class:`~.data.PairList`); ``contexts`` maps question ids to
+    the contexts of ``stream``.  Batches hold at most ``batch_size`` windows, all windows of their
+    questions."""
+    import torch
+    from fairseq import utils
+    from tqdm import tqdm
+
+    from .data import GraphPairDataset
+
+    if stream == "src" and not model.fusion:
+        raise GraFusionError("a --no-fusion model has no source stream to answer in")
+    scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    dataset = GraphPairDataset(reader, pad_idx, shuffle=False, group_questions=True)
+    batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=batch_size)
+    use_cuda = next(model.parameters()).is_cuda
+    results = {}
+    with torch.no_grad():
+        for batch in tqdm(batches, desc="predict", disable=None if progress else True, leave=False):
+            sample = dataset.collater([dataset[int(i)] for i in batch])
+            if use_cuda:
+                sample = utils.move_to_cuda(sample)
+            out = model(**sample["net_input"])
+            results.update(scorer.decode(sample["id"].cpu(), out[f"{stream}_start"].float().cpu(),
+                                         out[f"{stream}_end"].float().cpu()))
+    missing = [q for q in dict.fromkeys(reader.ids) if q not in results]
+    if missing:
+        raise GraFusionError(f"{len(missing)} questions were not decoded, e.g. {missing[0]!r}")
+    return results
+
+
+def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
+    """:func:`predict` over the binarized ``data/split``, with the contexts of its gold file
+    (``gold``, default :func:`gold_path`); ``kwargs`` go to :func:`predict`."""
+    from .data import PairReader
+
+    reader = PairReader(os.path.join(data, split))
+    contexts, _ = read_gold(gold or gold_path(data, split, stream))
+    return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

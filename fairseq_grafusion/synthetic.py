@@ -20,13 +20,13 @@ its homonym partner, each followed by other words.  In the target language the k
 twice and only the English side (through the alignment) says which occurrence the question
 means, so a reader of the target side alone can at best guess between the two.
 """
-import json
 import os
 
 import numpy as np
 from fairseq.data import Dictionary
 
 from .data import PairWriter
+from .squad import write_squad
 
 
 def _word_pieces(word, split):
@@ -248,21 +248,17 @@ class SyntheticXMRC:
             return data_dir
         for i, (split, size) in enumerate(splits):
             rng, noise_rng = self._streams(seed, i)
-            squad = {"src": [], "tgt": []}
+            squad = {"src": ([], []), "tgt": ([], [])}  # passages, questions
             with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
                             extra_fields=("src.offsets", "tgt.offsets")) as writer:
                 for k in range(size):
                     fields, qa = self.encoded_with_text(rng, noise_rng)
                     writer.add(f"{split}-{k}", **fields)
-                    for lang in squad:
+                    for lang, (passages, questions) in squad.items():
                         q = qa[lang]
-                        squad[lang].append({"context": q["context"], "qas": [{
-                            "id": f"{split}-{k}", "question": q["question"],
-                            "answers": [{"text": q["answer"], "answer_start": q["answer_start"]}]}]})
-            for lang, paragraphs in squad.items():
-                path = os.path.join(data_dir, f"{split}.{lang}.json")
-                with open(path + ".tmp", "w", encoding="utf-8") as f:
-                    json.dump({"version": "synthetic", "data": [{"title": split,
-                                                                "paragraphs": paragraphs}]}, f)
-                os.replace(path + ".tmp", path)
+                        passages.append({"context": q["context"], "title": split})
+                        questions.append({"id": f"{split}-{k}", "question": q["question"], "passage": k,
+                                          "answers": [{"text": q["answer"], "answer_start": q["answer_start"]}]})
+            for lang, (passages, questions) in squad.items():
+                write_squad(os.path.join(data_dir, f"{split}.{lang}.json"), passages, questions)
         return data_dir

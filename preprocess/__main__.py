@@ -1,4 +1,4 @@
-"""``python -m preprocess`` = ``grafusion-preprocess``."""
+"""``python -m fairseq_grafusion.preprocess`` = ``grafusion-preprocess``."""
 from .cli import cli_main
 
 cli_main()

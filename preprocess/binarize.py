@@ -23,14 +23,21 @@ import shutil
 import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import atomic_path
 
-from .encode import Encoder, char_span_to_tokens, windows
+from .encode import char_span_to_tokens, windows
 
-_ENCODER = {}
+_ENCODER = {}  # the encoder of this process: see use_encoder
 
 
-def _init_encoder(spm_path, dict_path):
-    _ENCODER["enc"] = Encoder(spm_path, dict_path)
+def use_encoder(encoder):
+    """The :class:`.encode.Encoder` that :func:`build_group` / :func:`.parallel.build_sentences`
+    use in this process (forked workers inherit it: :func:`.units.build_examples`)."""
+    _ENCODER["enc"] = encoder
+
+
+def current_encoder():
+    return _ENCODER["enc"]
 
 
 class Encoded:
@@ -44,7 +51,8 @@ class Encoded:
         self.cum = np.concatenate([[0], np.cumsum(self.per_word)])
 
 
-def _pairs(flat):
+def as_pairs(flat):
+    """Flat ``[a0, b0, a1, b1, ...]`` -> an (E, 2) int64 array."""
     return np.asarray(flat, dtype=np.int64).reshape(-1, 2)
 
 
@@ -118,16 +126,16 @@ def build_group(task):
     (p_unit, p_words, p_align, p_parse), questions, opts = task
     out, stats = [], {}
     p = {side: Encoded(enc, p_unit[side], p_words[side]) for side in ("src", "tgt")}
-    p_arcs = {side: np.concatenate([_pairs(p_parse[side]), _pairs(p_parse.get(side + "_same", []))])
+    p_arcs = {side: np.concatenate([as_pairs(p_parse[side]), as_pairs(p_parse.get(side + "_same", []))])
               for side in ("src", "tgt")}
-    p_links = _pairs(p_align["links"])
+    p_links = as_pairs(p_align["links"])
     for q_unit, q_words, q_align, q_parse in questions:
         if q_align.get("dropped"):
             stats["dropped: " + q_align["dropped"]] = stats.get("dropped: " + q_align["dropped"], 0) + 1
             continue
         answers = q_align.get("answers") or {}
         q = {side: Encoded(enc, q_unit[side], q_words[side]) for side in ("src", "tgt")}
-        cut = {side: _question(q[side], _pairs(q_parse[side]), opts["max_query_len"]) for side in q}
+        cut = {side: _question(q[side], as_pairs(q_parse[side]), opts["max_query_len"]) for side in q}
         budget = {side: opts["max_len"] - cut[side][1] - 4 for side in q}
         if min(budget.values()) < 1:
             raise GraFusionError(f"--max-len {opts['max_len']} leaves no room for the passage of "
@@ -141,7 +149,7 @@ def build_group(task):
         if any(ans_tok[s] is not None and ans_tok[s][0] > ans_tok[s][1] for s in q):
             stats["dropped: answer covers no token"] = stats.get("dropped: answer covers no token", 0) + 1
             continue
-        q_links = _pairs(q_align["links"])
+        q_links = as_pairs(q_align["links"])
         stats["windows per question > 1"] = stats.get("windows per question > 1", 0) + (len(wins["tgt"]) > 1)
         for tw in wins["tgt"]:
             tgt_has = ans_tok["tgt"] is not None and tw[0] <= p["tgt"].word[ans_tok["tgt"][0]] and \
@@ -174,8 +182,6 @@ def build_group(task):
 
 def copy_dictionary(dict_path, out_dir):
     """The task reads ``DATA/dict.txt``: copy the dictionary next to the splits."""
-    from .workdir import atomic_path
-
     target = os.path.join(out_dir, "dict.txt")
     if os.path.abspath(dict_path) != os.path.abspath(target):
         with atomic_path(target) as tmp:

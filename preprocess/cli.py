@@ -1,14 +1,19 @@
-"""``grafusion-preprocess``: QA and parallel data -> fairseq-grafusion binary datasets.
+"""``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``): QA and parallel data ->
+fairseq-grafusion binary datasets.
 
-Subcommands run one stage or a chain; see ``grafusion-preprocess -h`` for the layout.
+Subcommands run one stage or a chain; see ``grafusion-preprocess -h`` for the layout.  The
+command parses its arguments into a :class:`.config.PipelineConfig` and runs
+:func:`.pipeline.run_pipeline`: argparse here, everything else in the library.
 """
 import argparse
 import logging
-import os
 import sys
 
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
-SAMPLE_OUT = "sample-run"
+from fairseq_grafusion.cli import run
+
+from .config import SAMPLE_OUT, PipelineConfig
+from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .pipeline import run_pipeline
 
 _EPILOG = """\
 stages (each reads the previous one's output under OUT/work; 'all' chains them):
@@ -25,6 +30,9 @@ stages (each reads the previous one's output under OUT/work; 'all' chains them):
             plus dict.txt in each
   parallel  the whole chain for --parallel splits only
   merge     join the binary shards of --num-shards runs into one split
+  combine   join the qa-bin directories of several (English, target) runs into one directory:
+            training data of all languages mixed, validation / test scored per language
+            (its own options: --out DIR --pair LANG QA_BIN_DIR ... [--splits SPLIT ...])
 
 windows: each stream is [<s> question </s></s> passage </s>] with at most --max-len tokens;
   --doc-stride is the STEP between window starts (as BERT's and XTREME's run_squad.py), not the
@@ -39,6 +47,8 @@ examples:
       --spm xlmr.base/sentencepiece.bpe.model --dict xlmr.base/dict.txt --workers 8
   grafusion-preprocess pairs --out data --src-lang en --tgt-lang de --qa train squad.en.json - \\
       --mt-model wmt19.en-de                    # translate-train, answers projected in 'align'
+  grafusion-preprocess combine --out data-bin \
+      --pair de work/en-de/qa-bin --pair zh work/en-zh/qa-bin --pair ar work/en-ar/qa-bin
 """
 
 
@@ -88,11 +98,12 @@ def get_parser():
     g = common.add_argument_group("binarize")
     g.add_argument("--spm", metavar="FILE", help="SentencePiece model (XLM-R's sentencepiece.bpe.model)")
     g.add_argument("--dict", metavar="FILE", help="fairseq dictionary of --spm (XLM-R's dict.txt)")
-    g.add_argument("--max-len", type=int, default=384, help="tokens per stream (default 384)")
-    g.add_argument("--doc-stride", type=int, default=128,
+    g.add_argument("--max-len", type=int, default=MAX_LEN, help="tokens per stream (default %(default)s)")
+    g.add_argument("--doc-stride", type=int, default=DOC_STRIDE,
                    help="STEP in tokens between window starts (XTREME/BERT meaning, not HuggingFace's "
-                        "overlap; default 128)")
-    g.add_argument("--max-query-len", type=int, default=64, help="question tokens kept (default 64)")
+                        "overlap; default %(default)s)")
+    g.add_argument("--max-query-len", type=int, default=MAX_QUERY_LEN,
+                   help="question tokens kept (default %(default)s)")
 
     parser = argparse.ArgumentParser(
         prog="grafusion-preprocess", description="Build fairseq-grafusion datasets: pair, segment, "
@@ -110,151 +121,34 @@ def get_parser():
                        ("merge", "join binary shards (--num-shards K) of every split")):
         sub.add_parser(name, parents=[common], help=text, description=text,
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    text = "join several pairs' qa-bin directories into one multilingual directory"
+    combine = sub.add_parser("combine", help=text, description=text, epilog=_EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    combine.add_argument("--out", required=True, help="the combined data directory")
+    combine.add_argument("--pair", nargs=2, action="append", default=[], metavar=("LANG", "DIR"),
+                         help="target language and the qa-bin directory of its run; repeat per language")
+    combine.add_argument("--splits", nargs="+", help="splits to combine (default: every split found)")
     return parser
 
 
-def _per_split(values, option, splits):
-    """``--option [SPLIT] FILE`` entries -> {split: file}."""
-    from fairseq_grafusion.errors import GraFusionError
-
-    out = {}
-    for v in values:
-        if len(v) == 2:
-            out[v[0]] = v[1]
-        elif len(v) == 1:
-            if len(splits) != 1:
-                raise GraFusionError(f"{option} {v[0]}: name the split ({option} SPLIT FILE) when "
-                                     f"several splits are processed ({', '.join(splits)})")
-            out[splits[0]] = v[0]
-        else:
-            raise GraFusionError(f"{option} takes [SPLIT] FILE")
-    return out
-
-
-def _lookup(mapping, chain, split, qa_names):
-    """A per-split option's value: 'CHAIN/SPLIT' first, then 'SPLIT' (QA split first)."""
-    if f"{chain}/{split}" in mapping:
-        return mapping[f"{chain}/{split}"]
-    if chain == "qa" or split not in qa_names:
-        return mapping.get(split)
-    return None
-
-
-def _apply_sample(opts):
-    from fairseq_grafusion.errors import GraFusionError
-
-    use = opts.sample or (opts.command == "all" and not opts.qa and not opts.parallel)
-    if not use:
-        return
-    if not os.path.isdir(SAMPLE_DIR):
-        raise GraFusionError(f"the bundled sample is not installed ({SAMPLE_DIR}); run from a source checkout")
-    s = lambda *p: os.path.join(SAMPLE_DIR, *p)  # noqa: E731
-    opts.sample = True
-    opts.out = opts.out or SAMPLE_OUT
-    opts.src_lang, opts.tgt_lang = opts.src_lang or "en", opts.tgt_lang or "ro"
-    if not opts.qa and not opts.parallel:
-        opts.qa = [[split, s("qa", f"{split}.en.json"), s("qa", f"{split}.ro.json")] for split in ("train", "valid")]
-        opts.parallel = [[split, s("parallel", f"{split}.en"), s("parallel", f"{split}.ro")] for split in ("train", "valid")]
-    opts.spm = opts.spm or s("spm", "sentencepiece.bpe.model")
-    opts.dict = opts.dict or s("spm", "dict.txt")
-    opts.align_extra = opts.align_extra or [s("parallel", "train.en"), s("parallel", "train.ro")]
-
-
 def main(argv=None):
-    opts = get_parser().parse_args(argv)
-    from fairseq_grafusion.errors import GraFusionError
+    args = get_parser().parse_args(argv)
+    if args.command == "combine":
+        # imported here: it loads fairseq, which sets up INFO logging when first imported
+        from .combine import CombineConfig, combine, format_summary
 
-    from . import pipeline
-    from .workdir import shard_suffix
-
-    _apply_sample(opts)
-    if not opts.out:
-        raise GraFusionError("--out DIR is required (or --sample for the bundled sample)")
-    if not opts.src_lang or not opts.tgt_lang:
-        raise GraFusionError("--src-lang and --tgt-lang are required")
-    suffix = shard_suffix(opts.num_shards, opts.shard_id)
-    if opts.workers < 1:
-        raise GraFusionError("--workers must be >= 1")
-    for a, b, name in ((opts.max_len, 8, "--max-len"), (opts.doc_stride, 1, "--doc-stride"),
-                       (opts.max_query_len, 1, "--max-query-len")):
-        if a < b:
-            raise GraFusionError(f"{name} must be >= {b}")
-    cmd = opts.command
-    if cmd == "parallel" and not opts.parallel:
-        raise GraFusionError("parallel: give --parallel SPLIT SRC_TXT TGT_TXT (or --sample)")
-    qa_splits = [] if cmd == "parallel" else opts.qa
-    par_splits = [] if cmd == "pairs" else opts.parallel
-    if not qa_splits and not par_splits:
-        raise GraFusionError(f"{cmd}: no splits given (--qa SPLIT SRC TGT, --parallel SPLIT SRC TGT, or --sample)")
-    qa_names = {q[0] for q in qa_splits}
-    names = [q[0] for q in qa_splits] + [p[0] for p in par_splits]
-    alignments = _per_split(opts.alignments, "--alignments", names)
-    conllu = {side: _per_split(getattr(opts, f"{side}_conllu"), f"--{side}-conllu", names) for side in ("src", "tgt")}
-    needs_binary = cmd in ("binarize", "all", "parallel")
-    if needs_binary and (not opts.spm or not opts.dict):
-        raise GraFusionError("binarize: --spm and --dict are required (XLM-R's sentencepiece.bpe.model and dict.txt)")
-    for path, name in ((opts.spm, "--spm"), (opts.dict, "--dict")):
-        if needs_binary and not os.path.isfile(path):
-            raise GraFusionError(f"{name} {path}: file not found")
-    if needs_binary:
-        from .encode import Encoder
-
-        Encoder(opts.spm, opts.dict)  # fail now, not after hours of alignment, on a bad model
-    translator_for = None
-    if opts.mt_model:
-        from .translate import load_hub_translator
-
-        translator_for = lambda f, t: load_hub_translator(  # noqa: E731
-            opts.mt_model, f, t, opts.mt_checkpoint, opts.mt_bpe, opts.mt_bpe_model, opts.mt_beam)
-
-    chains = [("qa", split, src, tgt) for split, src, tgt in qa_splits] + \
-             [("parallel", split, src, tgt) for split, src, tgt in par_splits]
-    for chain, split, src, tgt in chains:
-        paths = pipeline.SplitPaths(opts.out, chain, split, suffix)
-        if cmd == "merge":
-            n = pipeline.merge_shards(os.path.join(paths.bin_dir, split), opts.num_shards, chain == "qa")
-            print(f"[merge] {chain}/{split}: {n} examples in {os.path.join(paths.bin_dir, split)}.*")
-            continue
-        stages_to_run = {"all": ("pairs", "words", "align", "parse", "binarize"),
-                         "parallel": ("pairs", "words", "align", "parse", "binarize")}.get(cmd, (cmd,))
-        for stage in stages_to_run:
-            if stage == "pairs":
-                if chain == "qa":
-                    pipeline.run_pairs(paths, None if src == "-" else src, None if tgt == "-" else tgt,
-                                       opts, translator_for)
-                else:
-                    pipeline.run_parallel_units(paths, src, tgt, opts)
-            elif stage == "words":
-                pipeline.run_words(paths, opts)
-            elif stage == "align":
-                pipeline.run_align(paths, opts, _lookup(alignments, chain, split, qa_names))
-            elif stage == "parse":
-                pipeline.run_parse(paths, opts, {side: _lookup(conllu[side], chain, split, qa_names)
-                                                 for side in ("src", "tgt")})
-            elif stage == "binarize":
-                pipeline.run_binarize(paths, opts)
-    if cmd in ("all", "binarize", "parallel"):
-        for sub in ("qa-bin", "parallel-bin"):
-            d = os.path.join(opts.out, sub)
-            if os.path.isdir(d):
-                print(f"done: {d}")
+        cfg = CombineConfig(out=args.out, pairs=[tuple(p) for p in args.pair], splits=args.splits)
+        counts = combine(cfg)
+        print(format_summary(counts, [lang for lang, _ in cfg.pairs]))
+        print(f"done: {cfg.out}")
+        return counts
+    run_pipeline(PipelineConfig(**vars(args)))
 
 
 def cli_main(argv=None):
     # fairseq configures logging at INFO when first imported; keep its chatter off stderr
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s: %(message)s")
-    from fairseq_grafusion.errors import GraFusionError
-
-    try:
-        main(argv)
-    except GraFusionError as e:
-        if os.environ.get("GRAFUSION_TRACEBACK"):
-            raise
-        sys.stderr.write(f"grafusion-preprocess: error: {e}\n")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.stderr.write("grafusion-preprocess: interrupted\n")
-        sys.exit(130)
+    run("grafusion-preprocess", main, argv)
 
 
 if __name__ == "__main__":

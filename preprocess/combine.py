@@ -32,8 +32,7 @@ from typing import List, Optional, Tuple
 from fairseq_grafusion.data import PairReader, PairWriter
 from fairseq_grafusion.data.languages import COMBINE_MANIFEST, gold_file
 from fairseq_grafusion.errors import GraFusionError
-
-from .workdir import atomic_path
+from fairseq_grafusion.files import atomic_path
 
 
 @dataclasses.dataclass

@@ -92,6 +92,14 @@ def _bytes_to_chars(words, word_of_token, byte_offsets):
     return out
 
 
+# Window sizes, declared once (the pipeline, grafusion-predict and the hub refer to these names):
+# HuggingFace's and XTREME's max_seq_length 384 and doc_stride 128 (ours is the step between window
+# starts, as in BERT and XTREME), and BERT's max_query_length 64
+MAX_LEN = 384  # tokens per language stream
+DOC_STRIDE = 128  # tokens between window starts
+MAX_QUERY_LEN = 64  # question tokens kept
+
+
 def windows(tokens_per_word, budget, stride):
     """Word ranges ``[a, b)`` of a passage, each with at most ``budget`` tokens.
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
 
-from .binarize import _ENCODER, Encoded, _pairs
+from .binarize import Encoded, as_pairs, current_encoder
 
 
 def read_parallel(src_path, tgt_path, stats):
@@ -57,7 +57,7 @@ def _sentence_stream(enc, side, arcs, max_len):
 
 def build_sentences(task):
     """Examples of a chunk of sentence units: ``[(unit, words, align, parse), ...]``."""
-    enc = _ENCODER["enc"]
+    enc = current_encoder()
     items, opts = task
     out, stats = [], collections.Counter()
     for unit, words, align, parse in items:
@@ -65,11 +65,11 @@ def build_sentences(task):
         n = {}
         for side in ("src", "tgt"):
             e = Encoded(enc, unit[side], words[side])
-            arcs = np.concatenate([_pairs(parse[side]), _pairs(parse.get(side + "_same", []))])
+            arcs = np.concatenate([as_pairs(parse[side]), as_pairs(parse.get(side + "_same", []))])
             tok, word, arcs, n[side], cut = _sentence_stream(enc, e, arcs, opts["max_len"])
             stats["truncated streams"] += cut
             fields[f"{side}_tok"], fields[f"{side}_word"], fields[f"{side}_dep"] = tok, word, arcs.reshape(-1)
-        links = _pairs(align["links"])
+        links = as_pairs(align["links"])
         links = links[(links[:, 0] < n["src"]) & (links[:, 1] < n["tgt"])] + 1 if len(links) else links
         special = np.array([[0, 0], [n["src"] + 1, n["tgt"] + 1]])
         fields["align"] = np.concatenate([special, links.reshape(-1, 2)]).reshape(-1)

@@ -1,175 +1,125 @@
-"""The stages shared by the QA and the parallel chains: ``words``, ``align``, ``parse``.
+"""The stages of a run, one function each: ``run_<stage>(paths, cfg)``.
 
-Each stage reads the previous stage's JSONL (one record per unit, same order), writes its own
-through :mod:`.workdir` (atomic, reused while up to date) and prints a summary.  A unit is a text
-pair: ``src`` and ``tgt`` strings plus ``kind`` (``p`` passage, ``q`` question, ``s`` parallel
-sentence).  Records are lists of ints (character offsets, word indices), flat as in the binary
-format.
+Each reads the previous stage's files of one split (:class:`.workdir.SplitPaths`), computes its
+records with the functions of :mod:`.units` (plain values, no files), writes its own files
+(atomically; reused while up to date, :class:`.workdir.StageFile`) and prints a summary.
+``cfg`` is the :class:`.config.PipelineConfig` of the run.
 """
-import collections
-import multiprocessing
-import sys
-
-import numpy as np
-from tqdm import tqdm
+import os
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import atomic_path, write_lines
+from fairseq_grafusion.squad import read_squad, write_squad
 
 from . import align as align_mod
-from . import parse as parse_mod
-from .projection import project_answer
-from .wordseg import Segmenter, tokenize, words_of
-from .workdir import fingerprint, is_current, read_header, read_jsonl, write_jsonl
+from . import units as unit_ops
+from .pairing import make_units
+from .parallel import read_parallel
+from .runner import Summary, log
+from .workdir import StageFile, fingerprint, key_of, read_jsonl, write_jsonl
 
 
-def log(message=""):
-    """Progress and summaries go to stdout; stderr is kept for errors."""
-    print(message, flush=True)
+def _shard(units, cfg):
+    if cfg.num_shards == 1:
+        return units
+    return [u for u in units if u["group"] % cfg.num_shards == cfg.shard_id]
 
 
-def progress(iterable, desc, total=None):
-    """A tqdm bar on stderr when it is a terminal (silent in pipes and tests)."""
-    return tqdm(iterable, desc=desc, total=total, disable=None, file=sys.stderr, leave=False)
+def translator_for(cfg):
+    """``translator_for(from_lang, to_lang)`` loading ``--mt-model``, or None without one."""
+    if not cfg.mt_model:
+        return None
+    from . import translate
+
+    return lambda source, target: translate.load_hub_translator(
+        cfg.mt_model, source, target, cfg.mt_checkpoint, cfg.mt_bpe, cfg.mt_bpe_model, cfg.mt_beam)
 
 
-class Summary:
-    """Counters of one stage, printed as a short block."""
-
-    def __init__(self, stage, name):
-        self.stage, self.name = stage, name
-        self.counts = collections.Counter()
-        self.notes = []
-
-    def __setitem__(self, key, value):
-        self.counts[key] = value
-
-    def __getitem__(self, key):
-        return self.counts[key]
-
-    def add(self, key, n=1):
-        self.counts[key] += n
-
-    def print(self):
-        log(f"[{self.stage}] {self.name}")
-        for key, value in self.counts.items():
-            if isinstance(value, float):
-                value = f"{value:.3f}"
-            log(f"    {key}: {value}")
-        for note in self.notes:
-            log(f"    {note}")
-
-
-def parallel_map(func, items, workers, desc, initializer=None, initargs=()):
-    """``[func(x) for x in items]`` over ``workers`` processes (in order), with a progress bar."""
-    items = list(items)
-    if workers <= 1 or len(items) < 2:
-        if initializer:
-            initializer(*initargs)
-        return [func(x) for x in progress(items, desc)]
-    chunk = max(1, len(items) // (workers * 8))
-    with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
-        return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
-
-
-class StageFile:
-    """One stage's output: reuse it while its key matches, else compute and write it."""
-
-    def __init__(self, path, stage, key, force):
-        self.path, self.stage, self.key = path, stage, key
-        self.fresh = force or not is_current(path, stage, key)
-
-    def skip_message(self, name):
-        log(f"[{self.stage}] {name}: up to date, reusing {self.path} (--force recomputes)")
-
-
-def key_of(path):
-    header = read_header(path)
-    return header.get("key") if header else None
-
-
-# -- words -------------------------------------------------------------------------------------
-_SEGMENTERS = {}
-
-
-def _init_segmenters(src_lang, tgt_lang, stanza_dir):
-    _SEGMENTERS["src"] = Segmenter(src_lang, stanza_dir)
-    _SEGMENTERS["tgt"] = Segmenter(tgt_lang, stanza_dir)
-
-
-def _segment_unit(unit):
-    out = {"uid": unit["uid"]}
-    for side in ("src", "tgt"):
-        offsets, starts = _SEGMENTERS[side].segment(unit[side])
-        out[side], out[side[0] + "s"] = offsets, starts
-    ns, nt = len(out["src"]) // 2, len(out["tgt"]) // 2
-    ss, ts = out["ss"], out["ts"]
-    if unit["kind"] == "p" and len(ss) == len(ts) > 1:
-        out["seg"] = [[a, b, c, d] for a, b, c, d in zip(ss, ss[1:] + [ns], ts, ts[1:] + [nt])]
+def run_pairs(paths, cfg, src_file, tgt_file):
+    """Stage ``pairs``: reads the split's SQuAD files (``QA`` chain: ``None`` for a side to
+    translate with ``--mt-model``) or line-aligned text files (``parallel`` chain); writes
+    ``paths.units`` (passage and question units paired by question id, or sentence units)."""
+    if paths.chain == "qa":
+        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt_model,
+                          skip=cfg.skip_bad, shards=(cfg.num_shards, cfg.shard_id), version=1)
     else:
-        out["seg"] = [[0, ns, 0, nt]]
-    return out
-
-
-def run_words(units_path, out_path, opts, name):
-    """Stage ``words``: sentences, words and alignment segments of every unit."""
-    key = fingerprint(src_lang=opts.src_lang, tgt_lang=opts.tgt_lang, stanza=opts.stanza_dir,
-                      prev=key_of(units_path), version=1)
-    stage = StageFile(out_path, "words", key, opts.force)
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1)
+    stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
-        stage.skip_message(name)
+        stage.skip_message(paths.name)
         return
-    units = read_jsonl(units_path, "pairs")
-    records = parallel_map(_segment_unit, units, opts.workers, f"words {name}",
-                           _init_segmenters, (opts.src_lang, opts.tgt_lang, opts.stanza_dir))
-    s = Summary("words", name)
-    s["units in"] = len(units)
-    s["units out"] = len(records)
-    for side, lang in (("src", opts.src_lang), ("tgt", opts.tgt_lang)):
-        s[f"{side} ({lang}) words"] = sum(len(r[side]) // 2 for r in records)
-        s[f"{side} ({lang}) sentences"] = sum(len(r[side[0] + "s"]) for r in records)
-        s[f"{side} ({lang}) tokenizer"] = Segmenter(lang, opts.stanza_dir).backend
-    empty = sum(1 for r in records if not r["src"] or not r["tgt"])
-    s["units with an empty side"] = empty
-    s["alignment segments"] = sum(len(r["seg"]) for r in records)
-    write_jsonl(out_path, records, "words", key)
+    s = Summary("pairs", paths.name)
+    if paths.chain == "qa":
+        units = _qa_units(paths, cfg, src_file, tgt_file, s)
+    else:
+        units = _shard(read_parallel(src_file, tgt_file, s.counts), cfg)
+    write_jsonl(paths.units, units, "pairs", key)
     s.print()
 
 
-def segment_lines(units, words):
-    """Aligner input lines and ``(n_src, n_tgt)`` per segment, over all units."""
-    src_lines, tgt_lines, lengths = [], [], []
-    for u, w in zip(units, words):
-        sw, tw = words_of(u["src"], w["src"]), words_of(u["tgt"], w["tgt"])
-        for a, b, c, d in w["seg"]:
-            src_lines.append(align_mod.aligner_line(sw[a:b]))
-            tgt_lines.append(align_mod.aligner_line(tw[c:d]))
-            lengths.append((b - a, d - c))
-    return src_lines, tgt_lines, lengths
+def _qa_units(paths, cfg, src_file, tgt_file, s):
+    if not src_file and not tgt_file:
+        raise GraFusionError(f"split {paths.split}: give at least one of the two QA files")
+    data = {}
+    for side, path in (("src", src_file), ("tgt", tgt_file)):
+        if path:
+            passages, questions, bad = read_squad(path, cfg.skip_bad)
+            data[side] = (passages, questions)
+            for k, v in bad.items():
+                s[f"{side}: {k}"] = v
+        else:
+            data[side] = None
+    units, report = make_units(data["src"], data["tgt"], cfg.src_lang, cfg.tgt_lang,
+                               translator_for(cfg), s.counts)
+    units = _shard(units, cfg)
+    if cfg.num_shards > 1:
+        s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u["kind"] == "q" for u in units)
+    s.notes += report
+    if not any(u["kind"] == "q" for u in units):
+        raise GraFusionError(f"split {paths.split}: no question pairs left (see the report above)")
+    return units
 
 
-def sentence_lines(units, words, side):
-    """One line per sentence (words joined by spaces) of one side: input for external parsers."""
-    lines = []
-    for u, w in zip(units, words):
-        ws = words_of(u[side], w[side])
-        starts = w[side[0] + "s"]
-        for a, b in zip(starts, starts[1:] + [len(ws)]):
-            lines.append(align_mod.aligner_line(ws[a:b]))
-    return lines
+def run_words(paths, cfg):
+    """Stage ``words``: reads ``paths.units``; writes ``paths.words`` (sentences, words and
+    alignment segments), the aligner input ``paths.aligner_input`` (one line per segment, for
+    external aligners) and the parser input ``paths.sentences`` (one line per sentence)."""
+    key = fingerprint(src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, stanza=cfg.stanza_dir,
+                      prev=key_of(paths.units), version=1)
+    stage = StageFile(paths.words, "words", key, cfg.force)
+    if stage.fresh:
+        units = read_jsonl(paths.units, "pairs")
+        records = unit_ops.segment_units(units, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir,
+                                         cfg.workers, f"words {paths.name}")
+        s = Summary("words", paths.name)
+        s["units in"] = len(units)
+        s["units out"] = len(records)
+        for side, lang in (("src", cfg.src_lang), ("tgt", cfg.tgt_lang)):
+            s[f"{side} ({lang}) words"] = sum(len(r[side]) // 2 for r in records)
+            s[f"{side} ({lang}) sentences"] = sum(len(r[side[0] + "s"]) for r in records)
+            s[f"{side} ({lang}) tokenizer"] = unit_ops.segmenter(lang, cfg.stanza_dir).backend
+        s["units with an empty side"] = sum(1 for r in records if not r["src"] or not r["tgt"])
+        s["alignment segments"] = sum(len(r["seg"]) for r in records)
+        write_jsonl(paths.words, records, "words", key)
+        s.print()
+    else:
+        stage.skip_message(paths.name)
+    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+    src_lines, tgt_lines, _ = unit_ops.segment_lines(units, words)
+    for side, lines in (("src", src_lines), ("tgt", tgt_lines)):
+        if not os.path.exists(paths.aligner_input[side]) or cfg.force:
+            write_lines(paths.aligner_input[side], lines)
+        if not os.path.exists(paths.sentences[side]) or cfg.force:
+            write_lines(paths.sentences[side], unit_ops.sentence_lines(units, words, side))
 
 
-def write_text_file(path, lines):
-    from .workdir import atomic_path
-
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(line + "\n" for line in lines)
-
-
-# -- align -------------------------------------------------------------------------------------
-def _read_extra(extra, opts):
-    """Extra parallel text for eflomal, tokenised like the data."""
+def read_extra(extra, src_lang, tgt_lang):
+    """``--align-extra`` text as aligner lines ``(src_lines, tgt_lines)``, tokenised like the
+    data, or None."""
     if not extra:
-        return None, None
+        return None
+    from .wordseg import tokenize, words_of
+
     src_path, tgt_path = extra
     texts = []
     for path in (src_path, tgt_path):
@@ -181,131 +131,127 @@ def _read_extra(extra, opts):
     if len(texts[0]) != len(texts[1]):
         raise GraFusionError(f"--align-extra: {src_path} has {len(texts[0])} lines but {tgt_path} "
                              f"has {len(texts[1])}; parallel files must be line-aligned")
-    lines = tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
-                  for side, lang in zip(texts, (opts.src_lang, opts.tgt_lang)))
-    return lines, [p for p in extra]
+    return tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
+                 for side, lang in zip(texts, (src_lang, tgt_lang)))
 
 
-def run_align(units_path, words_path, out_path, opts, name, alignments=None):
-    """Stage ``align``: word links of every unit, and projected answers for translated sides."""
-    extra_lines, extra_paths = _read_extra(opts.align_extra, opts) if not alignments else (None, None)
-    key = fingerprint([alignments] + (extra_paths or []), prev=key_of(words_path), version=1)
-    stage = StageFile(out_path, "align", key, opts.force)
+def run_align(paths, cfg):
+    """Stage ``align``: reads ``paths.units`` and ``paths.words`` (and the split's
+    ``--alignments`` file, or ``--align-extra`` text for eflomal); writes ``paths.align`` (word
+    links of every unit, and every question's answers, projected for a translated side)."""
+    alignments = cfg.alignment_file(paths.chain, paths.split)
+    extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments else []
+    key = fingerprint([alignments] + extra_paths, prev=key_of(paths.words), version=1)
+    stage = StageFile(paths.align, "align", key, cfg.force)
     if not stage.fresh:
-        stage.skip_message(name)
+        stage.skip_message(paths.name)
         return
-    units, words = read_jsonl(units_path, "pairs"), read_jsonl(words_path, "words")
-    src_lines, tgt_lines, lengths = segment_lines(units, words)
-    s = Summary("align", name)
+    extra = read_extra(extra_paths, cfg.src_lang, cfg.tgt_lang)
+    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+    src_lines, tgt_lines, lengths = unit_ops.segment_lines(units, words)
+    s = Summary("align", paths.name)
     s["units in"] = len(units)
     s["segments"] = len(lengths)
     if alignments:
-        seg_links = align_mod.read_pharaoh(alignments, lengths)
+        segment_links = align_mod.read_pharaoh(alignments, lengths)
         s.notes.append(f"links imported from {alignments}")
     else:
-        log(f"[align] {name}: eflomal on {len(src_lines)} segment pairs"
-            + (f" (+{len(extra_lines[0])} extra pairs for the model)" if extra_lines else ""))
-        seg_links = align_mod.eflomal_align(src_lines, tgt_lines, extra_lines)
+        log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
+            + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
+        segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra)
         s.notes.append("eflomal (both directions) + grow-diag-final-and")
-    records, k = [], 0
-    aligned = {"src": 0, "tgt": 0}
-    total = {"src": 0, "tgt": 0}
-    for u, w in zip(units, words):
-        flat = []
-        for a, b, c, d in w["seg"]:
-            links = seg_links[k]
-            k += 1
-            for i, j in links:
-                flat += (i + a, j + c)
-            total["src"] += b - a
-            total["tgt"] += d - c
-            aligned["src"] += len({i for i, _ in links})
-            aligned["tgt"] += len({j for _, j in links})
-        records.append({"uid": u["uid"], "links": flat})
-    s["links"] = sum(len(r["links"]) // 2 for r in records)
-    for side in ("src", "tgt"):
-        s[f"unaligned {side} word ratio"] = 1 - aligned[side] / max(total[side], 1)
+    records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
-        _project(units, words, records, s)
-    write_jsonl(out_path, records, "align", key)
+        unit_ops.project_answers(units, words, records, s.counts)
+    write_jsonl(paths.align, records, "align", key)
     s.print()
 
 
-def _project(units, words, records, s):
-    """Final answers of every question unit (projected where a side was translated)."""
-    index = {u["uid"]: k for k, u in enumerate(units)}
-    for u, rec in zip(units, records):
-        if u["kind"] != "q":
-            continue
-        answers = {side: (u["answers"][side][0] if u["answers"][side] else None) for side in ("src", "tgt")}
-        rec["answers"] = answers
-        to = u.get("project")
-        if not to:
-            continue
-        frm = "src" if to == "tgt" else "tgt"
-        if answers[frm] is None:
-            continue  # nothing to project (test data)
-        s.add("answers to project")
-        p = index[u["passage"]]
-        links = np.asarray(records[p]["links"], dtype=np.int64).reshape(-1, 2)
-        ans, reason = project_answer(answers[frm], words[p][frm], words[p][to], units[p][to], links,
-                                     reverse=(frm == "tgt"))
-        if ans is None and to == "src":
-            # translate-test: the target keeps its gold answer; the English side has none
-            s.add(f"projection to the translated English side failed: {reason} (question kept)")
-        elif ans is None:
-            s.add(f"projection failed: {reason} (question dropped)")
-            rec["dropped"] = f"projection failed: {reason}"
-        else:
-            answers[to] = ans
-
-
-# -- parse -------------------------------------------------------------------------------------
-def run_parse(units_path, words_path, out_path, opts, name, conllu=None):
-    """Stage ``parse``: dependency arcs per unit and side, plus same-word edges for passages."""
-    conllu = conllu or {}
-    key = fingerprint([conllu.get("src"), conllu.get("tgt")], stanza=opts.stanza_dir,
-                      same=opts.same_max_group, prev=key_of(words_path), version=1)
-    stage = StageFile(out_path, "parse", key, opts.force)
+def run_parse(paths, cfg):
+    """Stage ``parse``: reads ``paths.units`` and ``paths.words`` (and the split's
+    ``--src-conllu`` / ``--tgt-conllu`` files); writes ``paths.parse`` (dependency arcs per unit
+    and side, same-word edges for passages and sentences)."""
+    conllu = {side: cfg.conllu_file(side, paths.chain, paths.split) for side in ("src", "tgt")}
+    key = fingerprint([conllu["src"], conllu["tgt"]], stanza=cfg.stanza_dir,
+                      same=cfg.same_max_group, prev=key_of(paths.words), version=1)
+    stage = StageFile(paths.parse, "parse", key, cfg.force)
     if not stage.fresh:
-        stage.skip_message(name)
+        stage.skip_message(paths.name)
         return
-    units, words = read_jsonl(units_path, "pairs"), read_jsonl(words_path, "words")
-    s = Summary("parse", name)
+    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+    s = Summary("parse", paths.name)
     s["units in"] = len(units)
-    records = [{"uid": u["uid"]} for u in units]
-    for side, lang in (("src", opts.src_lang), ("tgt", opts.tgt_lang)):
-        sentences, owners = [], []
-        for k, (u, w) in enumerate(zip(units, words)):
-            ws = words_of(u[side], w[side])
-            starts = w[side[0] + "s"]
-            for a, b in zip(starts, starts[1:] + [len(ws)]):
-                sentences.append(ws[a:b])
-                owners.append((k, a))
-        if conllu.get(side):
-            arcs = parse_mod.read_conllu(conllu[side], [len(x) for x in sentences])
-            source = f"CoNLL-U {conllu[side]}"
-        elif parse_mod.has_parser(lang, opts.stanza_dir):
-            arcs = parse_mod.stanza_arcs(lang, opts.stanza_dir, sentences)
-            source = f"Stanza ({opts.stanza_dir})"
-        else:
-            arcs = None
-            source = "none"
+    records = unit_ops.parse_units(units, words, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir, conllu,
+                                   cfg.same_max_group)
+    for side, lang in (("src", cfg.src_lang), ("tgt", cfg.tgt_lang)):
+        source = unit_ops.parser_of(lang, cfg.stanza_dir, conllu[side])
+        if source is None:
             s.add("languages without a parser")
-            log(f"warning: [parse] {name}: no dependency parser for '{lang}' ({side}): "
+            log(f"warning: [parse] {paths.name}: no dependency parser for '{lang}' ({side}): "
                 f"alignment and same-word edges only (give --stanza-dir with a {lang} depparse "
                 f"model or --{side}-conllu)")
-        s[f"{side} ({lang}) parser"] = source
-        for r in records:
-            r[side] = []
-        if arcs is not None:
-            for (k, offset), sent_arcs in zip(owners, arcs):
-                records[k][side] += [x + offset for x in sent_arcs]
+        s[f"{side} ({lang}) parser"] = source or "none"
         s[f"{side} dependency arcs"] = sum(len(r[side]) // 2 for r in records)
-        for r, u, w in zip(records, units, words):
-            if u["kind"] in ("p", "s"):
-                r[side + "_same"] = parse_mod.same_word_edges(words_of(u[side], w[side]),
-                                                              opts.same_max_group)
         s[f"{side} same-word edges"] = sum(len(r.get(side + "_same", [])) // 2 for r in records)
-    write_jsonl(out_path, records, "parse", key)
+    write_jsonl(paths.parse, records, "parse", key)
+    s.print()
+
+
+def _binary_current(paths, key, cfg):
+    meta = f"{paths.prefix}.meta.json"
+    stamp = paths.binarize_key
+    if cfg.force or not os.path.exists(meta) or not os.path.exists(stamp):
+        return False
+    with open(stamp, encoding="utf-8") as f:
+        return f.read().strip() == key
+
+
+def run_binarize(paths, cfg):
+    """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
+    ``--spm`` and ``--dict``; writes the binary split ``paths.prefix.*`` (QA: with answer spans
+    and token character offsets, and the gold files ``paths.prefix.{src,tgt}.json``; parallel:
+    without spans), ``dict.txt`` beside it and ``paths.binarize_key``."""
+    from fairseq_grafusion.data import PairWriter
+
+    from .binarize import copy_dictionary
+    from .encode import Encoder
+
+    key = fingerprint([cfg.spm, cfg.dict], max_len=cfg.max_len, stride=cfg.doc_stride,
+                      query=cfg.max_query_len,
+                      prev=[key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)])
+    if _binary_current(paths, key, cfg):
+        log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")
+        return
+    units = read_jsonl(paths.units, "pairs")
+    words = read_jsonl(paths.words, "words")
+    aligns = read_jsonl(paths.align, "align")
+    parses = read_jsonl(paths.parse, "parse")
+    if not (len(units) == len(words) == len(aligns) == len(parses)):
+        raise GraFusionError(f"{paths.work}: stage files disagree on the number of units; rerun with --force")
+    encoder = Encoder(cfg.spm, cfg.dict)  # fails early, with the file named, on a bad model
+    func, tasks = unit_ops.example_tasks(paths.chain, units, words, aligns, parses, cfg.window_options())
+    with_span = paths.chain == "qa"
+    s = Summary("binarize", paths.name)
+    if with_span:
+        s["questions in"] = sum(len(t[1]) for t in tasks)
+    else:
+        s["sentence pairs in"] = len(units)
+    examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
+    extra = ("src.offsets", "tgt.offsets") if with_span else ()
+    with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra) as writer:
+        for uid, fields in examples:
+            writer.add(uid, **fields)
+    ids = {uid for uid, _ in examples}
+    with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
+        f.write(key + "\n")
+    copy_dictionary(cfg.dict, paths.bin_dir)
+    if with_span:
+        for side in ("src", "tgt"):
+            write_squad(f"{paths.prefix}.{side}.json", *unit_ops.gold_questions(units, aligns, ids, side))
+    s["examples out (windows)" if with_span else "examples out"] = len(writer)
+    if with_span:
+        s["questions out"] = len(ids)
+    for k, v in counts.items():
+        s[k] = v
+    s.notes.append(f"wrote {paths.prefix}.* and {os.path.join(paths.bin_dir, 'dict.txt')}")
     s.print()

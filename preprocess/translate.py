@@ -18,9 +18,17 @@ def load_hub_translator(model_dir, source_lang, target_lang, checkpoint="model.p
     """A fairseq ``GeneratorHubInterface`` translating ``source_lang`` -> ``target_lang``."""
     from fairseq.models.transformer import TransformerModel
 
+    import os
+
     from fairseq_grafusion import checkpoint_compat
 
-    checkpoint_compat.allow_fairseq_checkpoints()
+    path = os.path.join(model_dir, checkpoint)
+    try:
+        state = checkpoint_compat.load_state(path)
+    except GraFusionError as e:
+        raise GraFusionError(f"--mt-model {model_dir}: cannot load a {source_lang}->{target_lang} "
+                             f"fairseq translation model ({e})") from None
+    checkpoint_compat.check_translation(state, path)
     kwargs = {"source_lang": source_lang, "target_lang": target_lang, "beam": beam}
     if bpe == "sentencepiece":
         kwargs.update(bpe="sentencepiece", sentencepiece_model=bpe_model)

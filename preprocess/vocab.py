@@ -9,8 +9,7 @@ import io
 import os
 
 from fairseq_grafusion.errors import GraFusionError
-
-from .workdir import atomic_path
+from fairseq_grafusion.files import atomic_path
 
 
 def train_vocab(text_lines, out_dir, vocab_size=1000, name="sentencepiece.bpe.model"):

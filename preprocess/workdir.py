@@ -1,18 +1,47 @@
-"""Files between stages: JSONL with a header line, written atomically, reused when up to date.
+"""Files between stages: the layout of a run, JSONL with a header line, reused when up to date.
+
+Layout under ``--out DIR``::
+
+    DIR/qa-bin/{dict.txt, SPLIT.*}          xmrc_span data (PairWriter splits, with spans)
+    DIR/parallel-bin/{dict.txt, SPLIT.*}    sa_graph_pretrain data (no spans)
+    DIR/work/{qa,parallel}/SPLIT/           units / words / align / parse JSONL, aligner input
+                                            (aligner-input.{src,tgt}.txt) and parser input
+                                            (sentences.{src,tgt}.txt) for external tools
+
+With ``--num-shards K --shard-id i`` every file of a split gets the suffix ``.shard{i}of{K}``
+(binary splits: ``SPLIT.shard{i}of{K}``); a shard holds every K-th passage with all its
+questions (every K-th line pair for parallel text).
 
 Every stage output starts with a header ``{"stage": ..., "key": ...}``; ``key`` fingerprints the
 inputs (path, size, mtime) and the options that change the output.  A stage whose output exists
 with the same key is skipped (resumable runs); anything else is recomputed.  Files are written
-under a temporary name and moved into place with :func:`os.replace`, so an interrupted or failed
-stage never leaves a half-written file.
+atomically (:func:`fairseq_grafusion.files.atomic_path`), so an interrupted or failed stage never
+leaves a half-written file.  No torch import.
 """
-import contextlib
 import hashlib
 import json
 import os
-import uuid
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import atomic_path
+
+from .runner import log
+
+
+class SplitPaths:
+    """The files of one split of one chain (``qa`` or ``parallel``)."""
+
+    def __init__(self, out, chain, split, suffix=""):
+        self.chain, self.split = chain, split
+        self.name = f"{chain}/{split}{suffix}"
+        self.work = os.path.join(out, "work", chain, split)
+        self.bin_dir = os.path.join(out, f"{chain}-bin")
+        self.prefix = os.path.join(self.bin_dir, split + suffix)
+        for stage in ("units", "words", "align", "parse"):
+            setattr(self, stage, os.path.join(self.work, f"{stage}{suffix}.jsonl"))
+        self.aligner_input = {s: os.path.join(self.work, f"aligner-input{suffix}.{s}.txt") for s in ("src", "tgt")}
+        self.binarize_key = os.path.join(self.work, f"binarize{suffix}.key")
+        self.sentences = {s: os.path.join(self.work, f"sentences{suffix}.{s}.txt") for s in ("src", "tgt")}
 
 
 def fingerprint(paths=(), **options):
@@ -26,20 +55,6 @@ def fingerprint(paths=(), **options):
         h.update(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
     h.update(json.dumps(options, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; rename it to ``path`` only on success."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        yield tmp
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
 
 
 def write_jsonl(path, records, stage, key):
@@ -58,6 +73,12 @@ def read_header(path):
         return None
 
 
+def key_of(path):
+    """The key a stage file was made with, or None."""
+    header = read_header(path)
+    return header.get("key") if header else None
+
+
 def is_current(path, stage, key):
     """True when ``path`` is a complete output of ``stage`` made from the same inputs."""
     header = read_header(path)
@@ -74,6 +95,17 @@ def read_jsonl(path, stage=None):
         if stage and header.get("stage") != stage:
             raise GraFusionError(f"{path}: not a '{stage}' stage file")
         return [json.loads(line) for line in f]
+
+
+class StageFile:
+    """One stage's output: reuse it while its key matches, else compute and write it."""
+
+    def __init__(self, path, stage, key, force):
+        self.path, self.stage, self.key = path, stage, key
+        self.fresh = force or not is_current(path, stage, key)
+
+    def skip_message(self, name):
+        log(f"[{self.stage}] {name}: up to date, reusing {self.path} (--force recomputes)")
 
 
 def shard_suffix(num_shards, shard_id):

@@ -25,9 +25,10 @@ def run_fairseq(module, *args, timeout=600, check=True):
 
 
 def preprocess(*args, check=True):
-    """Run ``grafusion-preprocess`` (``python -m preprocess``); returns the completed process."""
+    """Run ``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``); returns the completed
+    process."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -18,17 +18,41 @@ def load_script():
 
 def test_mini_ablation_runs_every_variant_and_writes_the_table(tmp_path):
     run = load_script()
-    out = tmp_path / "out"
-    rows = run.main(["--mini", "--noise", "0.3", "--out", str(out), "--work", str(tmp_path / "w")])
-    assert [r["variant"] for r in rows] == ["no-fusion", "none", "align", "align,dep"]
+    out, work = tmp_path / "out", tmp_path / "w"
+    rows = run.main(["--mini", "--noise", "0.3", "--out", str(out), "--work", str(work)])
+    assert [r["variant"] for r in rows] == list(run.VARIANTS)
+    assert {"no-fusion", "none", "align", "align,dep", "xlmr-tt", "filter", "filter-st",
+            "none-shared", "align-shared", "align,dep-shared"} == set(run.VARIANTS)
     assert all(r["noise"] == 0.3 and r["seeds"] == 1 for r in rows)
     table = (out / "RESULTS.md").read_text(encoding="utf-8")
     header = next(line for line in table.splitlines() if line.startswith("| variant"))
     assert [c.strip() for c in header.strip("|").split("|")] == list(run.COLUMNS)
     assert {"variant", "noise", "F1", "EM", "seeds"} <= set(run.COLUMNS)
     body = [line for line in table.splitlines() if line.startswith("| ") and line != header]
-    assert len(body) == 4  # one row per variant
+    assert len(body) == len(run.VARIANTS)  # one row per variant
     assert "python examples/ablation/run.py --mini" in table  # the exact command is recorded
     runs = json.loads((out / "runs.json").read_text(encoding="utf-8"))["runs"]
     assert sorted(r["variant"] for r in runs) == sorted(run.VARIANTS)
-    assert all(r["returncode"] == 0 and r["f1"] is not None and r["em"] is not None for r in runs)
+    assert all(r["returncode"] == 0 and r["f1"] is not None and r["em"] is not None
+               and r["cpu_seconds"] > 0 for r in runs)
+    # the self-teaching student learned from the FILTER run of its seed, which saved its model
+    teacher = next(r["checkpoint"] for r in runs if r["variant"] == "filter")
+    assert os.path.isfile(teacher)
+    student_log = (work / "ck-filter-st-0.3-1.log").read_text(encoding="utf-8")
+    assert f"--self-teaching-teacher {teacher}" in student_log.splitlines()[0]
+    assert "tgt_kl" in student_log
+    shared_log = (work / "ck-align+dep-shared-0.3-1.log").read_text(encoding="utf-8")
+    assert "--share-sa-graph --share-lang-layers both" in shared_log.splitlines()[0]
+
+
+def test_plan_selects_variants_and_seeds_and_runs_teachers_first():
+    run = load_script()
+    args = run.parse_args(["--variants", "align", "filter-st", "--seeds", "2", "--first-seed", "4",
+                           "--noise", "0,0.3"])
+    jobs = run.plan(args)
+    assert jobs[:2] == [("filter", 0.0, 4), ("filter", 0.0, 5)]  # added: filter-st's teacher
+    assert sorted(jobs[2:]) == sorted([("filter-st", 0.0, 4), ("filter-st", 0.0, 5), ("align", 0.0, 4),
+                                       ("align", 0.0, 5), ("align", 0.3, 4), ("align", 0.3, 5)])
+    args = run.parse_args(["--variants", "none", "--seeds", "1", "--noise", "0,0.3",
+                           "--repeat-invariant"])
+    assert run.plan(args) == [("none", 0.0, 1), ("none", 0.3, 1)]

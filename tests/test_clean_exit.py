@@ -45,7 +45,7 @@ def test_the_hook_runs_at_exit_before_daemon_threads_die():
         from fairseq.data import iterators
         atexit.register(lambda: print("alive at exit:", sum(
             isinstance(t, iterators.BackgroundConsumer) for t in threading.enumerate())))
-        import fairseq_grafusion  # noqa
+        import fairseq_grafusion.plugin  # noqa
         from test_clean_exit import Endless
         loader = torch.utils.data.DataLoader(Endless(), batch_size=1, num_workers=1)
         itr = iterators.BufferedIterator(10 ** 6, loader)

@@ -11,7 +11,7 @@ from fairseq_grafusion.data import PairReader
 from fairseq_grafusion.data.languages import describe, gold_files, language_counts
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.synthetic import SyntheticXMRC
-from preprocess import combine_cli
+from fairseq_grafusion.preprocess import cli as preprocess_cli
 
 # per language: passage length in words (so that lengths differ by language), text seed
 LANGS = {"de": ((6, 9), 1), "zh": ((20, 26), 2), "ar": ((12, 15), 3)}
@@ -32,7 +32,7 @@ def pair_dirs(tmp_path_factory):
 def combined(pair_dirs, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("combined") / "data-bin")
     args = ["--out", out] + [x for lang, d in pair_dirs.items() for x in ("--pair", lang, d)]
-    counts = combine_cli.main(args)
+    counts = preprocess_cli.main(["combine"] + args)
     return out, counts
 
 
@@ -65,7 +65,7 @@ def test_every_example_is_kept_with_its_language(pair_dirs, combined):
 
 
 def _training_task(data):
-    import fairseq_grafusion  # noqa: F401
+    import fairseq_grafusion.plugin  # noqa: F401
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
@@ -132,6 +132,63 @@ def test_bad_inputs_fail_with_one_line(pair_dirs, tmp_path):
     ]
     for args, message in cases:
         with pytest.raises(GraFusionError) as e:
-            combine_cli.main(["--out", str(tmp_path / "out")] + args)
+            preprocess_cli.main(["combine", "--out", str(tmp_path / "out")] + args)
         assert message in str(e.value) and "\n" not in str(e.value)
     assert not os.path.exists(tmp_path / "out" / "train.meta.json")
+
+
+@pytest.fixture(scope="module")
+def key_pairs(tmp_path_factory):
+    """The harder synthetic task per language (F1 neither 0 nor 100 after a short training) and
+    its combined directory."""
+    root = tmp_path_factory.mktemp("key-pairs")
+    dirs = {}
+    for lang, (words, seed) in LANGS.items():
+        dirs[lang] = str(root / f"en-{lang}")
+        SyntheticXMRC(passage_words=words, task="key").write(dirs[lang], (("train", 200), ("valid", 16)),
+                                                             seed=seed)
+    out = str(root / "data-bin")
+    preprocess_cli.main(["combine", "--out", out] + [x for lang, d in dirs.items() for x in ("--pair", lang, d)])
+    return dirs, out
+
+
+def test_validation_logs_each_language_as_predict_then_evaluate_scores_it(key_pairs, tmp_path):
+    """--eval-span-f1 on a combined directory: f1_<lang> / em_<lang> of the last validation equal
+    grafusion-predict + grafusion-evaluate of the saved checkpoint on that language's own pair
+    directory (an independent path: one language, its own gold file), f1_avg their mean."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    pair_dirs, out = key_pairs
+    save = str(tmp_path / "ckpt")
+    proc = run_fairseq("train", *train_args(out, save, "--eval-span-f1", "--batch-size", "8",
+                                            "--best-checkpoint-metric", "f1_avg",
+                                            "--maximize-best-checkpoint-metric", updates=30))
+    log = proc.stdout + proc.stderr
+    logged_scores = {lang: (logged(log, "valid", f"f1_{lang}")[-1], logged(log, "valid", f"em_{lang}")[-1])
+                     for lang in LANGS}
+    f1_avg, em_avg = logged(log, "valid", "f1_avg")[-1], logged(log, "valid", "em_avg")[-1]
+    evals = []
+    for lang, directory in pair_dirs.items():
+        pred = tmp_path / f"pred.{lang}.json"
+        p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+                            os.path.join(save, "checkpoint_last.pt"), "--data", directory, "--split",
+                            "valid", "--output", str(pred), "--cpu"],
+                           capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+        assert p.returncode == 0, p.stderr[-2000:]
+        evals += ["--eval", lang, os.path.join(directory, "valid.tgt.json"), str(pred)]
+    table = tmp_path / "table.json"
+    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.evaluate", *evals, "--json",
+                        str(table)], capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr[-2000:]
+    result = json.loads(table.read_text())
+    print("valid per language:", logged_scores, "avg", f1_avg, em_avg)
+    assert len({f1 for f1, _ in logged_scores.values()}) > 1 and 0 < f1_avg < 100  # not trivial
+    for lang, (f1, em) in logged_scores.items():
+        assert result["languages"][lang]["f1"] == pytest.approx(f1, abs=0.01), lang
+        assert result["languages"][lang]["exact_match"] == pytest.approx(em, abs=0.01), lang
+    assert f1_avg == pytest.approx(np.mean([f1 for f1, _ in logged_scores.values()]), abs=0.01)
+    assert em_avg == pytest.approx(np.mean([em for _, em in logged_scores.values()]), abs=0.01)
+    assert result["avg"]["f1"] == pytest.approx(f1_avg, abs=0.01)

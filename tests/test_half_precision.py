@@ -5,7 +5,7 @@ import pytest
 import torch
 from fairseq import checkpoint_utils
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import logged, run_fairseq, train_args
 
 

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import REPO, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.scoring.qa_metrics import evaluate
@@ -45,7 +45,7 @@ def test_answer_agrees_with_grafusion_predict(model_dir, tmp_path):
     qid, question, context = first_question(os.path.join(data, "valid.tgt.json"))
     _, src_question, src_context = first_question(os.path.join(data, "valid.src.json"))
     got = qa.answer(question, context, source_question=src_question, source_context=src_context,
-                    n_best=5)
+                    top_k=5)
     assert got["text"] == context[got["char_start"]:got["char_end"]]
     assert 1 <= len(got["nbest"]) <= 5 and got["nbest"][0]["text"] == got["text"]
     preds = tmp_path / "p.json"
@@ -86,3 +86,124 @@ def test_predict_from_raw_squad_files(model_dir, tmp_path):
     scores = evaluate(gold, runs["raw"], "ro", metric="auto")
     assert scores["total"] == len(ids) and not scores["missing"] and not scores["extra"]
     assert 0 <= scores["f1"] <= 100
+
+
+def questions(data, n):
+    """``(question, context, English question, English context)`` of the first ``n`` valid ids."""
+    def by_id(path):
+        return {qa["id"]: (qa["question"], p["context"]) for a in json.load(open(path, encoding="utf-8"))["data"]
+                for p in a["paragraphs"] for qa in p["qas"]}
+
+    tgt, src = by_id(os.path.join(data, "valid.tgt.json")), by_id(os.path.join(data, "valid.src.json"))
+    return [tgt[i] + src[i] for i in list(tgt)[:n]]
+
+
+def ask(qa, items, **kwargs):
+    return qa.answer([i[0] for i in items], [i[1] for i in items], source_question=[i[2] for i in items],
+                     source_context=[i[3] for i in items], **kwargs)
+
+
+def test_batch_call_top_k_offsets_and_max_answer_len(model_dir):
+    model, data = model_dir
+    qa = GraFusionModel.from_pretrained(model, src_lang="en", tgt_lang="ro")
+    items = questions(data, 4)
+    batch = ask(qa, items, top_k=3)
+    single = [qa.answer(q, c, source_question=sq, source_context=sc, top_k=3) for q, c, sq, sc in items]
+    assert isinstance(batch, list) and len(batch) == 4
+    assert [(b["text"], b["char_start"]) for b in batch] == [(s["text"], s["char_start"]) for s in single]
+    for answer, (_, context, _, _) in zip(batch, items):
+        assert 1 <= len(answer["nbest"]) <= 3 and answer["nbest"][0]["text"] == answer["text"]
+        for entry in answer["nbest"]:  # every entry has its character offsets in the context
+            assert entry["text"] == context[entry["char_start"]:entry["char_end"]]
+        scores = [e["score"] for e in answer["nbest"]]
+        assert scores == sorted(scores, reverse=True)
+    best = qa.answer(*items[0][:2], source_question=items[0][2], source_context=items[0][3])
+    assert "nbest" not in best and best["text"] == batch[0]["text"]
+    # one token at most: a token never crosses a space (words are encoded one by one)
+    short = ask(qa, items[:2], top_k=20, max_answer_len=1)
+    assert all(e["text"] and not any(ch.isspace() for ch in e["text"]) for a in short for e in a["nbest"])
+    with pytest.raises(GraFusionError, match="2 questions but 1 src questions"):
+        qa.answer(["Ce?", "Cine?"], ["Un text.", "Alt text."], source_question=["What?"],
+                  source_context=["A text.", "Another."])
+    with pytest.raises(GraFusionError, match="question 1: the context is empty"):
+        qa.answer(["Ce?", "Cine?"], ["Un text.", " "], source_question=["What?", "Who?"],
+                  source_context=["A text.", "Another."])
+
+
+def test_in_memory_with_alignment_priors_estimated_once(model_dir, tmp_path, monkeypatch):
+    """Priors come from align_extra once, at build; answering then writes no file, starts no
+    process and runs no command.  Saved beside the model, they are found there next time."""
+    import builtins
+    import subprocess
+    import tempfile
+
+    import fairseq_grafusion.preprocess.align as align_mod
+    import fairseq_grafusion.preprocess.cli as preprocess_cli
+
+    model, data = model_dir
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    runs = []
+    eflomal_links = align_mod._eflomal_links
+    monkeypatch.setattr(align_mod, "_eflomal_links", lambda *a, **k: runs.append(1) or eflomal_links(*a, **k))
+    extra = [os.path.join(REPO, "examples", "sample", "parallel", f"train.{lang}") for lang in ("en", "ro")]
+    qa = GraFusionModel.from_pretrained(str(copy), src_lang="en", tgt_lang="ro", align_extra=extra)
+    assert runs == [1] and len(qa.priors.lexical) > 500
+    items = questions(data, 3)
+
+    def forbidden(what):
+        def fail(*args, **kwargs):
+            raise AssertionError(f"the hub called {what}")
+        return fail
+
+    real_open = builtins.open
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+"):
+            raise AssertionError(f"the hub opened {file} for writing")
+        return real_open(file, mode, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        for name in ("mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory"):
+            m.setattr(tempfile, name, forbidden(f"tempfile.{name}"))
+        m.setattr(subprocess, "Popen", forbidden("subprocess.Popen"))
+        m.setattr(preprocess_cli, "main", forbidden("grafusion-preprocess"))
+        m.setattr(builtins, "open", read_only_open)
+        first = ask(qa, items)
+        again = [qa.answer(q, c, source_question=sq, source_context=sc) for q, c, sq, sc in items]
+    assert runs == [1]  # no eflomal run per question
+    assert [a["text"] for a in first] == [a["text"] for a in again]
+    qa.priors.save(str(copy / "alignment.priors"))
+    reloaded = GraFusionModel.from_pretrained(str(copy), src_lang="en", tgt_lang="ro")
+    assert runs == [1] and reloaded.priors.lines() == qa.priors.lines()
+    assert [a["text"] for a in ask(reloaded, items)] == [a["text"] for a in first]
+
+
+def test_data_name_or_path_and_what_is_skipped(model_dir, tmp_path):
+    """dict.txt may live elsewhere (fairseq's data_name_or_path); a model without dependency
+    edges skips parsing, one without fusion also alignment."""
+    import torch
+
+    from fairseq_grafusion.hub import GraFusionHubInterface
+
+    model, data = model_dir
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("checkpoint_best.pt", "sentencepiece.bpe.model"):
+        shutil.copy(os.path.join(model, name), bare / name)
+    with pytest.raises(GraFusionError, match="dict.txt is missing"):
+        GraFusionModel.from_pretrained(str(bare), src_lang="en", tgt_lang="ro")
+    qa = GraFusionModel.from_pretrained(str(bare), data_name_or_path=data, src_lang="en", tgt_lang="ro")
+    assert qa.pipeline.align and not qa.pipeline.parse  # --graph none: windows still paired by links
+    item = questions(data, 1)[0]
+    assert qa.answer(item[0], item[1], source_question=item[2], source_context=item[3])["text"]
+
+    class TargetOnly(torch.nn.Module):  # what the hub reads of a --no-fusion model
+        fusion, use_dep = False, False
+
+        def max_positions(self):
+            return 512
+
+    hub = GraFusionHubInterface(qa.task, TargetOnly(), os.path.join(SPM, "sentencepiece.bpe.model"),
+                                os.path.join(data, "dict.txt"), "en", "ro")
+    assert not hub.pipeline.align and not hub.pipeline.parse

@@ -8,7 +8,7 @@ from fairseq.data import Dictionary
 from fairseq.models import ARCH_CONFIG_REGISTRY
 from omegaconf import OmegaConf
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from fairseq_grafusion import memory
 from fairseq_grafusion.models.grafusion import GraFusionConfig, GraFusionModel
 

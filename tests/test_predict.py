@@ -7,9 +7,10 @@ import sys
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import REPO, logged, run_fairseq, train_args
 from fairseq_grafusion.scoring.qa_metrics import evaluate
+from fairseq_grafusion.checkpoint_compat import load_state
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_validation_f1_equals_predict_then_evaluate(key_run, tmp_path):
 
 def test_checkpoint_of_another_task_is_refused(key_run, tmp_path):
     data, save, _ = key_run
-    state = torch.load(os.path.join(save, "checkpoint_last.pt"), map_location="cpu")
+    state = load_state(os.path.join(save, "checkpoint_last.pt"))
     state["cfg"]["task"]["_name"] = "masked_lm"
     ckpt = tmp_path / "lm.pt"
     torch.save(state, ckpt)
@@ -99,8 +100,8 @@ def test_attention_plot_is_a_png_of_the_requested_size(key_run, tmp_path):
 
 def test_attention_maps_match_the_model(key_run):
     """The plotted cells are the model's own last-layer attention and G, target rows x source cols."""
-    from fairseq_grafusion.cli.plot_attention import attention_maps
-    from fairseq_grafusion.cli.predict import load_model
+    from fairseq_grafusion.figures import attention_maps
+    from fairseq_grafusion.inference import load_model
     from fairseq_grafusion.data import GraphPairDataset, PairReader
 
     data, save, _ = key_run

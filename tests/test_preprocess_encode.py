@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fairseq_grafusion.errors import GraFusionError
-from preprocess.encode import Encoder, char_span_to_tokens, windows
-from preprocess.vocab import train_vocab
-from preprocess.wordseg import tokenize
+from fairseq_grafusion.preprocess.encode import Encoder, char_span_to_tokens, windows
+from fairseq_grafusion.preprocess.vocab import train_vocab
+from fairseq_grafusion.preprocess.wordseg import tokenize
 
 SAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
 

@@ -12,7 +12,7 @@ EN, RO = os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa",
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "preprocess", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
 

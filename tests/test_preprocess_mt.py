@@ -41,7 +41,7 @@ def mt_model(tmp_path_factory):
 
 
 def test_hub_translator_loads_and_translates(mt_model):
-    from preprocess.translate import load_hub_translator, translate_texts
+    from fairseq_grafusion.preprocess.translate import load_hub_translator, translate_texts
 
     hub = load_hub_translator(mt_model, "ro", "en", beam=1)
     texts = ["Ce a cântat Lady Gaga? Ea a cântat imnul.", "Cine a câștigat?"]
@@ -56,7 +56,7 @@ def test_translate_test_end_to_end(mt_model, tmp_path):
     --mt-model, and every Romanian question still reaches the binarized split."""
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "preprocess", "all", "--qa", "valid", "-",
+        [sys.executable, "-m", "fairseq_grafusion.preprocess", "all", "--qa", "valid", "-",
          os.path.join(SAMPLE, "qa", "valid.ro.json"), "--out", str(out), "--src-lang", "en",
          "--tgt-lang", "ro", "--mt-model", mt_model, "--mt-beam", "1",
          "--spm", os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model"),

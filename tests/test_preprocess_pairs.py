@@ -9,11 +9,11 @@ import os
 
 import pytest
 
-import preprocess.translate
+import fairseq_grafusion.preprocess.translate
 from fairseq_grafusion.data import PairReader
-from preprocess import cli
-from preprocess.pairing import make_units
-from preprocess.qa_io import read_squad
+from fairseq_grafusion.preprocess import cli
+from fairseq_grafusion.preprocess.pairing import make_units
+from fairseq_grafusion.squad import read_squad
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "examples", "sample")
@@ -64,7 +64,7 @@ def test_translated_side_with_projected_answers(tmp_path, monkeypatch, capsys, d
         made.append((model_dir, source_lang, target_lang))
         return fake
 
-    monkeypatch.setattr(preprocess.translate, "load_hub_translator", load)
+    monkeypatch.setattr(fairseq_grafusion.preprocess.translate, "load_hub_translator", load)
     src, tgt = (qa("train", "en"), "-") if direction == "translate-train" else ("-", qa("train", "ro"))
     cli.main(["all", "--sample", "--out", str(tmp_path), "--qa", "train", src, tgt, "--mt-model", "fake-dir"])
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ import pytest
 from stanza.utils.conll import CoNLL
 
 from fairseq_grafusion.errors import GraFusionError
-from preprocess.parse import document_arcs, has_parser, read_conllu, same_word_edges
+from fairseq_grafusion.preprocess.parse import document_arcs, has_parser, read_conllu, same_word_edges
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "preprocess")
 

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -105,8 +106,9 @@ def test_parallel_split(sample_run):
         assert len(ex["align"]) >= 2
 
 
-def test_rerun_reuses_and_force_recomputes(sample_run):
-    out, _, _ = sample_run
+def test_rerun_reuses_and_force_recomputes(sample_run, tmp_path):
+    out = tmp_path / "sample-run"  # a copy: --force --max-len 128 must not change the session's data
+    shutil.copytree(sample_run[0], out)
     stamp = os.path.getmtime(out / "qa-bin" / "train.src.tok.bin")
     again = preprocess("all", "--out", out)
     assert again.stdout.count("up to date") == 20  # 5 stages x 4 splits
@@ -140,3 +142,56 @@ def test_imported_pharaoh_alignments(sample_run, tmp_path):
     assert "links imported from" in proc.stdout
     reader = PairReader(str(tmp_path / "run" / "qa-bin" / "valid"))
     assert len(reader) > 0
+
+
+def test_in_memory_chain_equals_the_binarized_split(sample_run, tmp_path):
+    """The chain the hub runs (no files) makes exactly the windows that the binarize stage makes
+    from the run's stage files, given the run's own links (eflomal samples randomly); without
+    alignment and parsing, the same tokens with no edges but the special tokens' links."""
+    from fairseq_grafusion.preprocess.config import PipelineConfig
+    from fairseq_grafusion.preprocess.in_memory import InMemoryPipeline
+    from fairseq_grafusion.preprocess.stages import run_binarize
+    from fairseq_grafusion.preprocess.workdir import SplitPaths, read_jsonl
+    from fairseq_grafusion.squad import read_squad
+
+    spm = os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model")
+    dictionary = os.path.join(SAMPLE, "spm", "dict.txt")
+    en, ro = os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa", "valid.ro.json")
+    # the session's stage files, binarized by the stage function into a directory of this test
+    paths = SplitPaths(str(tmp_path), "qa", "valid")
+    shutil.copytree(sample_run[0] / "work" / "qa" / "valid", paths.work)
+    run_binarize(paths, PipelineConfig(command="binarize", out=str(tmp_path), src_lang="en",
+                                       tgt_lang="ro", qa=[("valid", en, ro)], spm=spm, dict=dictionary))
+    work = tmp_path / "work" / "qa" / "valid"
+    segment_links = []
+    for w, rec in zip(read_jsonl(str(work / "words.jsonl")), read_jsonl(str(work / "align.jsonl"))):
+        pairs = np.asarray(rec["links"], dtype=np.int64).reshape(-1, 2)
+        for a, b, c, d in w["seg"]:
+            inside = (pairs[:, 0] >= a) & (pairs[:, 0] < b) & (pairs[:, 1] >= c) & (pairs[:, 1] < d)
+            segment_links.append([(i - a, j - c) for i, j in pairs[inside].tolist()])
+
+    def the_runs_links(src_lines, tgt_lines):
+        assert len(src_lines) == len(segment_links)
+        return segment_links
+
+    def no_aligner(src_lines, tgt_lines):
+        raise AssertionError("align=False must not align")
+
+    src, tgt = read_squad(en)[:2], read_squad(ro)[:2]
+    full = InMemoryPipeline("en", "ro", spm, dictionary, aligner=the_runs_links).windows(src, tgt)
+    bare = InMemoryPipeline("en", "ro", spm, dictionary, aligner=no_aligner, align=False,
+                            parse=False).windows(src, tgt)
+    disk = PairReader(paths.prefix)
+    assert full.reader.ids == disk.ids == bare.reader.ids
+    gold = json.load(open(f"{paths.prefix}.tgt.json", encoding="utf-8"))
+    assert full.contexts["tgt"] == {qa["id"]: p["context"] for a in gold["data"] for p in a["paragraphs"]
+                                    for qa in p["qas"]}
+    for i in range(len(disk)):
+        on_disk, in_memory, without = disk[i], full.reader[i], bare.reader[i]
+        assert set(on_disk) == set(in_memory) == set(without)
+        for field in on_disk:
+            np.testing.assert_array_equal(in_memory[field], on_disk[field], err_msg=f"{i} {field}")
+            if field in ("align", "src.dep", "tgt.dep"):
+                continue
+            np.testing.assert_array_equal(without[field], on_disk[field], err_msg=f"{i} {field}")
+        assert len(without["align"]) == 4 and len(without["src.dep"]) == len(without["tgt.dep"]) == 0

@@ -1,7 +1,7 @@
 """The rule-based Unicode tokenizer and sentence splitter on real sentences of several scripts."""
 import pytest
 
-from preprocess.wordseg import Segmenter, split_sentences, tokenize, words_of
+from fairseq_grafusion.preprocess.wordseg import Segmenter, split_sentences, tokenize, words_of
 
 CASES = [
     # XQuAD (en): clitics, numbers with ':' and '½', hyphenated compounds, brackets

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import USER_DIR
-from fairseq_grafusion.criterions.sa_graph_pretrain import piece_positions, sa_aggregate
+from fairseq_grafusion.models.pretrain_heads import piece_positions, sa_aggregate
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models.pretrain_heads import PretrainingHeads
 from fairseq_grafusion.synthetic import SyntheticXMRC

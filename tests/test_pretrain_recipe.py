@@ -9,9 +9,10 @@ import sys
 
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import REPO
 from test_xlmr_init import write_roberta
+from fairseq_grafusion.checkpoint_compat import load_state
 
 
 def test_full_recipe_runs_in_miniature(sample_run, tmp_path):
@@ -30,8 +31,8 @@ def test_full_recipe_runs_in_miniature(sample_run, tmp_path):
     assert proc.returncode == 0, log[-4000:]
     assert "initialised from SA-Graph pre-training checkpoint" in log
     assert "| valid |" in log and "f1" in log.split("| valid |")[-1]  # --eval-span-f1 selected
-    pre = torch.load(out / "pretrain" / "checkpoint_last.pt", map_location="cpu")
-    ft = torch.load(out / "finetune" / "checkpoint_best.pt", map_location="cpu")
+    pre = load_state(out / "pretrain" / "checkpoint_last.pt")
+    ft = load_state(out / "finetune" / "checkpoint_best.pt")
     assert pre["optimizer_history"][-1]["num_updates"] == 3
     assert pre["cfg"]["common"]["fp16"] and ft["cfg"]["common"]["fp16"]
     assert ft["cfg"]["optimization"]["lr"] == [5e-5]  # appendix C, MLQA

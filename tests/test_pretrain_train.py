@@ -5,11 +5,12 @@ import os
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import USER_DIR, logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.synthetic import SyntheticXMRC
 from test_pretrain_loss import build
+from fairseq_grafusion.checkpoint_compat import load_state
 
 
 def pretrain_args(data, save_dir, *extra, updates=300):
@@ -44,7 +45,7 @@ def test_both_losses_fall(pretrained):
     mono = logged(out, "train_inner", "mono")
     assert 35 < sum(mono) / len(mono) < 65  # half the batches mono-lingual
     assert logged(out, "valid", "num_updates")[-1] == 300
-    state = torch.load(ckpt, map_location="cpu")
+    state = load_state(ckpt)
     assert any(k.startswith("pretrain_heads.sa.") for k in state["model"])
     assert not any("span_head" in k for k in state["model"])
 
@@ -55,7 +56,7 @@ def body(state):
 
 def test_pretrained_sagraph_copies_every_tensor(pretrained, marker_data):
     _, ckpt, _ = pretrained
-    theirs = body(torch.load(ckpt, map_location="cpu")["model"])
+    theirs = body(load_state(ckpt)["model"])
     _, model, _ = build(marker_data, "xmrc_span", "--pretrained-sagraph", ckpt)
     ours = model.state_dict()
     assert set(ours) - set(theirs) == {"tgt_span_head.weight", "tgt_span_head.bias",
@@ -76,8 +77,8 @@ def test_fine_tuning_run_starts_from_the_pretrained_weights(pretrained, marker_d
     out = proc.stdout + proc.stderr
     assert ("initialised from SA-Graph pre-training checkpoint" in out
             if how == "--pretrained-sagraph" else "loading pretrained model from" in out)
-    theirs = body(torch.load(ckpt, map_location="cpu")["model"])
-    ours = torch.load(os.path.join(save, "checkpoint_last.pt"), map_location="cpu")["model"]
+    theirs = body(load_state(ckpt)["model"])
+    ours = load_state(os.path.join(save, "checkpoint_last.pt"))["model"]
     assert {k for k in ours if k not in theirs} == {
         "tgt_span_head.weight", "tgt_span_head.bias", "src_span_head.weight", "src_span_head.bias"}
     for k, v in theirs.items():
@@ -94,7 +95,7 @@ def test_one_line_errors(pretrained, marker_data, tmp_path):
         build(marker_data, "xmrc_span", "--pretrained-sagraph", ckpt, "--pretrained-xlmr", "x")
     with pytest.raises(GraFusionError, match="to continue pre-training use --restore-file"):
         build(data, "sa_graph_pretrain", "--pretrained-sagraph", ckpt)
-    state = torch.load(ckpt, map_location="cpu")
+    state = load_state(ckpt)
     state["model"] = body(state["model"])
     torch.save(state, tmp_path / "plain.pt")
     with pytest.raises(GraFusionError, match="not a sa_graph_pretrain checkpoint"):
@@ -110,7 +111,7 @@ def test_fine_tuned_model_loads_without_the_pretraining_checkpoint(pretrained, m
     checkpoint (grafusion-predict) must not need the pre-training file any more."""
     import shutil
 
-    from fairseq_grafusion.cli.predict import load_model
+    from fairseq_grafusion.inference import load_model
 
     _, ckpt, _ = pretrained
     moved = str(tmp_path / "pretrain.pt")

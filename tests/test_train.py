@@ -4,8 +4,9 @@ import os
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401  (allow-lists fairseq checkpoint classes for torch.load)
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import logged, run_fairseq, train_args
+from fairseq_grafusion.checkpoint_compat import load_state
 
 VARIANTS = {
     "none": ["--graph", "none"],
@@ -29,7 +30,7 @@ def test_train_learns_saves_and_resumes(variant, marker_data, tmp_path):
     assert os.path.exists(os.path.join(save, "checkpoint_last.pt"))
     assert os.path.exists(os.path.join(save, "checkpoint_best.pt"))
 
-    state = torch.load(os.path.join(save, "checkpoint_last.pt"), map_location="cpu")
+    state = load_state(os.path.join(save, "checkpoint_last.pt"))
     keys = state["model"].keys()
     assert any(k.startswith("src_bottom.") for k in keys) == (variant != "no-fusion")
     assert any(".graph.f_a." in k for k in keys) == (variant in ("align", "align,dep"))

@@ -8,10 +8,11 @@ import torch
 from fairseq import options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models import xlmr_init
+from fairseq_grafusion.checkpoint_compat import load_state
 
 SIZES = ["--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
          "--encoder-attention-heads", "4"]
@@ -56,7 +57,7 @@ def build(data, *extra):
 @pytest.mark.parametrize("fusion", [True, False])
 def test_every_tensor_comes_from_the_checkpoint(roberta, marker_data, fusion):
     model = build(marker_data, "--pretrained-xlmr", roberta, *([] if fusion else ["--no-fusion"]))
-    theirs = torch.load(os.path.join(roberta, "model.pt"), map_location="cpu")["model"]
+    theirs = load_state(os.path.join(roberta, "model.pt"))["model"]
     enc = "encoder.sentence_encoder."
     ours = model.state_dict()
     checked = 0
@@ -80,8 +81,28 @@ def test_every_tensor_comes_from_the_checkpoint(roberta, marker_data, fusion):
     assert any(".graph." in k for k in ours) == fusion
 
 
-def test_old_release_layout_converts_the_same(roberta):
+@pytest.mark.parametrize("arch,names", [
+    ("filter_tiny", ["local.0", "fusion_layers.0", "fusion_layers.1", "domain.0"]),
+    ("xlmr_translate_train_tiny", ["local.0", "local.1", "local.2", "local.3"])])
+def test_filter_and_translate_train_take_the_layers_in_order(roberta, marker_data, arch, names):
+    model = build(marker_data, "--pretrained-xlmr", roberta, "--arch", arch)
     theirs = torch.load(os.path.join(roberta, "model.pt"), map_location="cpu")["model"]
+    ours, enc = model.state_dict(), "encoder.sentence_encoder."
+    for name in ("embed_tokens.weight", "embed_positions.weight", "layernorm_embedding.bias"):
+        torch.testing.assert_close(ours[name], theirs[enc + name], rtol=0, atol=0)
+    for layer, module in enumerate(names):  # one copy of each XLM-R layer, nothing per language
+        prefix = f"{enc}layers.{layer}."
+        params = [k[len(prefix):] for k in theirs if k.startswith(prefix)]
+        for p in params:
+            torch.testing.assert_close(ours[f"{module}.{p}"], theirs[prefix + p], rtol=0, atol=0)
+    assert sorted(k for k in ours if not k.startswith(tuple(names) + ("embed", "layernorm"))) == \
+        ["span_head.bias", "span_head.weight"]
+    with pytest.raises(GraFusionError, match="has 4 layers but the model has 5"):
+        build(marker_data, "--pretrained-xlmr", roberta, "--arch", arch, "--encoder-layers", "5")
+
+
+def test_old_release_layout_converts_the_same(roberta):
+    theirs = load_state(os.path.join(roberta, "model.pt"))["model"]
     old = {}
     for k, v in theirs.items():
         k = k.replace("encoder.", "decoder.", 1).replace("layernorm_embedding", "emb_layer_norm")

@@ -11,7 +11,7 @@
 #   EPOCHS (2), PYTHON (python), EXTRA_ARGS (more fairseq-train options for both runs, e.g.
 #   "--cpu --memory-efficient-fp16" for a CPU smoke test of this recipe at tiny sizes).
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m preprocess` need it
+cd "$(dirname "$0")/../.."  # the repository root: --user-dir and the bundled sample need it
 
 MODE=${1:-mini}
 PYTHON=${PYTHON:-python}
@@ -26,7 +26,7 @@ if [[ $MODE == mini ]]; then
     OUT=${OUT:-runs/adp-mini}
     # 1. data: the bundled en-ro sample -> $OUT/data/qa-bin (QA) and $OUT/data/parallel-bin
     #    (275 + 49 sentence pairs); the same dict.txt in both
-    [[ -f $OUT/data/parallel-bin/train.meta.json ]] || "$PYTHON" -m preprocess all --out "$OUT/data"
+    [[ -f $OUT/data/parallel-bin/train.meta.json ]] || "$PYTHON" -m fairseq_grafusion.preprocess all --out "$OUT/data"
     COMMON=(--user-dir $USER_DIR --arch grafusion_tiny --cpu --optimizer adam --lr 1e-3
             --log-format simple --log-interval 10 --no-progress-bar --no-epoch-checkpoints --seed 1)
     # 2. pre-training: TLM + L_SA, mono-/cross-lingual masking half of the batches each

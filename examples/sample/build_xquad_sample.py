@@ -7,12 +7,12 @@ Writes, for every language of ``LANGS`` (English first):
 * ``qa/{train,valid}.LANG.json``: the XQuAD paragraphs ``QA_PARAGRAPHS`` of one article, SQuAD
   v1.1 format, the same question ids in every language (English with XQuAD's own gold answers);
 * ``parallel/{train,valid}.en-XX.{en,XX}``: line-aligned sentences for the alignment model and
-  pre-training.  A paragraph gives its sentences (rule-based splitter of ``preprocess.wordseg``)
+  pre-training.  A paragraph gives its sentences (rule-based splitter of ``fairseq_grafusion.preprocess.wordseg``)
   only where both languages give the same number of sentences, then its questions (repeated
   questions once).  ``valid`` holds the QA valid paragraphs only; ``train`` the QA train paragraphs
   and the paragraphs of ``EXTRA_ARTICLES``; no text of the valid split is in ``train``.
 
-``--spm`` also retrains ``spm/`` (a 4000-piece BPE SentencePiece model and its ``dict.txt``, the
+``--spm`` also retrains ``spm-xquad/`` (a 4000-piece BPE SentencePiece model and its ``dict.txt``, the
 stand-in for XLM-R's pair of files) on every text file of ``qa/`` and ``parallel/`` (Romanian
 included), once those are written.  ``--check`` rebuilds the text files in memory and fails if a
 bundled file differs (the sample is reproducible).
@@ -24,9 +24,8 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from preprocess.wordseg import split_sentences, tokenize  # noqa: E402
+from fairseq_grafusion.preprocess.wordseg import split_sentences, tokenize
 
 LANGS = ("en", "de", "zh", "ar")
 ARTICLE = "Super_Bowl_50"
@@ -99,7 +98,7 @@ def build(xquad_dir):
 
 
 def build_spm(vocab_size=4000):
-    from preprocess.vocab import train_vocab
+    from fairseq_grafusion.preprocess.vocab import train_vocab
 
     lines = []
     for path in sorted(glob.glob(os.path.join(HERE, "qa", "*.json"))):
@@ -110,14 +109,14 @@ def build_spm(vocab_size=4000):
     for path in sorted(glob.glob(os.path.join(HERE, "parallel", "*"))):
         with open(path, encoding="utf-8") as f:
             lines += f.read().splitlines()
-    return train_vocab(lines, os.path.join(HERE, "spm"), vocab_size=vocab_size)
+    return train_vocab(lines, os.path.join(HERE, "spm-xquad"), vocab_size=vocab_size)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--xquad", required=True, help="directory with xquad.{en,de,zh,ar}.json")
     parser.add_argument("--check", action="store_true", help="compare with the bundled files")
-    parser.add_argument("--spm", action="store_true", help="also retrain spm/ on the sample's text")
+    parser.add_argument("--spm", action="store_true", help="also retrain spm-xquad/ on the sample's text")
     args = parser.parse_args()
     files, notes = build(args.xquad)
     differ = []

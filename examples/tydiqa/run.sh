@@ -10,7 +10,7 @@
 # Variables (defaults in examples/recipe_lib.sh): ARCH VARIANTS SEEDS LANGS WORK DATA XLMR
 # STANZA_DIR MT_MODEL BATCH LR WARMUP EPOCHS GRID NGPU NO_PARSER TRAIN_EXTRA
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m preprocess` need it
+cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m fairseq_grafusion.preprocess` need it
 source examples/recipe_lib.sh
 
 METRIC=squad           # XTREME scores TyDiQA-GoldP with SQuAD v1.1's script, in every language
@@ -26,7 +26,7 @@ if [[ ${MINI:-0} == 1 ]]; then
     TRAIN_SRC=$S/qa/train.en.json
     TRAIN_TGT="$S/qa/train.{lang}.json"
     DEV_SRC=$S/qa/valid.en.json; DEV_TGT="$S/qa/valid.{lang}.json"
-    SPM=$S/spm/sentencepiece.bpe.model; DICT=$S/spm/dict.txt
+    SPM=$S/spm-xquad/sentencepiece.bpe.model; DICT=$S/spm-xquad/dict.txt
     ALIGN_EXTRA="$S/parallel/train.en-{lang}.en $S/parallel/train.en-{lang}.{lang}"
     PARALLEL=$ALIGN_EXTRA
     ARCH=${ARCH:-grafusion_tiny}; VARIANTS=${VARIANTS:-"a ad"}; SEEDS=${SEEDS:-"1 2"}

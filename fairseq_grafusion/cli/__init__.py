@@ -1,9 +1,11 @@
-"""Shared set-up of the ``grafusion-*`` commands."""
+"""The ``grafusion-*`` commands: each parses its arguments into one config dataclass (checked
+once, in ``__post_init__``), calls the library and exits through :func:`run`.  Nothing in the
+library imports this package."""
 import logging
 import sys
 import warnings
 
-from ..errors import GraFusionError, one_line
+from ..errors import GraFusionError, error_line, wants_traceback
 
 
 def setup_logging():
@@ -16,9 +18,16 @@ def setup_logging():
 
 
 def run(prog, main, argv=None):
-    """``main(argv)``; a :class:`GraFusionError` becomes one line on stderr and exit status 1."""
+    """``main(argv)``, the one way out of every command: a :class:`GraFusionError` becomes one
+    line on stderr and exit status 1 (``GRAFUSION_TRACEBACK=1`` keeps the traceback), Ctrl-C
+    exit status 130."""
     try:
-        main(argv)
+        return main(argv)
     except GraFusionError as e:
-        sys.stderr.write(f"{prog}: error: {one_line(e)}\n")
+        if wants_traceback():
+            raise
+        sys.stderr.write(error_line(prog, e))
         sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        sys.exit(130)

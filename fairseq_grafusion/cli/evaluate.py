@@ -1,13 +1,15 @@
 """``grafusion-evaluate``: F1 / EM per language with the official MLQA / SQuAD v1.1 metrics,
 printed as one row of a table laid out like the paper's Tables 1 and 2."""
 import argparse
-import json
-import os
 import sys
-import tempfile
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
 
-from ..errors import GraFusionError, install_excepthook
+from ..errors import GraFusionError
+from ..files import write_json
 from ..scoring.qa_metrics import MLQA_LANGUAGES, SQUAD_ONLY_LANGUAGES, evaluate, resolve_metric
+from ..squad import load_json
+from . import run
 
 _SHOW_IDS = 5
 
@@ -58,18 +60,34 @@ def get_parser():
     return parser
 
 
-def _load_json(path, what):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise GraFusionError(f"{what} file {path}: no such file") from None
-    except json.JSONDecodeError as e:
-        raise GraFusionError(
-            f"{what} file {path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GraFusionError(f"{what} file {path}: cannot read: {e}") from None
+@dataclass
+class EvaluateConfig:
+    """The options of ``grafusion-evaluate`` (see ``--help``), checked once: ``runs`` is the list
+    of ``(lang, gold file, prediction file, metric)`` to score."""
+
+    gold: Optional[str] = None
+    pred: Optional[str] = None
+    lang: Optional[str] = None
+    eval: List[Sequence[str]] = field(default_factory=list)  # (lang, gold, pred)
+    metric: str = "auto"
+    name: str = "F1 / EM"
+    json: Optional[str] = None
+
+    def __post_init__(self):
+        single = (self.gold, self.pred, self.lang)
+        runs = []
+        if any(x is not None for x in single):
+            if any(x is None for x in single):
+                raise GraFusionError("--gold, --pred and --lang go together; give all three (or use --eval)")
+            runs.append((self.lang, self.gold, self.pred))
+        runs.extend(tuple(e) for e in self.eval)
+        if not runs:
+            raise GraFusionError("nothing to evaluate: give --gold/--pred/--lang or --eval LANG GOLD PRED")
+        langs = [lang for lang, _, _ in runs]
+        dup = sorted({lang for lang in langs if langs.count(lang) > 1})
+        if dup:
+            raise GraFusionError(f"language given more than once: {' '.join(dup)}")
+        self.runs = [(lang, gold, pred, resolve_metric(lang, self.metric)) for lang, gold, pred in runs]
 
 
 def _ids(ids):
@@ -81,26 +99,9 @@ def _warn(message):
     sys.stderr.write(f"grafusion-evaluate: warning: {message}\n")
 
 
-def _evaluations(args):
-    single = (args.gold, args.pred, args.lang)
-    runs = []
-    if any(x is not None for x in single):
-        if any(x is None for x in single):
-            raise GraFusionError("--gold, --pred and --lang go together; give all three (or use --eval)")
-        runs.append((args.lang, args.gold, args.pred))
-    runs.extend(tuple(e) for e in args.eval)
-    if not runs:
-        raise GraFusionError("nothing to evaluate: give --gold/--pred/--lang or --eval LANG GOLD PRED")
-    langs = [lang for lang, _, _ in runs]
-    dup = sorted({lang for lang in langs if langs.count(lang) > 1})
-    if dup:
-        raise GraFusionError(f"language given more than once: {' '.join(dup)}")
-    return [(lang, gold, pred, resolve_metric(lang, args.metric)) for lang, gold, pred in runs]
-
-
 def _score(lang, gold_path, pred_path, metric):
-    gold = _load_json(gold_path, "gold")
-    pred = _load_json(pred_path, "prediction")
+    gold = load_json(gold_path, "gold")
+    pred = load_json(pred_path, "prediction")
     if not isinstance(pred, dict):
         raise GraFusionError(f"prediction file {pred_path}: expected a JSON object {{question id: answer text}}")
     try:
@@ -152,35 +153,19 @@ def average(results):
     }
 
 
-def _write_json(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".grafusion-evaluate.", suffix=".tmp", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as e:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise GraFusionError(f"cannot write --json file {path}: {e.strerror or e}") from None
-
-
 def main(argv=None):
     """Run the command; returns the per-language results (raises GraFusionError on bad input)."""
-    args = get_parser().parse_args(argv)
-    runs = _evaluations(args)
-    results = {lang: _score(lang, gold, pred, metric) for lang, gold, pred, metric in runs}
-    print(format_table(results, args.name))
-    if args.json:
-        _write_json(args.json, {"metric": args.metric, "languages": results, "avg": average(results)})
+    cfg = EvaluateConfig(**vars(get_parser().parse_args(argv)))
+    results = {lang: _score(lang, gold, pred, metric) for lang, gold, pred, metric in cfg.runs}
+    print(format_table(results, cfg.name))
+    if cfg.json:
+        write_json(cfg.json, {"metric": cfg.metric, "languages": results, "avg": average(results)},
+                   indent=2)
     return results
 
 
-def cli_main():
-    install_excepthook()  # GraFusionError -> one line on stderr, exit status 1
-    main()
+def cli_main(argv=None):
+    run("grafusion-evaluate", main, argv)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ on both axes.  The PNG is exactly ``--width`` x ``--height`` inches at ``--dpi``
 import argparse
 import logging
 import os
-
-import torch
+from dataclasses import dataclass
+from typing import Optional
 
 from ..errors import GraFusionError
 from . import run, setup_logging
@@ -36,85 +36,55 @@ def get_parser():
     return p
 
 
-def attention_maps(model, sample, head=None):
-    """Target-to-source attention (lt, ls) of the last SA layer and G over the same cells."""
-    with torch.no_grad():
-        out = model(**sample["net_input"], return_attention=True)
-    len_s = sample["net_input"]["src_tokens"].size(1)
-    attn = out["attn"][0].float()
-    if head is not None:
-        if not 0 <= head < attn.size(0):
-            raise GraFusionError(f"--head {head}: the model has {attn.size(0)} heads")
-        attn = attn[head]
-    else:
-        attn = attn.mean(0)
-    graph = out.get("graph_bias")
-    cut = (slice(len_s, None), slice(0, len_s))
-    return attn[cut], (graph[0].float()[cut] if graph is not None else None)
+@dataclass
+class PlotConfig:
+    """The options of ``grafusion-plot-attention`` (see ``--help``), checked once."""
 
+    path: str
+    data: str
+    output: str
+    split: str = "valid"
+    id: Optional[str] = None
+    index: int = 0
+    head: Optional[int] = None
+    width: float = 14.0
+    height: float = 7.0
+    dpi: int = 100
 
-def plot(attn, graph, src_labels, tgt_labels, src_answer, tgt_answer, path, width, height, dpi,
-         title=""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [("attention (last fusion layer)", attn)] + ([("SA-Graph bias G", graph)]
-                                                         if graph is not None else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(width, height), squeeze=False)
-    for ax, (name, values) in zip(axes[0], panels):
-        im = ax.imshow(values.numpy(), aspect="auto", cmap="viridis")
-        ax.set_title(name)
-        ax.set_xticks(range(len(src_labels)))
-        ax.set_xticklabels(src_labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(len(tgt_labels)))
-        ax.set_yticklabels(tgt_labels, fontsize=6)
-        ax.set_xlabel("source (English) tokens")
-        ax.set_ylabel("target tokens")
-        for i in range(src_answer[0], src_answer[1] + 1):
-            ax.get_xticklabels()[i].set_color("tab:orange")
-        for i in range(tgt_answer[0], tgt_answer[1] + 1):
-            ax.get_yticklabels()[i].set_color("tab:green")
-        fig.colorbar(im, ax=ax, fraction=0.04)
-    if title:
-        fig.suptitle(title)
-    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.15, top=0.9, wspace=0.3)
-    tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    def __post_init__(self):
+        for name, value in (("--width", self.width), ("--height", self.height), ("--dpi", self.dpi)):
+            if value <= 0:
+                raise GraFusionError(f"{name} must be positive, got {value}")
 
 
 def main(argv=None):
-    args = get_parser().parse_args(argv)
+    cfg = PlotConfig(**vars(get_parser().parse_args(argv)))
     setup_logging()
-    import fairseq_grafusion  # noqa: F401
-
     from ..data import GraphPairDataset, PairReader
-    from .predict import load_model
+    from ..figures import attention_maps, plot
+    from ..inference import load_model
 
-    model, task = load_model(args.path, args.data)
+    model, task = load_model(cfg.path, cfg.data)
     if not model.fusion:
         raise GraFusionError("a --no-fusion model has no fusion layer between the languages to plot")
-    reader = PairReader(os.path.join(args.data, args.split))
-    index = args.index
-    if args.id is not None:
-        if args.id not in reader.ids:
-            raise GraFusionError(f"question id {args.id!r} is not in {reader.prefix}")
-        index = reader.ids.index(args.id)
+    reader = PairReader(os.path.join(cfg.data, cfg.split))
+    index = cfg.index
+    if cfg.id is not None:
+        if cfg.id not in reader.ids:
+            raise GraFusionError(f"question id {cfg.id!r} is not in {reader.prefix}")
+        index = reader.ids.index(cfg.id)
     if not 0 <= index < len(reader):
         raise GraFusionError(f"--index {index}: {reader.prefix} has {len(reader)} examples")
     dataset = GraphPairDataset(reader, task.source_dictionary.pad(), shuffle=False)
     sample = dataset.collater([dataset[index]])
-    attn, graph = attention_maps(model, sample, args.head)
+    attn, graph = attention_maps(model, sample, cfg.head)
     d = task.source_dictionary
     example = dataset[index]
     spans = example.get("span", [0, 0, 0, 0])
     plot(attn, graph, [d[t] for t in example["src.tok"]], [d[t] for t in example["tgt.tok"]],
-         (int(spans[0]), int(spans[1])), (int(spans[2]), int(spans[3])), args.output,
-         args.width, args.height, args.dpi, title=f"{reader.ids[index]} ({args.split})")
-    logger.info("wrote %s", args.output)
+         (int(spans[0]), int(spans[1])), (int(spans[2]), int(spans[3])), cfg.output,
+         cfg.width, cfg.height, cfg.dpi, title=f"{reader.ids[index]} ({cfg.split})")
+    logger.info("wrote %s", cfg.output)
 
 
 def cli_main(argv=None):

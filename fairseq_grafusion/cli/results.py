@@ -7,10 +7,9 @@ and variant, with the Avg. column (see :mod:`fairseq_grafusion.scoring.results_t
 """
 import argparse
 import json
-import os
-import tempfile
 
 from ..errors import GraFusionError
+from ..files import atomic_path
 from ..scoring.results_table import DEP_ROWS, as_json, build_table, format_markdown
 from . import run
 
@@ -32,16 +31,8 @@ def get_parser():
 
 
 def _write(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".grafusion-results.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise GraFusionError(f"cannot write {path}: {e.strerror or e}") from None
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def main(argv=None):

@@ -7,12 +7,15 @@ both streams concatenated (``extract_features``' ``src`` and ``tgt``):
 * ``L_TLM`` -- every masked piece is predicted from its own final state through the RoBERTa LM
   head (output tied to the input embeddings): ``-log P(piece | x_piece)``.
 * ``L_SA`` -- every piece of a masked word ``i`` is predicted from the aggregate of ``i``'s
-  SA-Graph neighbours (see :func:`sa_aggregate`) through the recovery head:
+  SA-Graph neighbours (see :func:`~fairseq_grafusion.models.pretrain_heads.sa_aggregate`)
+  through the recovery head:
   ``-log P(piece | a_i, k)`` with ``k`` the piece's position inside its word.  A masked word
   without a visible neighbour contributes no ``L_SA`` term; such words are counted
   (``sa_no_nb``, % of masked words).
 
-Both are sums over masked pieces; fairseq divides the gradient by ``sample_size`` = number of
+The model computes both heads' logits (:meth:`GraFusionModel.pretraining_logits
+<fairseq_grafusion.models.grafusion.GraFusionModel.pretraining_logits>`); the criterion only
+scores them.  Both are sums over masked pieces; fairseq divides the gradient by ``sample_size`` = number of
 masked pieces, so the objective is the paper's ``sum_i L_TLM(i) + L_SA(i)`` per masked piece
 (``--sa-loss-weight`` scales ``L_SA``, 1 by default).  Logged, all summable across workers:
 ``loss`` (per masked piece), ``tlm_loss`` (per masked piece) and ``sa_loss`` (per piece that has
@@ -22,62 +25,13 @@ an ``L_SA`` term), in base 2 as fairseq's LM criterions; their accuracies; ``sa_
 import math
 from dataclasses import dataclass, field
 
-import torch
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
 from ..errors import GraFusionError
-from ..modules import word_graph
 from .xmrc_span import log_loss
-
-
-def piece_positions(word_ids):
-    """Position of every token inside its word (0 = first piece): (B, T) -> (B, T)."""
-    bsz, seq_len = word_ids.shape
-    token_nodes, num_nodes = word_graph.node_index(word_ids)
-    pos = torch.arange(seq_len, device=word_ids.device).expand(bsz, seq_len)
-    first = torch.full((num_nodes,), seq_len, dtype=torch.long, device=word_ids.device)
-    first = first.scatter_reduce(0, token_nodes.reshape(-1), pos.reshape(-1), reduce="amin")
-    return pos - first[token_nodes]
-
-
-def sa_aggregate(x, word_ids, align_edges, dep_edges, token_mask):
-    """The aggregate ``a_i`` that ``L_SA`` recovers a masked word ``i`` from.
-
-    ``a_i = mean{ w_j : j in N(i), j not masked }`` where ``N(i)`` are ``i``'s neighbours over
-    both edge types (alignment and dependency / same-word, undirected, each neighbour once) and
-    ``w_j`` is word ``j``'s final state, the mean of the final states of its pieces (so a
-    neighbour counts once however many pieces it has).
-
-    Masked neighbours are left out: their states stand on ``<mask>`` inputs and are the TLM's own
-    predictions, and with them cross-lingual masking would hand ``L_SA`` the aligned (masked)
-    word's state, the alignment flow that strategy exists to cut; the paper recovers a node "from
-    the representations of its semantic and syntactic neighbours", i.e. the observed ones.
-
-    ``x`` (B, T, d) are the final states over ``[S; T]``, ``word_ids`` (B, T), edges (B, E, 2),
-    ``token_mask`` (B, T) the masked pieces.  Returns ``a`` broadcast to the tokens (B, T, d),
-    whether the token's word has a visible neighbour (B, T), and per batch the number of masked
-    words and of masked words without a visible neighbour.
-    """
-    seq_len = word_ids.size(1)
-    token_nodes, num_nodes = word_graph.node_index(word_ids)
-    h = word_graph.pool_words(x, token_nodes, num_nodes)
-    flat_nodes = token_nodes.reshape(-1)
-    masked_node = torch.zeros(num_nodes, dtype=torch.bool, device=x.device)
-    masked_node[flat_nodes[token_mask.reshape(-1)]] = True
-    pairs = word_graph.both_directions(torch.cat([word_graph.edge_index(align_edges, seq_len),
-                                                  word_graph.edge_index(dep_edges, seq_len)]))
-    receiver, sender = pairs[:, 0], pairs[:, 1]
-    visible = (~masked_node[sender]).to(h.dtype)
-    sums = torch.zeros_like(h).index_add_(0, receiver, h[sender] * visible.unsqueeze(-1))
-    counts = h.new_zeros(num_nodes).index_add_(0, receiver, visible)
-    aggregate = sums / counts.clamp(min=1).unsqueeze(-1)
-    has_neighbour = counts > 0
-    lonely = masked_node & ~has_neighbour
-    return (aggregate[token_nodes], has_neighbour[token_nodes], int(masked_node.sum()),
-            int(lonely.sum()))
 
 
 @dataclass
@@ -101,24 +55,19 @@ class SAGraphPretrainCriterion(FairseqCriterion):
         if "target" not in sample or sample["target"].dim() != 2:
             raise GraFusionError("criterion sa_graph_pretrain needs masked batches from "
                                  "--task sa_graph_pretrain")
-        net_input = sample["net_input"]
-        feats = model.extract_features(**net_input)
-        x = torch.cat([feats["src"], feats["tgt"]], dim=1)
         target = sample["target"]
         masked = target.ne(self.padding_idx)
-        embed = model.embed_tokens.weight
+        out = model.pretraining_logits(masked_tokens=masked, **sample["net_input"])
 
         tlm_target = target[masked]
-        tlm_logits = heads.lm(x[masked], embed).float()
+        tlm_logits = out["tlm"].float()
         tlm_loss = F.cross_entropy(tlm_logits, tlm_target, reduction="sum")
 
-        aggregate, has_neighbour, masked_words, lonely_words = sa_aggregate(
-            x, net_input["word_ids"], net_input["align_edges"], net_input["dep_edges"], masked)
-        sa_sel = masked & has_neighbour
-        pieces = piece_positions(net_input["word_ids"])
+        sa_sel = out["sa_tokens"]
         sa_target = target[sa_sel]
-        sa_logits = heads.sa(aggregate[sa_sel], pieces[sa_sel], embed).float()
+        sa_logits = out["sa"].float()
         sa_loss = F.cross_entropy(sa_logits, sa_target, reduction="sum")
+        masked_words, lonely_words = out["masked_words"], out["lonely_words"]
 
         loss = tlm_loss + self.sa_loss_weight * sa_loss
         n_masked = int(masked.sum())

@@ -2,8 +2,8 @@
 
 ``L = CE(start_t) + CE(end_t) + CE(start_s) + CE(end_s)`` summed over the batch (fairseq divides by
 ``sample_size`` = number of examples).  Logged, all summable across workers: ``loss`` and the
-per-language ``tgt_loss`` / ``src_loss`` (base 2, per example), start/end accuracy per language,
-and with ``--eval-span-f1`` on validation splits ``f1`` / ``em`` over questions.
+per-language ``tgt_loss`` / ``src_loss`` (base 2, per example) and start/end accuracy per language.
+(``f1`` / ``em`` of ``--eval-span-f1`` are the task's: ``XMRCSpanTask.valid_step``.)
 """
 import math
 
@@ -38,23 +38,26 @@ class XMRCSpanCriterion(FairseqCriterion):
         bsz = spans.size(0)
         loss = 0.0
         logging_output = {"nsentences": bsz, "ntokens": sample["ntokens"], "sample_size": bsz}
-        for lang, (c_start, c_end) in _COLUMNS.items():
+        for lang in _COLUMNS:
             if f"{lang}_start" not in out:  # --no-fusion: no source stream
                 continue
-            lang_loss = 0.0
-            for end, col in (("start", c_start), ("end", c_end)):
-                logits = out[f"{lang}_{end}"].float()
-                gold = spans[:, col]
-                lang_loss = lang_loss + F.cross_entropy(logits, gold, reduction="sum")
-                logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
+            lang_loss = self.stream_loss(lang, out, sample, logging_output)
             logging_output[f"{lang}_loss"] = lang_loss.data
             logging_output[f"{lang}_n"] = bsz
             loss = loss + lang_loss
         logging_output["loss"] = loss.data
-        scorer = getattr(self.task, "span_scorers", {}).get(sample.get("split"))
-        if scorer is not None and not model.training:
-            logging_output.update(scorer.logging_output(sample, out))
         return loss, bsz, logging_output
+
+    def stream_loss(self, lang, out, sample, logging_output):
+        """Eq. 5 for one stream: ``CE(start) + CE(end)`` summed over the batch; logs the
+        start / end accuracy of the stream."""
+        loss = 0.0
+        for end, col in zip(("start", "end"), _COLUMNS[lang]):
+            logits = out[f"{lang}_{end}"].float()
+            gold = sample["target"][:, col]
+            loss = loss + F.cross_entropy(logits, gold, reduction="sum")
+            logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
+        return loss
 
     @staticmethod
     def reduce_metrics(logging_outputs):
@@ -68,11 +71,6 @@ class XMRCSpanCriterion(FairseqCriterion):
             for end in ("start", "end"):
                 metrics.log_scalar(f"{lang}_{end}_acc", 100.0 * total(f"{lang}_{end}_correct") / n,
                                    n, round=1)
-
-        n = total("span_n")
-        if n:
-            metrics.log_scalar("f1", 100.0 * total("span_f1") / n, n, round=2)
-            metrics.log_scalar("em", 100.0 * total("span_em") / n, n, round=2)
 
     @staticmethod
     def logging_outputs_can_be_summed():

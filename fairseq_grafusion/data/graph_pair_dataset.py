@@ -98,6 +98,13 @@ class GraphPairDataset(FairseqDataset):
     def set_epoch(self, epoch):
         self.epoch = epoch
 
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        """Batches are re-made every epoch from ``(seed, epoch)``: a run resumed in epoch N then
+        sees exactly the batches an uninterrupted run sees (fairseq would otherwise keep the
+        first epoch's batches in the uninterrupted run and make epoch N's in the resumed one)."""
+        return False
+
     def ordered_indices(self):
         """Shuffled (seeded by epoch), then stably sorted by length as fairseq's datasets do;
         not sorted when the split mixes languages (see the module docstring); in the split's own

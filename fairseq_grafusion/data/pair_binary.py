@@ -28,16 +28,18 @@ Version 2 records each example's target language, so that one split can mix lang
 paper's translate-train-all) and a validation split can be scored per language.  A question is
 identified by ``(language, id)``: MLQA and XQuAD use the same id in every language.  Version 1
 splits still load; their language is unknown (``None``) for every example.
+
+:class:`PairList` holds examples in memory behind the reader's interface (the hub).
 """
 import json
 import os
-import uuid
 
 import numpy as np
 import torch
 from fairseq.data import indexed_dataset
 
 from ..errors import GraFusionError
+from ..files import AtomicFiles
 
 FORMAT_NAME = "grafusion-pairs"
 FORMAT_VERSION = 2
@@ -121,15 +123,14 @@ class PairWriter:
         self.prefix = prefix
         self.fields = self.base_fields(with_span) + list(extra_fields)
         self.lang, self.src_lang = lang, src_lang
-        self._tmp = f"{prefix}.tmp-{uuid.uuid4().hex[:8]}"
         self._dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}
         self._dtypes[LANG_FIELD] = np.uint16
         self._ids = []
         self._languages, self._lang_counts = [], []
         self._done = False
-        os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+        self._files = AtomicFiles()
         self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(
-            self._path(f, ".bin", tmp=True), dtype=self._dtypes[f])
+            self._files.path(f"{prefix}.{f}.bin"), dtype=self._dtypes[f])
             for f in self.fields + [LANG_FIELD]}
 
     @staticmethod
@@ -143,9 +144,6 @@ class PairWriter:
         extra = [f for f in reader.fields if f not in cls.base_fields(reader.has_span)]
         return cls(prefix, None, with_span=reader.has_span, extra_fields=extra,
                    token_dtype=reader.dtype("src.tok").type, **kwargs)
-
-    def _path(self, field, ext, tmp=False):
-        return f"{self._tmp if tmp else self.prefix}.{field}{ext}"
 
     def _lang_index(self, lang, count=1):
         if lang is not None and (not isinstance(lang, str) or not lang or any(c.isspace() for c in lang)):
@@ -224,35 +222,26 @@ class PairWriter:
         """Finish every file and move them to their final names (the manifest last)."""
         if self._done:
             return
-        finals = []
         for f in self.fields + [LANG_FIELD]:
-            self._builders[f].finalize(self._path(f, ".idx", tmp=True))
-            finals += [(self._path(f, ext, tmp=True), self._path(f, ext)) for ext in (".bin", ".idx")]
-        with open(self._path("ids", ".txt", tmp=True), "w", encoding="utf-8") as out:
+            self._builders[f].finalize(self._files.path(f"{self.prefix}.{f}.idx"))
+        with open(self._files.path(f"{self.prefix}.ids.txt"), "w", encoding="utf-8") as out:
             out.writelines(i + "\n" for i in self._ids)
-        finals.append((self._path("ids", ".txt", tmp=True), self._path("ids", ".txt")))
         if not self._languages:
             self._lang_index(self.lang, 0)
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
                 "fields": self.fields, "languages": self._languages,
                 "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
                 "src_lang": self.src_lang}
-        with open(self._path("meta", ".json", tmp=True), "w", encoding="utf-8") as out:
+        with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
-        finals.append((self._path("meta", ".json", tmp=True), self._path("meta", ".json")))
-        for tmp, final in finals:
-            os.replace(tmp, final)
+        self._files.commit()  # the manifest last
         self._done = True
 
     def abort(self):
         """Remove the temporary files; nothing of this split is left on disk."""
         for builder in self._builders.values():
             builder._data_file.close()  # fairseq's builder has no public close
-        stem = os.path.basename(self._tmp)
-        directory = os.path.dirname(os.path.abspath(self._tmp))
-        for name in os.listdir(directory):
-            if name.startswith(stem):
-                os.remove(os.path.join(directory, name))
+        self._files.abort()
         self._done = True
 
     def __enter__(self):
@@ -371,6 +360,50 @@ class PairReader:
     def __getitem__(self, i):
         example = {f: self._data[f][i].numpy() for f in self.fields}
         check_example(example, f"{self.prefix}: example {i} (id {self.ids[i]!r})")
-        for f in ("align", "src.dep", "tgt.dep"):
-            example[f] = example[f].reshape(-1, 2)
-        return example
+        return _edges_as_pairs(example)
+
+
+def _edges_as_pairs(example):
+    for f in ("align", "src.dep", "tgt.dep"):
+        example[f] = example[f].reshape(-1, 2)
+    return example
+
+
+class PairList:
+    """Examples held in memory, with :class:`PairReader`'s interface: what the hub batches.
+
+    ``examples`` is a list of ``(id, fields)``, ``fields`` as :meth:`PairWriter.add` takes them;
+    every example is checked as the writer checks it (``name`` is the prefix errors show)."""
+
+    def __init__(self, examples, name="examples"):
+        self.prefix = name
+        self.ids, self._examples = [], []
+        for example_id, fields in examples:
+            example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
+            check_example(example, f"{name}: example {example_id!r}")
+            self.ids.append(str(example_id))
+            self._examples.append(example)
+        self.fields = list(self._examples[0]) if self._examples else list(REQUIRED_FIELDS)
+        self.src_sizes = np.array([len(e["src.tok"]) for e in self._examples], dtype=np.int64)
+        self.tgt_sizes = np.array([len(e["tgt.tok"]) for e in self._examples], dtype=np.int64)
+        self.languages = [None]  # one question's language is not recorded (as version 1)
+        self.lang_ids = np.zeros(len(self._examples), dtype=np.int64)
+
+    def lang(self, i):
+        return self.languages[self.lang_ids[i]]
+
+    def question_key(self, i):
+        return self.lang(i), self.ids[i]
+
+    @property
+    def has_span(self):
+        return SPAN_FIELD in self.fields
+
+    def __len__(self):
+        return len(self._examples)
+
+    def field(self, name, i):
+        return self._examples[i][name]
+
+    def __getitem__(self, i):
+        return _edges_as_pairs(dict(self._examples[i]))

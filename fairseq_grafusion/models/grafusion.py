@@ -4,10 +4,12 @@
     -> N SA-Transformer layers over [A_s; A_t] with the SA-Graph bias G (eq. 3-4, 6-11)
     -> top layer (one copy per language) -> start/end heads per language (eq. 5)
 
-``--graph none`` is FILTER-style fusion (G = 0), ``--graph align`` is +a, ``--graph align,dep``
-is +ad; ``--no-fusion`` runs the target stream alone through the same layers (XLM-R
-translate-train).  Embeddings and layers follow fairseq's RoBERTa so XLM-R checkpoints initialise
-the model (``--pretrained-xlmr DIR``, or ``--finetune-from-model DIR/model.pt``).
+``--graph none`` is fusion with G = 0, ``--graph align`` is +a, ``--graph align,dep`` is +ad;
+``--no-fusion`` runs the target stream alone through the same layers.  The paper's baselines,
+XLM-R translate-train and FILTER, are the model ``filter`` (:mod:`.filter`).  ``--share-sa-graph``
+and ``--share-lang-layers`` set the parameter budget (README, "Parameters").  Embeddings and
+layers follow fairseq's RoBERTa so XLM-R checkpoints initialise the model (``--pretrained-xlmr
+DIR``, or ``--finetune-from-model DIR/model.pt``).
 
 Pre-training (section 3.4, task ``sa_graph_pretrain``) replaces the span heads by the TLM and
 graph-node recovery heads (:meth:`GraFusionModel.register_pretraining_heads`); the pre-trained
@@ -21,22 +23,23 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
-from fairseq.modules import LayerNorm, PositionalEmbedding
+from fairseq.models import register_model, register_model_architecture
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr
 
 from ..errors import GraFusionError
 from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
 from . import xlmr_init
+from .pretrain_heads import PretrainingHeads
+from .span_model import SpanModel
 
 logger = logging.getLogger(__name__)
 
 GRAPH_CHOICES = ("none", "align", "align,dep", "dep")
+SHARE_LANG_CHOICES = ("none", "bottom", "top", "both")
 SPAN_HEADS = ("tgt_span_head", "src_span_head")
 HEADS = SPAN_HEADS + ("pretrain_heads",)  # top-level modules a checkpoint may have or lack
 
@@ -65,14 +68,15 @@ class GraFusionConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0)
     max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
     graph: str = field(default="align,dep", metadata={
-        "help": "SA-Graph edges: none (FILTER-style fusion), align (+a), align,dep (+ad), dep"})
+        "help": "SA-Graph edges: none (fusion with G = 0), align (+a), align,dep (+ad), dep"})
     graph_aggregation: ChoiceEnum(AGGREGATIONS) = field(default="mean", metadata={
         "help": "combination of f_a and f_d (eq. 8; appendix B)"})
     graph_bias_scale: Optional[float] = field(default=None, metadata={
         "help": "scale of G = scale * p_i.p_j (default 1/sqrt(d); the paper gives none)"})
     graph_bias_max: float = field(default=50.0, metadata={"help": "G is clamped to +-this"})
     no_fusion: bool = field(default=False, metadata={
-        "help": "target stream only, no concatenation: the XLM-R translate-train baseline"})
+        "help": "target stream only, no concatenation (for XLM-R translate-train on both "
+                "streams: --arch xlmr_translate_train_*)"})
     pretrained_xlmr: Optional[str] = field(default=None, metadata={
         "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
     checkpoint_activations: bool = field(default=False, metadata={
@@ -82,6 +86,12 @@ class GraFusionConfig(FairseqDataclass):
     pretrained_sagraph: Optional[str] = field(default=None, metadata={
         "help": "a checkpoint of --task sa_graph_pretrain (the +adp variant): embeddings, layers "
                 "and SA-Graph are copied, its pre-training heads dropped, span heads start fresh"})
+    share_sa_graph: bool = field(default=False, metadata={
+        "help": "one f_a, f_d and aggregation F for all SA layers, W_att / b_att per layer (eq. 7 "
+                "indexes only W_att and G by layer); default: a full SA-Graph per layer"})
+    share_lang_layers: ChoiceEnum(SHARE_LANG_CHOICES) = field(default="none", metadata={
+        "help": "one bottom / top layer (or both) for the two languages instead of one copy per "
+                "language (the parameter budget; see README)"})
 
 
 def _layer_kwargs(cfg):
@@ -90,35 +100,34 @@ def _layer_kwargs(cfg):
 
 
 @register_model("grafusion", dataclass=GraFusionConfig)
-class GraFusionModel(BaseFairseqModel):
+class GraFusionModel(SpanModel):
     def __init__(self, cfg, dictionary):
-        super().__init__()
-        self.cfg = cfg
+        super().__init__(cfg, dictionary)
         dim, ffn, heads = cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads
         self.use_align, self.use_dep = parse_graph(cfg.graph)
         self.fusion = not cfg.no_fusion
         if not self.fusion and (self.use_align or self.use_dep):
             logger.info("--no-fusion: the SA-Graph is not used (--graph %s ignored)", cfg.graph)
             self.use_align = self.use_dep = False
+        if not self.fusion and cfg.share_lang_layers != "none":
+            logger.info("--no-fusion: one language stream (--share-lang-layers %s ignored)",
+                        cfg.share_lang_layers)
         if cfg.sa_layers < 1:
             raise GraFusionError(f"--sa-layers must be at least 1, got {cfg.sa_layers}")
         if cfg.graph_bias_scale is not None and cfg.graph_bias_scale <= 0:
             raise GraFusionError(f"--graph-bias-scale must be positive, got {cfg.graph_bias_scale}")
-        self.padding_idx = dictionary.pad()
-        self.embed_tokens = nn.Embedding(len(dictionary), dim, self.padding_idx)
-        self.embed_positions = PositionalEmbedding(cfg.max_positions, dim, self.padding_idx,
-                                                   learned=True)
-        self.layernorm_embedding = LayerNorm(dim)
         kw = _layer_kwargs(cfg)
         self.tgt_bottom = TransformerLayer(dim, ffn, heads, **kw)
         self.sa_layers = nn.ModuleList(
-            SATransformerLayer(dim, ffn, heads, graph=self._build_graph(cfg), **kw)
-            for _ in range(cfg.sa_layers))
+            SATransformerLayer(dim, ffn, heads, graph=graph, **kw) for graph in self._build_graphs(cfg))
         self.tgt_top = TransformerLayer(dim, ffn, heads, **kw)
         self.tgt_span_head = nn.Linear(dim, 2)
-        if self.fusion:
-            self.src_bottom = TransformerLayer(dim, ffn, heads, **kw)
-            self.src_top = TransformerLayer(dim, ffn, heads, **kw)
+        if self.fusion:  # --share-lang-layers: the same module under both names
+            shared = cfg.share_lang_layers
+            self.src_bottom = (self.tgt_bottom if shared in ("bottom", "both")
+                               else TransformerLayer(dim, ffn, heads, **kw))
+            self.src_top = (self.tgt_top if shared in ("top", "both")
+                            else TransformerLayer(dim, ffn, heads, **kw))
             self.src_span_head = nn.Linear(dim, 2)
         self.apply(init_bert_params)
         self.pretrain_heads = None
@@ -127,8 +136,6 @@ class GraFusionModel(BaseFairseqModel):
         """Pre-training (task ``sa_graph_pretrain``): add the TLM / L_SA heads and remove the span
         heads, so that every parameter gets a gradient (DDP) and checkpoints hold no unused
         tensors.  Called by the task before any checkpoint is loaded."""
-        from .pretrain_heads import PretrainingHeads
-
         if self.pretrain_heads is not None:
             return self.pretrain_heads
         if not self.fusion:
@@ -142,52 +149,23 @@ class GraFusionModel(BaseFairseqModel):
         self.pretrain_heads = heads.to(self.embed_tokens.weight)
         return self.pretrain_heads
 
-    def _build_graph(self, cfg):
-        if not (self.use_align or self.use_dep):
-            return None
-        return SAGraph(cfg.encoder_embed_dim, self.use_align, self.use_dep,
-                       aggregation=cfg.graph_aggregation, scale=cfg.graph_bias_scale,
-                       max_bias=cfg.graph_bias_max)
-
-    @classmethod
-    def build_model(cls, cfg, task):
-        """``--pretrained-xlmr`` / ``--pretrained-sagraph`` are loaded by the task, and only when
-        the model is not being rebuilt from a checkpoint."""
-        return cls(cfg, task.source_dictionary)
-
-    @classmethod
-    def from_pretrained(cls, model_dir, checkpoint_file="checkpoint_best.pt", **kwargs):
-        """A :class:`~fairseq_grafusion.hub.GraFusionHubInterface` with ``answer(question,
-        context, *, source_question=None, source_context=None)``."""
-        from ..hub import from_pretrained
-
-        return from_pretrained(model_dir, checkpoint_file, **kwargs)
-
-    def max_positions(self):
-        return self.cfg.max_positions
+    def _build_graphs(self, cfg):
+        """One SA-Graph per SA layer (None without a graph); with ``--share-sa-graph`` the layers
+        share the first one's ``f_a``, ``f_d`` and ``F`` and each keeps its ``W_att`` (eq. 7)."""
+        graphs = []
+        for _ in range(cfg.sa_layers):
+            if not (self.use_align or self.use_dep):
+                graphs.append(None)
+                continue
+            share = graphs[0] if cfg.share_sa_graph and graphs else None
+            graphs.append(SAGraph(cfg.encoder_embed_dim, self.use_align, self.use_dep,
+                                  aggregation=cfg.graph_aggregation, scale=cfg.graph_bias_scale,
+                                  max_bias=cfg.graph_bias_max, share_from=share))
+        return graphs
 
     @property
     def uses_graph(self):
         return self.use_align or self.use_dep
-
-    def embed(self, tokens):
-        """Token + learned position embeddings, as XLM-R's encoder computes them."""
-        pad = tokens.eq(self.padding_idx)
-        x = self.embed_tokens(tokens) + self.embed_positions(tokens)
-        x = F.dropout(self.layernorm_embedding(x), self.cfg.dropout, self.training)
-        return x.masked_fill(pad.unsqueeze(-1), 0), pad
-
-    def run_layer(self, layer, *args, **kwargs):
-        """``layer(*args, **kwargs)``, with activation checkpointing when training with
-        ``--checkpoint-activations`` (the dropout RNG state is replayed, so gradients are those
-        of the plain run)."""
-        if getattr(self.cfg, "checkpoint_activations", False) and self.training and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(layer, *args, use_reentrant=False, **kwargs)
-        return layer(*args, **kwargs)
-
-    def span_logits(self, head, x, pad):
-        logits = head(x).masked_fill(pad.unsqueeze(-1), float("-inf"))
-        return logits[..., 0], logits[..., 1]
 
     def extract_features(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
                          dep_edges=None, return_attention=False):
@@ -224,6 +202,18 @@ class GraFusionModel(BaseFairseqModel):
         out["tgt_pad"] = tgt_pad
         return out
 
+    def pretraining_logits(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
+                           dep_edges=None, masked_tokens=None, **unused):
+        """Pre-training (paper section 3.4): the TLM and ``L_SA`` logits of the masked pieces
+        ``masked_tokens`` (B, Ls + Lt) over ``[S; T]``; see :meth:`PretrainingHeads.forward
+        <fairseq_grafusion.models.pretrain_heads.PretrainingHeads.forward>`."""
+        if self.pretrain_heads is None:
+            raise GraFusionError("the model has no pre-training heads (--task sa_graph_pretrain adds them)")
+        feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges)
+        x = torch.cat([feats["src"], feats["tgt"]], dim=1)  # (B, Ls + Lt, d)
+        return self.pretrain_heads(x, word_ids, align_edges, dep_edges, masked_tokens,
+                                   self.embed_tokens.weight)
+
     def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
                 dep_edges=None, return_attention=False, **unused):
         """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
@@ -248,6 +238,7 @@ class GraFusionModel(BaseFairseqModel):
         if name:
             return
         if not xlmr_init.is_xlmr_state(state_dict):
+            self._check_shared(state_dict)
             self._swap_heads(state_dict)
             return
         converted = xlmr_init.xlmr_to_grafusion(state_dict, len(self.sa_layers), self.fusion)
@@ -262,6 +253,22 @@ class GraFusionModel(BaseFairseqModel):
         converted = xlmr_init.fill_missing(converted, own)
         state_dict.clear()
         state_dict.update(converted)
+
+    def _check_shared(self, state_dict):
+        """A module shared by ``--share-sa-graph`` / ``--share-lang-layers`` has several names in
+        the state dict; a checkpoint trained without sharing has different tensors there, and
+        loading would silently keep only one of them."""
+        names = {}
+        for name, param in self.named_parameters(remove_duplicate=False):
+            names.setdefault(id(param), []).append(name)
+        for group in names.values():
+            present = [n for n in group if n in state_dict]
+            for other in present[1:]:
+                if not torch.equal(state_dict[present[0]], state_dict[other]):
+                    raise GraFusionError(
+                        f"the checkpoint has different tensors for {present[0]} and {other}, which "
+                        "this model shares: it was trained without --share-sa-graph / "
+                        "--share-lang-layers; build the model with the checkpoint's options")
 
     def _swap_heads(self, state_dict):
         """A GraFusion checkpoint with the other kind of heads (a pre-training checkpoint into a

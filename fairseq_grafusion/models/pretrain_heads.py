@@ -14,12 +14,65 @@ initialise fine-tuning.
   the same transform as the LM head and the tied vocabulary projection with its own bias.  Tying
   keeps the head small: an untied ``d x |V|`` classifier would add 192M (base) / 256M (large)
   parameters that fine-tuning throws away.
+
+The heads compute both losses' logits from the model's final states (:meth:`PretrainingHeads.forward`,
+called by :meth:`GraFusionModel.pretraining_logits`), the ``L_SA`` neighbour aggregation
+(:func:`sa_aggregate`) included: the criterion only scores.
 """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq import utils
 from fairseq.modules import LayerNorm
+
+from ..modules import word_graph
+
+
+def piece_positions(word_ids):
+    """Position of every token inside its word (0 = first piece): (B, T) -> (B, T)."""
+    bsz, seq_len = word_ids.shape
+    token_nodes, num_nodes = word_graph.node_index(word_ids)
+    pos = torch.arange(seq_len, device=word_ids.device).expand(bsz, seq_len)
+    first = torch.full((num_nodes,), seq_len, dtype=torch.long, device=word_ids.device)
+    first = first.scatter_reduce(0, token_nodes.reshape(-1), pos.reshape(-1), reduce="amin")
+    return pos - first[token_nodes]
+
+
+def sa_aggregate(x, word_ids, align_edges, dep_edges, token_mask):
+    """The aggregate ``a_i`` that ``L_SA`` recovers a masked word ``i`` from.
+
+    ``a_i = mean{ w_j : j in N(i), j not masked }`` where ``N(i)`` are ``i``'s neighbours over
+    both edge types (alignment and dependency / same-word, undirected, each neighbour once) and
+    ``w_j`` is word ``j``'s final state, the mean of the final states of its pieces (so a
+    neighbour counts once however many pieces it has).
+
+    Masked neighbours are left out: their states stand on ``<mask>`` inputs and are the TLM's own
+    predictions, and with them cross-lingual masking would hand ``L_SA`` the aligned (masked)
+    word's state, the alignment flow that strategy exists to cut; the paper recovers a node "from
+    the representations of its semantic and syntactic neighbours", i.e. the observed ones.
+
+    ``x`` (B, T, d) are the final states over ``[S; T]``, ``word_ids`` (B, T), edges (B, E, 2),
+    ``token_mask`` (B, T) the masked pieces.  Returns ``a`` broadcast to the tokens (B, T, d),
+    whether the token's word has a visible neighbour (B, T), and per batch the number of masked
+    words and of masked words without a visible neighbour.
+    """
+    seq_len = word_ids.size(1)
+    token_nodes, num_nodes = word_graph.node_index(word_ids)
+    h = word_graph.pool_words(x, token_nodes, num_nodes)
+    flat_nodes = token_nodes.reshape(-1)
+    masked_node = torch.zeros(num_nodes, dtype=torch.bool, device=x.device)
+    masked_node[flat_nodes[token_mask.reshape(-1)]] = True
+    pairs = word_graph.both_directions(torch.cat([word_graph.edge_index(align_edges, seq_len),
+                                                  word_graph.edge_index(dep_edges, seq_len)]))
+    receiver, sender = pairs[:, 0], pairs[:, 1]
+    visible = (~masked_node[sender]).to(h.dtype)
+    sums = torch.zeros_like(h).index_add_(0, receiver, h[sender] * visible.unsqueeze(-1))
+    counts = h.new_zeros(num_nodes).index_add_(0, receiver, visible)
+    aggregate = sums / counts.clamp(min=1).unsqueeze(-1)
+    has_neighbour = counts > 0
+    lonely = masked_node & ~has_neighbour
+    return (aggregate[token_nodes], has_neighbour[token_nodes], int(masked_node.sum()),
+            int(lonely.sum()))
 
 
 class TiedVocabularyHead(nn.Module):
@@ -58,50 +111,19 @@ class PretrainingHeads(nn.Module):
         self.lm = TiedVocabularyHead(dim, vocab_size, activation_fn)
         self.sa = SARecoveryHead(dim, vocab_size, activation_fn)
 
+    def forward(self, x, word_ids, align_edges, dep_edges, masked_tokens, embed_weight):
+        """Logits of both losses for the masked pieces.
 
-def load_pretrained_sagraph(model, path, dictionary):
-    """Initialise a fine-tuning ``model`` from a ``sa_graph_pretrain`` checkpoint (``+adp``).
-
-    Embeddings, bottom / SA / top layers and every SA-Graph parameter are copied; the checkpoint's
-    pre-training heads are dropped and the model keeps its fresh span heads (both done by
-    ``GraFusionModel.upgrade_state_dict_named``, so loading stays ``strict=True``).  The model must
-    have the checkpoint's sizes and ``--graph``; anything else is a one-line
-    :class:`GraFusionError`.
-    """
-    import logging
-    import os
-
-    from fairseq import checkpoint_utils
-
-    from ..errors import GraFusionError
-    from .grafusion import HEADS
-
-    if not os.path.isfile(path):
-        raise GraFusionError(f"--pretrained-sagraph {path}: no such checkpoint file")
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
-    theirs = state.get("model") or {}
-    if not any(k.startswith("pretrain_heads.") for k in theirs):
-        raise GraFusionError(f"--pretrained-sagraph {path}: not a sa_graph_pretrain checkpoint "
-                             "(it has no pre-training heads)")
-    own = model.state_dict()
-    body = lambda keys: {k for k in keys if k.split(".", 1)[0] not in HEADS}  # noqa: E731
-    missing, unexpected = sorted(body(own) - body(theirs)), sorted(body(theirs) - body(own))
-    if missing or unexpected:
-        cfg = state.get("cfg")
-        saved = (cfg.get("model") if cfg is not None else None) or {}
-        arch = f"{saved.get('arch', saved.get('_name', '?'))}, --graph {saved.get('graph', '?')}"
-        what = f"lacks {missing[0]}" if missing else f"has {unexpected[0]}, which the model lacks"
-        raise GraFusionError(f"--pretrained-sagraph {path} ({arch}) does not fit the model: it {what}"
-                             " (fine-tune with the pre-training's --arch, sizes and --graph)")
-    vocab = theirs["embed_tokens.weight"].shape[0]
-    if vocab != len(dictionary):
-        raise GraFusionError(f"--pretrained-sagraph {path}: the checkpoint has {vocab} embeddings, "
-                             f"the data's dictionary {len(dictionary)} symbols (with <mask>); "
-                             "binarize both with the same dict.txt")
-    for key in sorted(body(own)):
-        if theirs[key].shape != own[key].shape:
-            raise GraFusionError(f"--pretrained-sagraph {path}: {key} has shape "
-                                 f"{tuple(theirs[key].shape)}, the model {tuple(own[key].shape)}")
-    model.load_state_dict(theirs, strict=True)
-    logging.getLogger(__name__).info("initialised from SA-Graph pre-training checkpoint %s", path)
-    return model
+        ``x`` (B, T, d): final states over ``[S; T]``; ``word_ids`` (B, T); edges (B, E, 2);
+        ``masked_tokens`` (B, T) bool; ``embed_weight`` (V, d) the tied output embeddings.
+        Returns ``tlm`` (M, V) for the M masked pieces (row-major order), ``sa`` (M', V) for the
+        M' masked pieces whose word has a visible neighbour, ``sa_tokens`` (B, T) those pieces,
+        and the numbers of ``masked_words`` and ``lonely_words`` (masked words without one).
+        """
+        aggregate, has_neighbour, masked_words, lonely_words = sa_aggregate(
+            x, word_ids, align_edges, dep_edges, masked_tokens)
+        sa_tokens = masked_tokens & has_neighbour
+        pieces = piece_positions(word_ids)
+        return {"tlm": self.lm(x[masked_tokens], embed_weight),
+                "sa": self.sa(aggregate[sa_tokens], pieces[sa_tokens], embed_weight),
+                "sa_tokens": sa_tokens, "masked_words": masked_words, "lonely_words": lonely_words}

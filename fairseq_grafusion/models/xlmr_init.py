@@ -37,8 +37,9 @@ def _normalise(state_dict):
     return out
 
 
-def xlmr_to_grafusion(state_dict, sa_layers, fusion, source="the checkpoint"):
-    """Map an XLM-R state dict onto GraFusion parameter names (see module docstring)."""
+def xlmr_parts(state_dict, source="the checkpoint"):
+    """An XLM-R state dict as ``(embeddings, layers)``: the embedding tensors under our names
+    (``embed_tokens.weight``, ...) and per encoder layer its tensors by parameter name."""
     state = _normalise(state_dict)
     layers = {}
     for key, value in state.items():
@@ -47,28 +48,40 @@ def xlmr_to_grafusion(state_dict, sa_layers, fusion, source="the checkpoint"):
             layers.setdefault(int(m.group(1)), {})[m.group(2)] = value
     if sorted(layers) != list(range(len(layers))) or not layers:
         raise GraFusionError(f"{source}: no consecutive encoder layers found")
-    if len(layers) != sa_layers + 2:
-        raise GraFusionError(
-            f"{source} has {len(layers)} layers but the model needs 1 + {sa_layers} SA + 1 = "
-            f"{sa_layers + 2} (choose the architecture that matches, e.g. grafusion_base for "
-            f"xlmr.base, grafusion_large for xlmr.large)")
-    out = {}
+    embeddings = {}
     for name in ("embed_tokens.weight", "embed_positions.weight",
                  "layernorm_embedding.weight", "layernorm_embedding.bias"):
         key = "encoder.sentence_encoder." + name
         if key not in state:
             raise GraFusionError(f"{source}: parameter {key} is missing")
-        out[name] = state[key]
-    last = len(layers) - 1
-    targets = {0: ["tgt_bottom"] + (["src_bottom"] if fusion else []),
-               last: ["tgt_top"] + (["src_top"] if fusion else [])}
-    for i in range(1, last):
-        targets[i] = [f"sa_layers.{i - 1}"]
+        embeddings[name] = state[key]
+    return embeddings, [layers[i] for i in range(len(layers))]
+
+
+def place_layers(embeddings, layers, targets):
+    """``targets[i]``: the module names that XLM-R layer ``i`` initialises."""
+    out = dict(embeddings)
     for i, names in targets.items():
         for module in names:
             for param, value in layers[i].items():
                 out[f"{module}.{param}"] = value
     return out
+
+
+def xlmr_to_grafusion(state_dict, sa_layers, fusion, source="the checkpoint"):
+    """Map an XLM-R state dict onto GraFusion parameter names (see module docstring)."""
+    embeddings, layers = xlmr_parts(state_dict, source)
+    if len(layers) != sa_layers + 2:
+        raise GraFusionError(
+            f"{source} has {len(layers)} layers but the model needs 1 + {sa_layers} SA + 1 = "
+            f"{sa_layers + 2} (choose the architecture that matches, e.g. grafusion_base for "
+            f"xlmr.base, grafusion_large for xlmr.large)")
+    last = len(layers) - 1
+    targets = {0: ["tgt_bottom"] + (["src_bottom"] if fusion else []),
+               last: ["tgt_top"] + (["src_top"] if fusion else [])}
+    for i in range(1, last):
+        targets[i] = [f"sa_layers.{i - 1}"]
+    return place_layers(embeddings, layers, targets)
 
 
 def load_xlmr(model, directory, dictionary):

@@ -75,22 +75,36 @@ class SAGraph(nn.Module):
     level and broadcast to the tokens of each word.  ``scale`` defaults to ``1/sqrt(d)``; it is
     applied as ``sqrt(scale)`` to each factor before the product so that the product itself stays in
     fp16 range, and the result is clamped to ``[-max_bias, max_bias]``.
+
+    ``share_from`` (another ``SAGraph``): use its ``f_a``, ``f_d`` and ``F`` (``W_cat`` /
+    ``mix_logits``) instead of new ones and keep only ``W_att, b_att`` of this layer: eq. 7
+    indexes ``W_att^n`` and ``G^n`` by layer, eq. 9-11 give ``V1 .. W4`` no layer index.  ``f`` is
+    still computed from this layer's own input ``h_{i,n}`` (eq. 6).
     """
 
     def __init__(self, dim, use_align=True, use_dep=True, aggregation="mean", scale=None,
-                 max_bias=50.0):
+                 max_bias=50.0, share_from=None):
         super().__init__()
         if not (use_align or use_dep):
             raise ValueError("an SA-Graph needs alignment or dependency edges")
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown graph aggregation {aggregation!r}; choose from {AGGREGATIONS}")
-        self.f_a = AlignmentGate(dim) if use_align else None
-        self.f_d = DependencyGAT(dim) if use_dep else None
         self.aggregation = aggregation
-        if use_align and use_dep and aggregation == "concat":
-            self.W_cat = nn.Linear(2 * dim, dim, bias=False)
-        if use_align and use_dep and aggregation == "weighted_sum":
-            self.mix_logits = nn.Parameter(torch.zeros(2))
+        if share_from is not None:
+            if (share_from.f_a is None) == use_align or (share_from.f_d is None) == use_dep \
+                    or share_from.aggregation != aggregation:
+                raise ValueError("share_from must be an SA-Graph with the same edges and aggregation")
+            self.f_a, self.f_d = share_from.f_a, share_from.f_d
+            for name in ("W_cat", "mix_logits"):
+                if hasattr(share_from, name):
+                    setattr(self, name, getattr(share_from, name))
+        else:
+            self.f_a = AlignmentGate(dim) if use_align else None
+            self.f_d = DependencyGAT(dim) if use_dep else None
+            if use_align and use_dep and aggregation == "concat":
+                self.W_cat = nn.Linear(2 * dim, dim, bias=False)
+            if use_align and use_dep and aggregation == "weighted_sum":
+                self.mix_logits = nn.Parameter(torch.zeros(2))
         self.W_att = nn.Linear(dim, dim)
         self.scale = dim ** -0.5 if scale is None else scale
         self.max_bias = max_bias

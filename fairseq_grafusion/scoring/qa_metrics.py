@@ -24,6 +24,7 @@ from collections import Counter
 from functools import lru_cache
 
 from ..errors import GraFusionError
+from ..squad import gold_answers
 
 METRICS = ("mlqa", "squad")
 
@@ -160,36 +161,6 @@ def exact_match_score(pred, gold, lang, metric="mlqa"):
     return normalize_answer(pred, lang, metric) == normalize_answer(gold, lang, metric)
 
 
-def _articles(dataset_json):
-    if isinstance(dataset_json, dict):
-        if "data" not in dataset_json:
-            raise GraFusionError("gold data has no 'data' field (expected SQuAD v1.1 format)")
-        dataset_json = dataset_json["data"]
-    if not isinstance(dataset_json, list):
-        raise GraFusionError("gold 'data' is not a list (expected SQuAD v1.1 format)")
-    return dataset_json
-
-
-def iter_gold_questions(dataset_json):
-    """Yield ``(id, [answer texts])`` for every question of SQuAD-format gold data, in order."""
-    for a, article in enumerate(_articles(dataset_json)):
-        try:
-            paragraphs = article["paragraphs"]
-            for p, paragraph in enumerate(paragraphs):
-                for q, qa in enumerate(paragraph["qas"]):
-                    where = f"data[{a}].paragraphs[{p}].qas[{q}]"
-                    if not isinstance(qa, dict) or "id" not in qa or "answers" not in qa:
-                        raise GraFusionError(f"gold question {where} has no 'id' or no 'answers'")
-                    texts = [ans["text"] for ans in qa["answers"]]
-                    if not all(isinstance(t, str) for t in texts):
-                        raise GraFusionError(f"gold question {qa['id']!r} has a non-string answer text")
-                    yield str(qa["id"]), texts
-        except (KeyError, TypeError) as e:
-            raise GraFusionError(
-                f"gold data[{a}] is not in SQuAD v1.1 format (problem with {e})"
-            ) from None
-
-
 def evaluate(dataset_json, predictions, lang, metric="mlqa"):
     """Score ``predictions`` ({question id: answer text}) against SQuAD-format gold data.
 
@@ -205,7 +176,7 @@ def evaluate(dataset_json, predictions, lang, metric="mlqa"):
     f1 = em = 0.0
     total = 0
     missing, blank, seen = [], [], set()
-    for qid, golds in iter_gold_questions(dataset_json):
+    for qid, golds in gold_answers(dataset_json):
         total += 1
         seen.add(qid)
         if not any(g.strip() for g in golds):

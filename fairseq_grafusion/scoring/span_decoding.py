@@ -21,6 +21,11 @@ import numpy as np
 
 from ..errors import GraFusionError
 
+# HuggingFace's QA defaults (``--n_best_size 20 --max_answer_length 30``), declared once: the task
+# config, grafusion-predict, the hub and the pipeline refer to these names
+N_BEST = 20
+MAX_ANSWER_LENGTH = 30  # tokens
+
 
 class SpanWindow(NamedTuple):
     """Model outputs for one window of one question (all arrays of the window's length L)."""
@@ -90,7 +95,7 @@ def _window_candidates(k, window, context_len, max_answer_length):
     }
 
 
-def nbest_spans(windows, context, n_best_size=20, max_answer_length=30):
+def nbest_spans(windows, context, n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH):
     """The ``n_best_size`` best valid spans over all ``windows`` of one question, best first.
 
     ``windows``: a sequence of :class:`SpanWindow` (or tuples/dicts with the same fields).
@@ -132,7 +137,7 @@ def nbest_spans(windows, context, n_best_size=20, max_answer_length=30):
     ]
 
 
-def decode_answer(windows, context, n_best_size=20, max_answer_length=30):
+def decode_answer(windows, context, n_best_size=N_BEST, max_answer_length=MAX_ANSWER_LENGTH):
     """``(answer text, n-best list)`` for one question; the text is "" when no span is valid."""
     nbest = nbest_spans(windows, context, n_best_size, max_answer_length)
     return (nbest[0].text if nbest else ""), nbest

@@ -4,19 +4,33 @@
 ``grafusion-preprocess binarize`` (or :class:`~fairseq_grafusion.data.PairWriter`).  Like
 fairseq's ``masked_lm`` task, ``<mask>`` is appended to the dictionary so that the vocabulary has
 the size of an XLM-R checkpoint's embedding matrix.
+
+With ``--eval-span-f1`` the task decodes the validation splits and logs ``f1`` / ``em``, as
+fairseq's translation task computes ``--eval-bleu`` in ``valid_step`` / ``reduce_metrics``: the
+criterion only scores.  A split that mixes languages (``grafusion-preprocess combine``) is also
+scored per language, each with its own metric: ``f1_<lang>`` / ``em_<lang>`` and their unweighted
+mean ``f1_avg`` / ``em_avg`` (the paper's Avg.; ``--best-checkpoint-metric f1_avg``), ``f1`` / ``em``
+being then the mean over all questions.  The span logits are the ones the criterion's forward pass computed
+(captured with a forward hook), so validation costs no second pass.
 """
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
+from fairseq import metrics
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
 from ..errors import GraFusionError
-from ..inference import SpanScorer, gold_path, read_squad
+from ..data.languages import gold_files
+from ..inference import LanguageSpanScorer, SpanScorer, gold_path
+from ..scoring.per_language import reduce_per_language
+from ..scoring.span_decoding import MAX_ANSWER_LENGTH
+from ..squad import read_gold
 from .graph_pair_task import GraphPairTask
 
 logger = logging.getLogger(__name__)
@@ -35,7 +49,7 @@ class XMRCSpanConfig(FairseqDataclass):
         "help": "language code for the metric's normalisation (MLQA rules per language)"})
     eval_span_metric: ChoiceEnum(["auto", "mlqa", "squad"]) = field(default="auto", metadata={
         "help": "auto: MLQA's metric for MLQA languages, SQuAD v1.1's otherwise"})
-    max_answer_length: int = field(default=30, metadata={"help": "longest answer, in tokens"})
+    max_answer_length: int = field(default=MAX_ANSWER_LENGTH, metadata={"help": "longest answer, in tokens"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
 
@@ -57,14 +71,51 @@ class XMRCSpanTask(GraphPairTask):
         self.datasets[split] = GraphPairDataset(
             reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle, seed=self.cfg.seed,
             group_questions=scored, name=split)
-        if scored:
-            contexts, answers = read_squad(gold_path(self.cfg.data, split, self.cfg.eval_span_stream))
+        if scored and len(reader.languages) > 1:  # a combined split: scored per language
+            paths = gold_files(self.cfg.data, split, self.cfg.eval_span_stream, reader.languages)
+            self.span_scorers[split] = LanguageSpanScorer(
+                reader, {lang: read_gold(path) for lang, path in paths.items()},
+                stream=self.cfg.eval_span_stream, metric=self.cfg.eval_span_metric,
+                default_lang=self.cfg.eval_span_lang, max_answer_length=self.cfg.max_answer_length)
+        elif scored:
+            contexts, answers = read_gold(gold_path(self.cfg.data, split, self.cfg.eval_span_stream))
             self.span_scorers[split] = SpanScorer(
                 reader, contexts, answers, stream=self.cfg.eval_span_stream,
                 lang=self.cfg.eval_span_lang, metric=self.cfg.eval_span_metric,
                 max_answer_length=self.cfg.max_answer_length)
         logger.info("%s: %d examples", reader.prefix, len(reader))
         return self.datasets[split]
+
+    def valid_step(self, sample, model, criterion):
+        """The criterion's loss and logging output; on a split with ``--eval-span-f1``, plus the
+        summable ``span_f1`` / ``span_em`` / ``span_n`` of the batch's decoded answers."""
+        scorer = self.span_scorers.get(sample.get("split"))
+        if scorer is None:
+            return super().valid_step(sample, model, criterion)
+        outputs = []
+        hook = model.register_forward_hook(lambda module, args, out: outputs.append(out))
+        try:
+            loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
+        finally:
+            hook.remove()
+        spans = [out for out in outputs if isinstance(out, dict) and f"{scorer.stream}_start" in out]
+        if not spans:
+            model.eval()
+            with torch.no_grad():
+                spans = [model(**sample["net_input"])]
+        logging_output.update(scorer.decode_and_score(sample, spans[-1]))
+        return loss, sample_size, logging_output
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        """The criterion's metrics, and ``f1`` / ``em`` (percent of questions) where the batches
+        were decoded."""
+        super().reduce_metrics(logging_outputs, criterion)
+        n = sum(float(log.get("span_n", 0)) for log in logging_outputs)
+        if n:
+            for key, name in (("span_f1", "f1"), ("span_em", "em")):
+                total = sum(float(log.get(key, 0)) for log in logging_outputs)
+                metrics.log_scalar(name, 100.0 * total / n, n, round=2)
+            reduce_per_language(logging_outputs)  # f1_<lang>, f1_avg, ... of a combined split
 
     def build_model(self, cfg, from_checkpoint=False):
         """Initialise from ``--pretrained-xlmr`` or ``--pretrained-sagraph`` (+adp) unless the
@@ -78,7 +129,7 @@ class XMRCSpanTask(GraphPairTask):
                                  "pre-training checkpoint already holds the XLM-R weights)")
         self.load_xlmr(model, cfg, from_checkpoint)
         if sagraph:
-            from ..models.pretrain_heads import load_pretrained_sagraph
+            from ..models.sagraph_init import load_pretrained_sagraph
 
             load_pretrained_sagraph(model, sagraph, self.dictionary)
         return model

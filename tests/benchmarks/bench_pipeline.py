@@ -36,8 +36,8 @@ def repeated(path, copies, out):
 
 
 def bench_align(tmp, copies):
-    from preprocess.align import eflomal_align
-    from preprocess.wordseg import tokenize
+    from fairseq_grafusion.preprocess.align import eflomal_align
+    from fairseq_grafusion.preprocess.wordseg import tokenize
 
     src = open(os.path.join(SAMPLE, "parallel", "train.en"), encoding="utf-8").read().splitlines()
     tgt = open(os.path.join(SAMPLE, "parallel", "train.ro"), encoding="utf-8").read().splitlines()
@@ -55,7 +55,7 @@ def bench_align(tmp, copies):
 
 
 def bench_parse(tmp, copies):
-    from preprocess.parse import read_conllu
+    from fairseq_grafusion.preprocess.parse import read_conllu
 
     fixture = os.path.join(REPO, "tests", "fixtures", "preprocess", "ro_rrt_test.conllu")
     text = open(fixture, encoding="utf-8").read().strip() + "\n\n"
@@ -73,7 +73,7 @@ def bench_parse(tmp, copies):
 
 
 def run_preprocess(*args):
-    subprocess.run([sys.executable, "-m", "preprocess", *args], check=True, cwd=REPO,
+    subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *args], check=True, cwd=REPO,
                    stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
 
 

@@ -65,7 +65,7 @@ def main():
     p.add_argument("--fp16", action="store_true", help="autocast to fp16 (CUDA)")
     p.add_argument("--output", help="append the table (markdown) to this file")
     args = p.parse_args()
-    import fairseq_grafusion  # noqa: F401
+    import fairseq_grafusion.plugin  # noqa: F401
 
     device = torch.device(args.device)
     dtype = torch.float16 if args.fp16 else torch.float32

@@ -20,7 +20,7 @@ SCENARIO = textwrap.dedent("""
     import sys, torch
     from fairseq.data import iterators
     if sys.argv[1] == "plugin":
-        import fairseq_grafusion  # noqa: F401
+        import fairseq_grafusion.plugin  # noqa: F401
     class Endless(torch.utils.data.Dataset):
         def __len__(self):
             return 10 ** 6

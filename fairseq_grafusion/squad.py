@@ -1,16 +1,48 @@
-"""Reading SQuAD v1.1-format QA files (MLQA, XQuAD, TyDiQA-GoldP, XTREME translate-train).
+"""SQuAD v1.1-format QA files (MLQA, XQuAD, TyDiQA-GoldP, XTREME translate-train): the one reader
+and writer of the project.
 
-:func:`read_squad` returns passages and questions, checking what later stages rely on: valid
-JSON, the SQuAD nesting, a unique ``id`` per question, answers whose ``answer_start`` points at
-their ``text`` in the context, non-empty contexts.  Structural errors always stop with one line
-naming the file and the line or question id; an answer that does not match its context or an
-empty context stops too, unless ``skip_bad`` is set, in which case the question is dropped and
-counted (``stats``).
+* :func:`read_squad` -- the pipeline's strict reader: passages and questions, checking what later
+  stages rely on: valid JSON, the SQuAD nesting, a unique ``id`` per question, answers whose
+  ``answer_start`` points at their ``text`` in the context, non-empty contexts.  Structural errors
+  always stop with one line naming the file and the line or question id; an answer that does not
+  match its context or an empty context stops too, unless ``skip_bad`` is set, in which case the
+  question is dropped and counted (``stats``).
+* :func:`read_gold` / :func:`gold_answers` -- gold files for scoring: question ids, contexts and
+  answer texts only (an official evaluation script reads no more: ``answer_start`` is not checked).
+* :func:`load_json` -- any JSON file of the commands (gold, predictions), with one-line errors; a
+  UTF-8 byte-order mark is accepted, as Windows editors write it.
+* :func:`write_squad` -- passages and questions back to a SQuAD file, atomically.
+
+No torch import: the pipeline's readers and writers work without it.
 """
 import collections
 import json
 
-from fairseq_grafusion.errors import GraFusionError
+from .errors import GraFusionError
+from .files import atomic_path
+
+
+def _read_text(path, what):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise GraFusionError(f"{what} file {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GraFusionError(f"{what} file {path}: cannot read ({e})") from None
+
+
+def _parse_json(raw, path, what):
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise GraFusionError(f"{what} file {path} line {e.lineno} column {e.colno}: malformed "
+                             f"JSON ({e.msg})") from None
+
+
+def load_json(path, what):
+    """The content of the JSON file ``path``; ``what`` names it in errors ("gold", ...)."""
+    return _parse_json(_read_text(path, what), path, what)
 
 
 def _line_of(raw, text):
@@ -34,15 +66,8 @@ def read_squad(path, skip_bad=False):
     ``passages``: list of ``{"context", "title"}``; ``questions``: list of
     ``{"id", "question", "passage" (index), "answers": [{"text", "answer_start"}]}``.
     """
-    try:
-        with open(path, encoding="utf-8") as f:
-            raw = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise GraFusionError(f"{path}: cannot read the QA file ({e})") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise GraFusionError(f"{path} line {e.lineno} column {e.colno}: malformed JSON ({e.msg})") from None
+    raw = _read_text(path, "QA")
+    data = _parse_json(raw, path, "QA")
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise GraFusionError(f"{path}: not a SQuAD file (expected {{\"data\": [...]}} at the top)")
     passages, questions, seen = [], [], {}
@@ -110,9 +135,8 @@ def read_squad(path, skip_bad=False):
 
 
 def write_squad(path, passages, questions):
-    """Write passages and questions back as SQuAD v1.1 JSON (translations, projections)."""
-    from .workdir import atomic_path
-
+    """Write passages and questions (as :func:`read_squad` returns them) back as SQuAD v1.1
+    JSON, atomically: gold files of binarized splits, translations, projections."""
     by_passage = collections.defaultdict(list)
     for q in questions:
         by_passage[q["passage"]].append({"id": q["id"], "question": q["question"],
@@ -121,3 +145,53 @@ def write_squad(path, passages, questions):
             for k, p in enumerate(passages) if by_passage[k]]
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump({"version": "1.1", "data": data}, f, ensure_ascii=False)
+
+
+def _articles(dataset_json):
+    if isinstance(dataset_json, dict):
+        if "data" not in dataset_json:
+            raise GraFusionError("gold data has no 'data' field (expected SQuAD v1.1 format)")
+        dataset_json = dataset_json["data"]
+    if not isinstance(dataset_json, list):
+        raise GraFusionError("gold 'data' is not a list (expected SQuAD v1.1 format)")
+    return dataset_json
+
+
+def _gold_questions(dataset_json):
+    """``(id, context, [answer texts])`` of every question, in order."""
+    for a, article in enumerate(_articles(dataset_json)):
+        try:
+            paragraphs = article["paragraphs"]
+            for p, paragraph in enumerate(paragraphs):
+                for q, qa in enumerate(paragraph["qas"]):
+                    where = f"data[{a}].paragraphs[{p}].qas[{q}]"
+                    if not isinstance(qa, dict) or "id" not in qa or "answers" not in qa:
+                        raise GraFusionError(f"gold question {where} has no 'id' or no 'answers'")
+                    texts = [ans["text"] for ans in qa["answers"]]
+                    if not all(isinstance(t, str) for t in texts):
+                        raise GraFusionError(f"gold question {qa['id']!r} has a non-string answer text")
+                    yield str(qa["id"]), paragraph["context"], texts
+        except (KeyError, TypeError) as e:
+            raise GraFusionError(
+                f"gold data[{a}] is not in SQuAD v1.1 format (problem with {e})"
+            ) from None
+
+
+def gold_answers(dataset_json):
+    """Yield ``(id, [answer texts])`` for every question of loaded SQuAD-format gold data (the
+    file's content or its ``data`` list), in order."""
+    for qid, _, texts in _gold_questions(dataset_json):
+        yield qid, texts
+
+
+def read_gold(path):
+    """``(contexts, answers)``: the context and the answer texts of every question of a SQuAD
+    file, by question id."""
+    contexts, answers = {}, {}
+    try:
+        for qid, context, texts in _gold_questions(load_json(path, "gold")):
+            contexts[qid], answers[qid] = context, texts
+    except GraFusionError as e:
+        message = str(e)
+        raise GraFusionError(message if path in message else f"{path}: {message}") from None
+    return contexts, answers

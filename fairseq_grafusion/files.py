@@ -1,0 +1,81 @@
+"""Writing files atomically: the one helper every writer of the project uses.
+
+A file is written under a temporary name next to its final path and moved into place with
+:func:`os.replace` only once it is complete, so an interrupted or failed run never leaves a
+half-written file, and a reader never sees one.  :class:`AtomicFiles` does it for a group of
+files that appear together (the files of a binary split, :class:`~.data.PairWriter`),
+:func:`atomic_path` for one.  No torch import: the pipeline's readers and writers use it.
+"""
+import contextlib
+import json
+import os
+import uuid
+
+from .errors import GraFusionError
+
+
+def _cannot_write(path, error):
+    return GraFusionError(f"cannot write {path}: {error.strerror or error}")
+
+
+class AtomicFiles:
+    """Files that appear together or not at all: :meth:`path` gives each a temporary name,
+    :meth:`commit` renames them all (in the order they were named: name a manifest last),
+    :meth:`abort` removes them."""
+
+    def __init__(self):
+        self.pending = []  # (temporary, final)
+
+    def path(self, final):
+        tmp = f"{final}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(final)), exist_ok=True)
+        except OSError as e:
+            raise _cannot_write(final, e) from None
+        self.pending.append((tmp, final))
+        return tmp
+
+    def commit(self):
+        for tmp, final in self.pending:
+            os.replace(tmp, final)
+        self.pending = []
+
+    def abort(self):
+        for tmp, _ in self.pending:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        self.pending = []
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path next to ``path``; rename it to ``path`` only on success (the
+    temporary file is removed on any error).  A directory that cannot be made or a rename that
+    fails is a one-line :class:`GraFusionError` naming ``path``."""
+    files = AtomicFiles()
+    tmp = files.path(path)
+    try:
+        yield tmp
+        files.commit()
+    except BaseException:
+        files.abort()
+        raise
+
+
+def write_json(path, obj, indent=1):
+    """``obj`` as UTF-8 JSON (non-ASCII kept) and a newline, atomically."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False, indent=indent)
+            f.write("\n")
+    except OSError as e:
+        raise _cannot_write(path, e) from None
+
+
+def write_lines(path, lines):
+    """One line per string, atomically."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+    except OSError as e:
+        raise _cannot_write(path, e) from None

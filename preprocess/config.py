@@ -1,0 +1,181 @@
+"""The pipeline's configuration: one value, checked once.
+
+``grafusion-preprocess`` parses its arguments into a :class:`PipelineConfig`; Python code builds
+one directly and calls :func:`.pipeline.run_pipeline`::
+
+    from fairseq_grafusion.preprocess.config import PipelineConfig
+    from fairseq_grafusion.preprocess.pipeline import run_pipeline
+
+    run_pipeline(PipelineConfig(out="data", src_lang="en", tgt_lang="de",
+                                qa=[("train", "train.en.json", "train.de.json")],
+                                spm="xlmr.base/sentencepiece.bpe.model", dict="xlmr.base/dict.txt"))
+
+Every check of an option happens in ``__post_init__``, with a one-line
+:class:`~fairseq_grafusion.errors.GraFusionError` naming the option; the stages trust the values.
+"""
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+from fairseq_grafusion.errors import GraFusionError
+
+from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .workdir import shard_suffix
+
+STAGES = ("pairs", "words", "align", "parse", "binarize")
+COMMANDS = STAGES + ("all", "parallel", "merge")
+SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
+SAMPLE_OUT = "sample-run"
+
+
+def per_split(values, option, splits):
+    """``--option [SPLIT] FILE`` entries (lists of one or two strings) -> ``{split: file}``; a
+    dict is taken as it is."""
+    if isinstance(values, dict):
+        return dict(values)
+    out = {}
+    for value in values:
+        if len(value) == 2:
+            out[value[0]] = value[1]
+        elif len(value) == 1:
+            if len(splits) != 1:
+                raise GraFusionError(f"{option} {value[0]}: name the split ({option} SPLIT FILE) when "
+                                     f"several splits are processed ({', '.join(splits)})")
+            out[splits[0]] = value[0]
+        else:
+            raise GraFusionError(f"{option} takes [SPLIT] FILE")
+    return out
+
+
+@dataclass
+class PipelineConfig:
+    """What ``grafusion-preprocess`` does (``grafusion-preprocess -h`` explains every option)."""
+
+    command: str = "all"  # a stage of STAGES, or "all", "parallel", "merge"
+    out: Optional[str] = None
+    src_lang: Optional[str] = None
+    tgt_lang: Optional[str] = None
+    qa: List[Sequence[str]] = field(default_factory=list)  # (split, src json, tgt json); "-": translate
+    parallel: List[Sequence[str]] = field(default_factory=list)  # (split, src text, tgt text)
+    sample: bool = False
+    skip_bad: bool = False
+    workers: int = 1
+    num_shards: int = 1
+    shard_id: int = 0
+    force: bool = False
+    mt_model: Optional[str] = None
+    mt_checkpoint: str = "model.pt"
+    mt_bpe: Optional[str] = None
+    mt_bpe_model: Optional[str] = None
+    mt_beam: int = 5
+    stanza_dir: Optional[str] = None
+    # per split ({split or chain/split: file}, or the command line's [SPLIT] FILE entries)
+    alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
+    align_extra: Optional[Sequence[str]] = None  # (src text, tgt text) for the eflomal model only
+    src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
+    tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
+    same_max_group: int = 8
+    spm: Optional[str] = None
+    dict: Optional[str] = None
+    max_len: int = MAX_LEN
+    doc_stride: int = DOC_STRIDE
+    max_query_len: int = MAX_QUERY_LEN
+
+    def __post_init__(self):
+        if self.command not in COMMANDS:
+            raise GraFusionError(f"unknown command {self.command!r}: choose one of {', '.join(COMMANDS)}")
+        self._apply_sample()
+        if not self.out:
+            raise GraFusionError("--out DIR is required (or --sample for the bundled sample)")
+        if not self.src_lang or not self.tgt_lang:
+            raise GraFusionError("--src-lang and --tgt-lang are required")
+        shard_suffix(self.num_shards, self.shard_id)  # checks the shard options
+        if self.workers < 1:
+            raise GraFusionError("--workers must be >= 1")
+        for value, least, name in ((self.max_len, 8, "--max-len"), (self.doc_stride, 1, "--doc-stride"),
+                                   (self.max_query_len, 1, "--max-query-len")):
+            if value < least:
+                raise GraFusionError(f"{name} must be >= {least}")
+        if self.command == "parallel" and not self.parallel:
+            raise GraFusionError("parallel: give --parallel SPLIT SRC_TXT TGT_TXT (or --sample)")
+        self.qa = [tuple(q) for q in self.qa]
+        self.parallel = [tuple(p) for p in self.parallel]
+        if not self.chains():
+            raise GraFusionError(f"{self.command}: no splits given (--qa SPLIT SRC TGT, --parallel SPLIT "
+                                 "SRC TGT, or --sample)")
+        names = [split for _, split, _, _ in self.chains()]
+        self.alignments = per_split(self.alignments, "--alignments", names)
+        self.src_conllu = per_split(self.src_conllu, "--src-conllu", names)
+        self.tgt_conllu = per_split(self.tgt_conllu, "--tgt-conllu", names)
+        if self.align_extra is not None:
+            self.align_extra = tuple(self.align_extra)
+        if self.command in ("binarize", "all", "parallel"):
+            self._check_vocabulary()
+
+    def _apply_sample(self):
+        """``--sample``: the bundled en-ro sample for every input not given (``all`` without
+        ``--qa`` / ``--parallel`` implies it)."""
+        if not (self.sample or (self.command == "all" and not self.qa and not self.parallel)):
+            return
+        if not os.path.isdir(SAMPLE_DIR):
+            raise GraFusionError(f"the bundled sample is not installed ({SAMPLE_DIR}); run from a "
+                                 "source checkout")
+        s = lambda *p: os.path.join(SAMPLE_DIR, *p)  # noqa: E731
+        self.sample = True
+        self.out = self.out or SAMPLE_OUT
+        self.src_lang, self.tgt_lang = self.src_lang or "en", self.tgt_lang or "ro"
+        if not self.qa and not self.parallel:
+            self.qa = [(split, s("qa", f"{split}.en.json"), s("qa", f"{split}.ro.json")) for split in ("train", "valid")]
+            self.parallel = [(split, s("parallel", f"{split}.en"), s("parallel", f"{split}.ro"))
+                             for split in ("train", "valid")]
+        self.spm = self.spm or s("spm", "sentencepiece.bpe.model")
+        self.dict = self.dict or s("spm", "dict.txt")
+        self.align_extra = self.align_extra or (s("parallel", "train.en"), s("parallel", "train.ro"))
+
+    def _check_vocabulary(self):
+        if not self.spm or not self.dict:
+            raise GraFusionError("binarize: --spm and --dict are required (XLM-R's "
+                                 "sentencepiece.bpe.model and dict.txt)")
+        for path, name in ((self.spm, "--spm"), (self.dict, "--dict")):
+            if not os.path.isfile(path):
+                raise GraFusionError(f"{name} {path}: file not found")
+        from .encode import Encoder
+
+        Encoder(self.spm, self.dict)  # fail now, not after hours of alignment, on a bad model
+
+    @property
+    def suffix(self):
+        """'' for an unsharded run, else '.shard{i}of{K}' (every file of a split gets it)."""
+        return shard_suffix(self.num_shards, self.shard_id)
+
+    def chains(self):
+        """``(chain, split, src file, tgt file)`` of every split the command processes, QA first."""
+        qa = [] if self.command == "parallel" else self.qa
+        parallel = [] if self.command == "pairs" else self.parallel
+        return [("qa", *q) for q in qa] + [("parallel", *p) for p in parallel]
+
+    def stages(self):
+        """The stages the command runs on every split, in order (none for ``merge``)."""
+        if self.command in ("all", "parallel"):
+            return STAGES
+        return () if self.command == "merge" else (self.command,)
+
+    def _per_split_file(self, mapping, chain, split):
+        """A per-split option's value: 'CHAIN/SPLIT' first, then 'SPLIT' (a QA split's first)."""
+        if f"{chain}/{split}" in mapping:
+            return mapping[f"{chain}/{split}"]
+        if chain == "qa" or split not in {s for c, s, _, _ in self.chains() if c == "qa"}:
+            return mapping.get(split)
+        return None
+
+    def alignment_file(self, chain, split):
+        """``--alignments`` file of a split, or None (eflomal)."""
+        return self._per_split_file(self.alignments, chain, split)
+
+    def conllu_file(self, side, chain, split):
+        """``--src-conllu`` / ``--tgt-conllu`` file of a split, or None."""
+        return self._per_split_file(getattr(self, f"{side}_conllu"), chain, split)
+
+    def window_options(self):
+        """What :func:`.binarize.build_group` / :func:`.parallel.build_sentences` take."""
+        return {"max_len": self.max_len, "doc_stride": self.doc_stride, "max_query_len": self.max_query_len}
