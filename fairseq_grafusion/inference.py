@@ -145,7 +145,8 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
     """``{question id: n-best list}`` over every window of ``reader`` (a
     :class:`~.data.PairReader` or :class:`~.data.PairList`); ``contexts`` maps question ids to
     the contexts of ``stream``.  Batches hold at most ``batch_size`` windows, all windows of their
-    questions."""
+    questions.  A split that mixes languages (``grafusion-preprocess combine``) takes
+    ``{lang: contexts}`` and gives ``{lang: {question id: n-best list}}``, the original ids."""
     import torch
     from fairseq import utils
     from tqdm import tqdm
@@ -154,7 +155,13 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
 
     if stream == "src" and not model.fusion:
         raise GraFusionError("a --no-fusion model has no source stream to answer in")
-    scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    languages = list(reader.languages)
+    if len(languages) > 1:
+        scorer = LanguageSpanScorer(reader, {lang: (contexts[lang], {}) for lang in languages},
+                                    stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    else:
+        scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best,
+                            max_answer_length=max_answer_length)
     dataset = GraphPairDataset(reader, pad_idx, shuffle=False, group_questions=True)
     batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=batch_size)
     use_cuda = next(model.parameters()).is_cuda
@@ -165,19 +172,40 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
             if use_cuda:
                 sample = utils.move_to_cuda(sample)
             out = model(**sample["net_input"])
-            results.update(scorer.decode(sample["id"].cpu(), out[f"{stream}_start"].float().cpu(),
-                                         out[f"{stream}_end"].float().cpu()))
-    missing = [q for q in dict.fromkeys(reader.ids) if q not in results]
+            logits = out[f"{stream}_start"].float().cpu(), out[f"{stream}_end"].float().cpu()
+            if len(languages) > 1:
+                results.update(scorer.decode(sample["id"].cpu(), sample["lang"].cpu(), *logits))
+            else:
+                results.update(scorer.decode(sample["id"].cpu(), *logits))
+    keys = (reader.ids if len(languages) == 1 else
+            [reader.question_key(i) for i in range(len(reader))])
+    missing = [q for q in dict.fromkeys(keys) if q not in results]
     if missing:
         raise GraFusionError(f"{len(missing)} questions were not decoded, e.g. {missing[0]!r}")
-    return results
+    if len(languages) == 1:
+        return results
+    per_language = {lang: {} for lang in languages}
+    for (lang, q), nbest in results.items():
+        per_language[lang][q] = nbest
+    return per_language
 
 
 def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
     """:func:`predict` over the binarized ``data/split``, with the contexts of its gold file
-    (``gold``, default :func:`gold_path`); ``kwargs`` go to :func:`predict`."""
+    (``gold``, default :func:`gold_path`; per language for a combined split, which gives
+    ``{lang: {id: n-best}}``); ``kwargs`` go to :func:`predict`."""
     from .data import PairReader
 
+    from .data.languages import gold_files
+
     reader = PairReader(os.path.join(data, split))
-    contexts, _ = read_gold(gold or gold_path(data, split, stream))
+    if len(reader.languages) > 1:  # a combined split: each language's own gold file
+        if gold:
+            raise GraFusionError(f"{reader.prefix} holds the languages "
+                                 f"{', '.join(map(str, reader.languages))}: --gold takes one language; "
+                                 "leave it out (each language's DATA/SPLIT.STREAM.LANG.json is read)")
+        contexts = {lang: read_gold(path)[0]
+                    for lang, path in gold_files(data, split, stream, reader.languages).items()}
+    else:
+        contexts, _ = read_gold(gold or gold_path(data, split, stream))
     return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

@@ -192,3 +192,19 @@ def test_validation_logs_each_language_as_predict_then_evaluate_scores_it(key_pa
     assert f1_avg == pytest.approx(np.mean([f1 for f1, _ in logged_scores.values()]), abs=0.01)
     assert em_avg == pytest.approx(np.mean([em for _, em in logged_scores.values()]), abs=0.01)
     assert result["avg"]["f1"] == pytest.approx(f1_avg, abs=0.01)
+    # grafusion-predict over the combined split: one file per language, original ids, the same
+    # answers as on each pair's own directory
+    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+                        os.path.join(save, "checkpoint_last.pt"), "--data", out, "--split", "valid",
+                        "--output", str(tmp_path / "all.{lang}.json"), "--cpu"],
+                       capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr[-2000:]
+    for lang in LANGS:
+        assert (json.loads((tmp_path / f"all.{lang}.json").read_text())
+                == json.loads((tmp_path / f"pred.{lang}.json").read_text())), lang
+    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+                        os.path.join(save, "checkpoint_last.pt"), "--data", out, "--split", "valid",
+                        "--output", str(tmp_path / "one.json"), "--cpu"],
+                       capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "put {lang} in the file name" in p.stderr.strip().splitlines()[-1]
