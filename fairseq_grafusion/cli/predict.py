@@ -132,14 +132,6 @@ def main(argv=None):
             run_pipeline(cfg.pipeline_config(tmp))
             nbest = _predict(cfg, os.path.join(tmp, "qa-bin"), "test")
     else:
-        from ..data import PairReader
-
-        languages = PairReader(os.path.join(cfg.data, cfg.split)).languages
-        for name, value in (("--output", cfg.output), ("--nbest-output", cfg.nbest_output)):
-            if len(languages) > 1 and value and "{lang}" not in value:
-                raise GraFusionError(f"{name} {value}: split '{cfg.split}' holds the languages "
-                                     f"{', '.join(map(str, languages))}; put {{lang}} in the file "
-                                     "name (one file per language, e.g. preds.{lang}.json)")
         nbest = _predict(cfg, cfg.data, cfg.split)
     per_language = nbest if _is_per_language(nbest) else {None: nbest}
     for lang, answers in per_language.items():
@@ -168,9 +160,22 @@ def _predict(cfg, data, split):
 
     use_cuda = torch.cuda.is_available() and not cfg.cpu
     model, task = load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+    _check_outputs(cfg, data, split)
     return predict_split(model, task, data, split, cfg.stream, cfg.gold, n_best=cfg.n_best,
                          max_answer_length=cfg.max_answer_length, batch_size=cfg.batch_size,
                          progress=True)
+
+
+def _check_outputs(cfg, data, split):
+    """Before any decoding: a split of several languages needs ``{lang}`` in the file names."""
+    from ..data import PairReader
+
+    languages = PairReader(os.path.join(data, split)).languages
+    for name, value in (("--output", cfg.output), ("--nbest-output", cfg.nbest_output)):
+        if len(languages) > 1 and value and "{lang}" not in value:
+            raise GraFusionError(f"{name} {value}: split '{split}' holds the languages "
+                                 f"{', '.join(map(str, languages))}; put {{lang}} in the file "
+                                 "name (one file per language, e.g. preds.{lang}.json)")
 
 
 def cli_main(argv=None):
