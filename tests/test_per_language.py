@@ -83,6 +83,15 @@ def test_sums_over_batches_and_workers_equal_the_direct_scores():
     # the mean over languages, not over questions (that would weight en 31 : ar 9)
     pooled = sum(expected[x]["f1"] * n[x] for x in n) / sum(n.values())
     assert abs(avg["f1"] - pooled) > 0.1
+    # as fairseq validates: reduce_metrics once per batch, the meters averaging over batches
+    with metrics.aggregate() as agg:
+        for step in logging_outputs:
+            reduce_per_language([step])
+        per_batch = agg.get_smoothed_values()
+    for lang, direct in expected.items():
+        assert per_batch[f"f1_{lang}"] == pytest.approx(direct["f1"], abs=0.005)
+    assert per_batch["f1_avg"] == pytest.approx(avg["f1"], abs=0.01)
+    assert per_batch["em_avg"] == pytest.approx(avg["em"], abs=0.01)
 
 
 def test_every_logging_output_has_every_language():

@@ -113,7 +113,13 @@ def per_language_scores(logging_outputs):
 
 def reduce_per_language(logging_outputs):
     """Log ``f1_<lang>``, ``em_<lang>``, ``f1_avg``, ``em_avg`` with fairseq's ``metrics``
-    (call from a task's ``reduce_metrics``); returns what :func:`per_language_scores` returns."""
+    (call from a task's ``reduce_metrics``); returns what :func:`per_language_scores` returns.
+
+    fairseq reduces every validation batch on its own and averages the logged values over the
+    batches, each with its weight: ``f1_<lang>`` (weight: the batch's questions of that language)
+    is thereby exact over the split, but a mean of per-batch averages is not the mean of the
+    languages' figures, so ``f1_avg`` / ``em_avg`` are derived from the aggregated per-language
+    meters when the split's statistics are read (as fairseq derives ``ppl`` from ``loss``)."""
     from fairseq import metrics
 
     scores, avg = per_language_scores(logging_outputs)
@@ -121,6 +127,13 @@ def reduce_per_language(logging_outputs):
         metrics.log_scalar(f"f1_{label}", s["f1"], s["n"], round=2)
         metrics.log_scalar(f"em_{label}", s["em"], s["n"], round=2)
     if avg is not None:
-        metrics.log_scalar("f1_avg", avg["f1"], avg["languages"], round=2)
-        metrics.log_scalar("em_avg", avg["em"], avg["languages"], round=2)
+        metrics.log_derived("f1_avg", lambda meters: _mean_over_languages(meters, "f1"))
+        metrics.log_derived("em_avg", lambda meters: _mean_over_languages(meters, "em"))
     return scores, avg
+
+
+def _mean_over_languages(meters, kind):
+    """The unweighted mean of the aggregated ``<kind>_<lang>`` meters (the paper's Avg.)."""
+    values = [meter.avg for key, meter in meters.items()
+              if key.startswith(f"{kind}_") and key != f"{kind}_avg" and hasattr(meter, "avg")]
+    return round(math.fsum(values) / len(values), 2) if values else 0.0
