@@ -44,6 +44,7 @@ setup(
             "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",
+            "grafusion-results = fairseq_grafusion.cli.results:cli_main",
         ],
     },
 )

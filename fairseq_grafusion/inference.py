@@ -8,6 +8,8 @@ context, found through the token character offsets (``src.offsets`` / ``tgt.offs
 """
 import os
 
+import numpy as np
+
 from .errors import GraFusionError
 from .scoring.qa_metrics import exact_match_score, f1_score, resolve_metric
 from .scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST, SpanWindow, nbest_spans
@@ -44,12 +46,15 @@ class SpanScorer:
     """Decodes the ``stream`` ("tgt" or "src") of a split and scores it against gold answers."""
 
     def __init__(self, reader, contexts, answers=None, stream="tgt", lang=None, metric="auto",
-                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST):
+                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST, lang_id=None):
         field = f"{stream}.offsets"
         if field not in reader.fields:
             raise GraFusionError(f"{reader.prefix}: the split has no '{field}' field (token "
                                  "character offsets); binarize it with grafusion-preprocess")
-        missing = sorted({q for q in reader.ids if q not in contexts})
+        ids = reader.ids  # lang_id: only that language's questions of a multilingual split
+        if lang_id is not None:
+            ids = [reader.ids[i] for i in np.flatnonzero(reader.lang_ids == lang_id)]
+        missing = sorted({q for q in ids if q not in contexts})
         if missing:
             raise GraFusionError(f"{reader.prefix}: {len(missing)} question ids have no context in "
                                  f"the gold file, e.g. {missing[0]!r}")
@@ -87,12 +92,61 @@ class SpanScorer:
         return {"span_f1": f1, "span_em": em, "span_n": n}
 
 
+class LanguageSpanScorer:
+    """:class:`SpanScorer` for a split that mixes languages (``grafusion-preprocess combine``):
+    each example is decoded against its own language's contexts (question ids repeat across
+    languages), each answer scored with its language's official metric, and a batch gives the
+    summable ``span_{f1,em,n}_<lang>`` of :class:`~.scoring.per_language.LanguageScorer` plus the
+    question-weighted ``span_f1`` / ``span_em`` / ``span_n`` over all languages.
+
+    ``golds``: ``{lang: (contexts, answers)}`` for every language of ``reader.languages``.
+    """
+
+    def __init__(self, reader, golds, stream="tgt", metric="auto", default_lang=None,
+                 max_answer_length=MAX_ANSWER_LENGTH, n_best=N_BEST):
+        from .scoring.per_language import LanguageScorer
+
+        self.stream, self.languages = stream, list(reader.languages)
+        self.scorers = [SpanScorer(reader, golds[lang][0], stream=stream, lang=lang or default_lang,
+                                   metric=metric, max_answer_length=max_answer_length,
+                                   n_best=n_best, lang_id=k)
+                        for k, lang in enumerate(self.languages)]
+        self.by_language = LanguageScorer({lang: golds[lang][1] for lang in self.languages},
+                                          metric=metric, default_lang=default_lang)
+
+    def decode(self, indices, lang_ids, start_logits, end_logits):
+        """``{(lang, question id): n-best list}`` for a batch of windows."""
+        results = {}
+        for k in np.unique(lang_ids.numpy()).tolist():  # one decode per language in the batch
+            rows = torch_nonzero(lang_ids == k)
+            nbest = self.scorers[k].decode(indices[rows], start_logits[rows], end_logits[rows])
+            results.update({(self.languages[k], q): b for q, b in nbest.items()})
+        return results
+
+    def decode_and_score(self, sample, out):
+        nbest = self.decode(sample["id"].cpu(), sample["lang"].cpu(),
+                            out[f"{self.stream}_start"].detach().float().cpu(),
+                            out[f"{self.stream}_end"].detach().float().cpu())
+        logging_output = self.by_language.logging_output(
+            {key: (b[0].text if b else "") for key, b in nbest.items()})
+        labels = set(self.by_language.labels.values())
+        for kind in ("f1", "em", "n"):
+            logging_output[f"span_{kind}"] = sum(logging_output[f"span_{kind}_{x}"] for x in labels)
+        return logging_output
+
+
+def torch_nonzero(mask):
+    """Row indices where a boolean tensor is true."""
+    return mask.nonzero(as_tuple=True)[0]
+
+
 def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
             max_answer_length=MAX_ANSWER_LENGTH, batch_size=32, progress=False):
     """``{question id: n-best list}`` over every window of ``reader`` (a
     :class:`~.data.PairReader` or :class:`~.data.PairList`); ``contexts`` maps question ids to
     the contexts of ``stream``.  Batches hold at most ``batch_size`` windows, all windows of their
-    questions."""
+    questions.  A split that mixes languages (``grafusion-preprocess combine``) takes
+    ``{lang: contexts}`` and gives ``{lang: {question id: n-best list}}``, the original ids."""
     import torch
     from fairseq import utils
     from tqdm import tqdm
@@ -101,7 +155,13 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
 
     if stream == "src" and not model.fusion:
         raise GraFusionError("a --no-fusion model has no source stream to answer in")
-    scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    languages = list(reader.languages)
+    if len(languages) > 1:
+        scorer = LanguageSpanScorer(reader, {lang: (contexts[lang], {}) for lang in languages},
+                                    stream=stream, n_best=n_best, max_answer_length=max_answer_length)
+    else:
+        scorer = SpanScorer(reader, contexts, stream=stream, n_best=n_best,
+                            max_answer_length=max_answer_length)
     dataset = GraphPairDataset(reader, pad_idx, shuffle=False, group_questions=True)
     batches = dataset.batch_by_size(dataset.ordered_indices(), max_sentences=batch_size)
     use_cuda = next(model.parameters()).is_cuda
@@ -112,19 +172,40 @@ def predict(model, reader, contexts, pad_idx, stream="tgt", n_best=N_BEST,
             if use_cuda:
                 sample = utils.move_to_cuda(sample)
             out = model(**sample["net_input"])
-            results.update(scorer.decode(sample["id"].cpu(), out[f"{stream}_start"].float().cpu(),
-                                         out[f"{stream}_end"].float().cpu()))
-    missing = [q for q in dict.fromkeys(reader.ids) if q not in results]
+            logits = out[f"{stream}_start"].float().cpu(), out[f"{stream}_end"].float().cpu()
+            if len(languages) > 1:
+                results.update(scorer.decode(sample["id"].cpu(), sample["lang"].cpu(), *logits))
+            else:
+                results.update(scorer.decode(sample["id"].cpu(), *logits))
+    keys = (reader.ids if len(languages) == 1 else
+            [reader.question_key(i) for i in range(len(reader))])
+    missing = [q for q in dict.fromkeys(keys) if q not in results]
     if missing:
         raise GraFusionError(f"{len(missing)} questions were not decoded, e.g. {missing[0]!r}")
-    return results
+    if len(languages) == 1:
+        return results
+    per_language = {lang: {} for lang in languages}
+    for (lang, q), nbest in results.items():
+        per_language[lang][q] = nbest
+    return per_language
 
 
 def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
     """:func:`predict` over the binarized ``data/split``, with the contexts of its gold file
-    (``gold``, default :func:`gold_path`); ``kwargs`` go to :func:`predict`."""
+    (``gold``, default :func:`gold_path`; per language for a combined split, which gives
+    ``{lang: {id: n-best}}``); ``kwargs`` go to :func:`predict`."""
     from .data import PairReader
 
+    from .data.languages import gold_files
+
     reader = PairReader(os.path.join(data, split))
-    contexts, _ = read_gold(gold or gold_path(data, split, stream))
+    if len(reader.languages) > 1:  # a combined split: each language's own gold file
+        if gold:
+            raise GraFusionError(f"{reader.prefix} holds the languages "
+                                 f"{', '.join(map(str, reader.languages))}: --gold takes one language; "
+                                 "leave it out (each language's DATA/SPLIT.STREAM.LANG.json is read)")
+        contexts = {lang: read_gold(path)[0]
+                    for lang, path in gold_files(data, split, stream, reader.languages).items()}
+    else:
+        contexts, _ = read_gold(gold or gold_path(data, split, stream))
     return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

@@ -30,6 +30,9 @@ stages (each reads the previous one's output under OUT/work; 'all' chains them):
             plus dict.txt in each
   parallel  the whole chain for --parallel splits only
   merge     join the binary shards of --num-shards runs into one split
+  combine   join the qa-bin directories of several (English, target) runs into one directory:
+            training data of all languages mixed, validation / test scored per language
+            (its own options: --out DIR --pair LANG QA_BIN_DIR ... [--splits SPLIT ...])
 
 windows: each stream is [<s> question </s></s> passage </s>] with at most --max-len tokens;
   --doc-stride is the STEP between window starts (as BERT's and XTREME's run_squad.py), not the
@@ -44,6 +47,8 @@ examples:
       --spm xlmr.base/sentencepiece.bpe.model --dict xlmr.base/dict.txt --workers 8
   grafusion-preprocess pairs --out data --src-lang en --tgt-lang de --qa train squad.en.json - \\
       --mt-model wmt19.en-de                    # translate-train, answers projected in 'align'
+  grafusion-preprocess combine --out data-bin \
+      --pair de work/en-de/qa-bin --pair zh work/en-zh/qa-bin --pair ar work/en-ar/qa-bin
 """
 
 
@@ -119,11 +124,28 @@ def get_parser():
                        ("merge", "join binary shards (--num-shards K) of every split")):
         sub.add_parser(name, parents=[common], help=text, description=text,
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    text = "join several pairs' qa-bin directories into one multilingual directory"
+    combine = sub.add_parser("combine", help=text, description=text, epilog=_EPILOG,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    combine.add_argument("--out", required=True, help="the combined data directory")
+    combine.add_argument("--pair", nargs=2, action="append", default=[], metavar=("LANG", "DIR"),
+                         help="target language and the qa-bin directory of its run; repeat per language")
+    combine.add_argument("--splits", nargs="+", help="splits to combine (default: every split found)")
     return parser
 
 
 def main(argv=None):
-    run_pipeline(PipelineConfig(**vars(get_parser().parse_args(argv))))
+    args = get_parser().parse_args(argv)
+    if args.command == "combine":
+        # imported here: it loads fairseq, which sets up INFO logging when first imported
+        from .combine import CombineConfig, combine, format_summary
+
+        cfg = CombineConfig(out=args.out, pairs=[tuple(p) for p in args.pair], splits=args.splits)
+        counts = combine(cfg)
+        print(format_summary(counts, [lang for lang, _ in cfg.pairs]))
+        print(f"done: {cfg.out}")
+        return counts
+    run_pipeline(PipelineConfig(**vars(args)))
 
 
 def cli_main(argv=None):

@@ -1,4 +1,5 @@
 """The binary pair format: writer/reader round trip, checks, batching into padded index tensors."""
+import json
 import os
 
 import numpy as np
@@ -141,6 +142,9 @@ def test_ordering_and_size_filter(tmp_path):
     order = ds.ordered_indices()
     assert sorted(order.tolist()) == list(range(20))
     assert (np.diff(ds.sizes[order]) >= 0).all()
+    # fairseq's batching drops a last batch smaller than the multiple (issue #5036); ours keeps it
+    batches = ds.batch_by_size(order, max_sentences=8, required_batch_size_multiple=8)
+    assert np.concatenate(batches).tolist() == order.tolist() and len(batches[-1]) == 4
     limit = 15
     kept, dropped = ds.filter_indices_by_size(order, limit)
     assert all(max(ds.size(i)) <= limit for i in kept)
@@ -191,3 +195,85 @@ def test_edge_dedupe_equals_np_unique_rows():
         new, before = _undirected_unique(pairs), _undirected_unique_before_key(pairs)
         assert new.dtype == before.dtype and new.shape == before.shape
         assert np.array_equal(new, before)
+
+
+def test_languages_are_recorded_per_example(tmp_path):
+    rng = np.random.RandomState(7)
+    prefix = str(tmp_path / "valid")
+    langs = ["de", "de", "zh", None, "zh", "ar"]
+    with PairWriter(prefix, VOCAB, lang="ar", src_lang="en") as w:
+        for i, lang in enumerate(langs):
+            w.add("same-id" if i < 4 else f"q{i}", lang=lang, **random_example(rng))
+    reader = PairReader(prefix)
+    expected = [x if x is not None else "ar" for x in langs]  # None: the writer's language
+    assert [reader.lang(i) for i in range(len(reader))] == expected
+    assert reader.languages == ["de", "zh", "ar"] and reader.version == 2
+    assert reader.meta["language_counts"] == {"de": 2, "zh": 2, "ar": 2}
+    assert reader.meta["src_lang"] == "en"
+    assert reader.question_key(0) == reader.question_key(1) != reader.question_key(2)
+    ds = GraphPairDataset(reader, pad_idx=1)
+    batch = ds.collater([ds[i] for i in range(len(ds))])
+    assert [ds.languages[k] for k in batch["lang"].tolist()] == expected
+    with pytest.raises(GraFusionError, match="language code 'd e'"):
+        with PairWriter(str(tmp_path / "bad"), VOCAB) as w:
+            w.add("q", lang="d e", **random_example(rng))
+
+
+def test_a_version_1_split_still_loads_with_an_unknown_language(tmp_path):
+    rng = np.random.RandomState(8)
+    prefix = str(tmp_path / "train")
+    examples = [random_example(rng) for _ in range(4)]
+    write_split(prefix, examples)
+    # what the version-1 writer left on disk: no language file, no language keys
+    meta = json.load(open(prefix + ".meta.json"))
+    for key in ("languages", "language_counts", "src_lang"):
+        del meta[key]
+    json.dump(dict(meta, version=1), open(prefix + ".meta.json", "w"))
+    for ext in (".bin", ".idx"):
+        os.remove(prefix + ".lang" + ext)
+    reader = PairReader(prefix)
+    assert reader.version == 1 and reader.languages == [None] and reader.lang(3) is None
+    np.testing.assert_array_equal(reader[2]["src.tok"], examples[2]["src_tok"])
+    ds = GraphPairDataset(reader, pad_idx=1)
+    assert ds.collater([ds[0], ds[1]])["lang"].tolist() == [0, 0]
+
+    json.dump(dict(meta, version=7), open(prefix + ".meta.json", "w"))
+    with pytest.raises(GraFusionError) as e:
+        PairReader(prefix)
+    assert "v7" in str(e.value) and "re-run grafusion-preprocess binarize" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_append_split_and_add_from_copy_examples_with_their_language(tmp_path):
+    rng = np.random.RandomState(9)
+    parts = {}
+    for lang, n in (("de", 5), ("zh", 3)):
+        parts[lang] = [random_example(rng) for _ in range(n)]
+        # the German part records its language, the Chinese one does not (as version 1)
+        with PairWriter(str(tmp_path / f"part-{lang}"), VOCAB, lang="de" if lang == "de" else None) as w:
+            for i, ex in enumerate(parts[lang]):
+                w.add(f"q{i}", **ex)
+    readers = {lang: PairReader(str(tmp_path / f"part-{lang}")) for lang in parts}
+    with PairWriter.like(readers["de"], str(tmp_path / "all")) as w:
+        w.append_split(readers["de"], "de")
+        w.append_split(readers["zh"], "zh")
+        w.add_from(readers["de"], 4)  # a copy keeps the language its split records
+    joined = PairReader(str(tmp_path / "all"))
+    flat = [("de", i, ex) for i, ex in enumerate(parts["de"])] + \
+           [("zh", i, ex) for i, ex in enumerate(parts["zh"])] + [("de", 4, parts["de"][4])]
+    assert len(joined) == len(flat) == 9
+    assert joined.lang(8) == "de" and joined.languages == ["de", "zh"]
+    for k, (lang, i, ex) in enumerate(flat):
+        assert joined.question_key(k) == (lang, f"q{i}")
+        for key in ("src_tok", "tgt_word", "span"):
+            np.testing.assert_array_equal(joined[k][key.replace("_", ".")], ex[key])
+    # a split binarized with another dictionary size has other token dtypes: refused, named
+    with PairWriter(str(tmp_path / "big"), 70000) as w:
+        w.add("q0", **random_example(rng))
+    with pytest.raises(GraFusionError, match=r"field 'src.tok' is uint32, here uint16 .binarized with another dictionary"):
+        with PairWriter.like(readers["de"], str(tmp_path / "mixed")) as w:
+            w.append_split(PairReader(str(tmp_path / "big")), "ar")
+    assert not [f for f in os.listdir(tmp_path) if f.startswith("mixed")]
+    with pytest.raises(GraFusionError, match="records language"):
+        with PairWriter.like(readers["de"], str(tmp_path / "mixed")) as w:
+            w.append_split(joined, "ar")

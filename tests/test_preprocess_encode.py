@@ -28,20 +28,21 @@ def sample_examples():
 
 @pytest.fixture(scope="module")
 def encoder(tmp_path_factory):
-    """A small SentencePiece model and fairseq dictionary trained here on the bundled text."""
+    """A small SentencePiece model and fairseq dictionary trained here on the bundled text (its
+    1218 characters, Han included, need more than a few hundred pieces)."""
     lines = []
     for _, _, context, _ in sample_examples():
         lines.append(context)
     for path in glob.glob(os.path.join(SAMPLE, "parallel", "*")):
         with open(path, encoding="utf-8") as f:
             lines += f.read().splitlines()
-    spm_path, dict_path = train_vocab(lines, str(tmp_path_factory.mktemp("spm")), vocab_size=400)
+    spm_path, dict_path = train_vocab(lines, str(tmp_path_factory.mktemp("spm")), vocab_size=2000)
     return Encoder(spm_path, dict_path)
 
 
 def test_every_sample_answer_maps_to_tokens(encoder):
     examples = sample_examples()
-    assert len(examples) == 2 * 74
+    assert len(examples) == 5 * 74  # en, de, zh, ar, ro
     for lang, qid, context, answer in examples:
         offsets = tokenize(context, lang)
         ids, starts, ends, word = encoder.encode(context, offsets)

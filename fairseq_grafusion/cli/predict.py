@@ -4,6 +4,8 @@
         --output preds.json [--nbest-output nbest.json] [--gold DATA/test.tgt.json]
     grafusion-predict --path CKPT/checkpoint_best.pt --qa test.en.json test.de.json \\
         --src-lang en --tgt-lang de --spm sentencepiece.bpe.model --dict dict.txt --output preds.json
+    grafusion-predict --path CKPT/checkpoint_best.pt --data COMBINED --split valid \\
+        --output preds.{lang}.json      # a combined split: one file per language
 
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
 directory; ``-`` for the English file translates the target side with ``--mt-model``), gold
@@ -54,8 +56,11 @@ def get_parser():
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
     p.add_argument("--gold", help="SQuAD file with the contexts (default DATA/<split>.<stream>.json)")
-    p.add_argument("--output", required=True, help="predictions JSON {question id: answer}")
-    p.add_argument("--nbest-output", help="optional n-best JSON with scores and probabilities")
+    p.add_argument("--output", required=True, help="predictions JSON {question id: answer}; for a "
+                   "split of several languages (grafusion-preprocess combine) a name with {lang}, "
+                   "one file per language")
+    p.add_argument("--nbest-output", help="optional n-best JSON with scores and probabilities "
+                   "({lang} as in --output)")
     p.add_argument("--n-best", type=int, default=N_BEST, help="default %(default)s")
     p.add_argument("--max-answer-length", type=int, default=MAX_ANSWER_LENGTH,
                    help="in tokens (default %(default)s)")
@@ -131,15 +136,24 @@ def main(argv=None):
             nbest = _predict(cfg, os.path.join(tmp, "qa-bin"), "test")
     else:
         nbest = _predict(cfg, cfg.data, cfg.split)
-    write_json(cfg.output, {q: (b[0].text if b else "") for q, b in nbest.items()})
-    if cfg.nbest_output:
-        write_json(cfg.nbest_output, {q: [{"text": p.text, "score": p.score, "probability": p.probability,
-                                           "start_logit": p.start_logit, "end_logit": p.end_logit,
-                                           "char_start": p.char_start, "char_end": p.char_end}
-                                          for p in b] for q, b in nbest.items()})
-    empty = sum(1 for b in nbest.values() if not b)
-    logger.info("%d questions answered -> %s%s", len(nbest), cfg.output,
-                f" ({empty} without a valid span: answer '')" if empty else "")
+    per_language = nbest if _is_per_language(nbest) else {None: nbest}
+    for lang, answers in per_language.items():
+        output = cfg.output.replace("{lang}", str(lang))
+        write_json(output, {q: (b[0].text if b else "") for q, b in answers.items()})
+        if cfg.nbest_output:
+            write_json(cfg.nbest_output.replace("{lang}", str(lang)), {
+                q: [{"text": p.text, "score": p.score, "probability": p.probability,
+                     "start_logit": p.start_logit, "end_logit": p.end_logit,
+                     "char_start": p.char_start, "char_end": p.char_end} for p in b]
+                for q, b in answers.items()})
+        empty = sum(1 for b in answers.values() if not b)
+        logger.info("%s%d questions answered -> %s%s", f"{lang}: " if lang else "", len(answers),
+                    output, f" ({empty} without a valid span: answer '')" if empty else "")
+
+
+def _is_per_language(nbest):
+    """Whether :func:`predict_split` answered a combined split (``{lang: {id: n-best}}``)."""
+    return bool(nbest) and all(isinstance(v, dict) for v in nbest.values())
 
 
 def _predict(cfg, data, split):
@@ -149,9 +163,22 @@ def _predict(cfg, data, split):
 
     use_cuda = torch.cuda.is_available() and not cfg.cpu
     model, task = load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+    _check_outputs(cfg, data, split)
     return predict_split(model, task, data, split, cfg.stream, cfg.gold, n_best=cfg.n_best,
                          max_answer_length=cfg.max_answer_length, batch_size=cfg.batch_size,
                          progress=True)
+
+
+def _check_outputs(cfg, data, split):
+    """Before any decoding: a split of several languages needs ``{lang}`` in the file names."""
+    from ..data import PairReader
+
+    languages = PairReader(os.path.join(data, split)).languages
+    for name, value in (("--output", cfg.output), ("--nbest-output", cfg.nbest_output)):
+        if len(languages) > 1 and value and "{lang}" not in value:
+            raise GraFusionError(f"{name} {value}: split '{split}' holds the languages "
+                                 f"{', '.join(map(str, languages))}; put {{lang}} in the file "
+                                 "name (one file per language, e.g. preds.{lang}.json)")
 
 
 def cli_main(argv=None):

@@ -6,10 +6,20 @@ A batch's ``net_input`` holds ``src_tokens`` (B, Ls) and ``tgt_tokens`` (B, Lt),
 after the example's source words (-1 on padding); ``align_edges`` and ``dep_edges`` (B, E, 2):
 undirected word pairs in the same numbering, de-duplicated, self-pairs dropped (the GAT adds its
 own self-loops), padded with -1.  ``target`` is (B, 4): source start/end, target start/end.
+``lang`` is (B,): each example's target language, an index into ``dataset.languages``.
+
+A training split that mixes target languages (translate-train-all) is batched in a random order
+without sorting by length, so that every batch mixes languages as the paper's random sampler
+does (sorting by length would group languages whose texts have similar token counts).
 """
+import collections
+import logging
+
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
+
+logger = logging.getLogger(__name__)
 
 
 def _pad_pairs(pair_lists):
@@ -70,10 +80,20 @@ class GraphPairDataset(FairseqDataset):
     def __getitem__(self, index):
         example = self.reader[index]
         example["id"] = index
+        example["lang"] = self.reader.lang_ids[index]
         return example
 
     def __len__(self):
         return len(self.reader)
+
+    @property
+    def languages(self):
+        """Target language codes (``None``: unknown); ``batch["lang"]`` indexes this list."""
+        return self.reader.languages
+
+    @property
+    def mixes_languages(self):
+        return len(self.reader.languages) > 1
 
     @property
     def sizes(self):
@@ -97,7 +117,8 @@ class GraphPairDataset(FairseqDataset):
 
     def ordered_indices(self):
         """Shuffled (seeded by epoch), then stably sorted by length as fairseq's datasets do;
-        in the split's own order with ``group_questions``."""
+        not sorted when the split mixes languages (see the module docstring); in the split's own
+        order with ``group_questions``."""
         if self.group_questions:
             return np.arange(len(self))
         if self.shuffle:
@@ -105,20 +126,29 @@ class GraphPairDataset(FairseqDataset):
                 order = np.random.permutation(len(self))
         else:
             order = np.arange(len(self))
+        if self.shuffle and self.mixes_languages:
+            return order
         return order[np.argsort(self.sizes[order], kind="mergesort")]
 
     def batch_by_size(self, indices, max_tokens=None, max_sentences=None,
                       required_batch_size_multiple=1):
         if not self.group_questions:
-            return super().batch_by_size(indices, max_tokens, max_sentences,
-                                         required_batch_size_multiple)
-        ids, sizes = self.reader.ids, self.sizes
+            batches = super().batch_by_size(indices, max_tokens, max_sentences,
+                                            required_batch_size_multiple)
+            # fairseq drops a last batch whose size is not a multiple of
+            # --required-batch-size-multiple (default 8; fairseq issue #5036): every epoch would
+            # silently lose up to 7 examples (with length-sorted batches, the same longest ones)
+            covered = sum(len(b) for b in batches)
+            if covered < len(indices):
+                batches.append(np.asarray(indices[covered:], dtype=np.int64))
+            return batches
+        key, sizes = self.reader.question_key, self.sizes
         batches, current, longest = [], [], 0
         start = 0
         indices = list(indices)
         while start < len(indices):  # one question (its consecutive windows) at a time
             stop = start + 1
-            while stop < len(indices) and ids[indices[stop]] == ids[indices[start]]:
+            while stop < len(indices) and key(indices[stop]) == key(indices[start]):
                 stop += 1
             group = indices[start:stop]
             wide = max(longest, max(sizes[i] for i in group))
@@ -138,6 +168,11 @@ class GraphPairDataset(FairseqDataset):
         """Drop examples whose source or target stream exceeds ``max_sizes`` tokens."""
         limit = max_sizes if isinstance(max_sizes, (int, float)) else min(max_sizes)
         ok = (self.src_sizes[indices] <= limit) & (self.tgt_sizes[indices] <= limit)
+        if not ok.all():  # fairseq warns with a total; say which languages lose examples
+            dropped = collections.Counter(self.reader.lang_ids[indices[~ok]].tolist())
+            logger.warning("%s: %s example(s) longer than %d tokens dropped, per language: %s",
+                           self.name or self.reader.prefix, int((~ok).sum()), limit,
+                           ", ".join(f"{self.languages[k]}: {n}" for k, n in sorted(dropped.items())))
         return indices[ok], indices[~ok].tolist()
 
     def collater(self, samples):
@@ -159,6 +194,7 @@ class GraphPairDataset(FairseqDataset):
             deps.append(dep)
         batch = {
             "id": torch.LongTensor([s["id"] for s in samples]),
+            "lang": torch.LongTensor([int(s["lang"]) for s in samples]),
             "nsentences": bsz,
             "ntokens": int(sum(len(s["src.tok"]) + len(s["tgt.tok"]) for s in samples)),
             "net_input": {

@@ -13,13 +13,22 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 ``PREFIX.tgt.dep``     target dependency / same-word edges, flat pairs of target words
 ``PREFIX.span``        optional: ``[src_start, src_end, tgt_start, tgt_end]`` token positions
 ``PREFIX.<extra>``     optional extra int fields (e.g. character offsets for prediction)
-``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows)
-``PREFIX.meta.json``   manifest: format version, size, fields; written last
+``PREFIX.lang``        (v2) per example, one index into the manifest's ``languages``
+``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows, and
+                       across languages in a split that holds several)
+``PREFIX.meta.json``   manifest: format version, size, fields, ``languages`` (the target language
+                       codes, ``null`` for unknown), ``language_counts``, ``src_lang``; written last
 =====================  ===========================================================================
 
 Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
 checks every example before writing it and writes every file under a temporary name, renaming
 them only once the whole split is complete, so a split on disk is never half-written.
+
+Version 2 records each example's target language, so that one split can mix languages (the
+paper's translate-train-all) and a validation split can be scored per language.  A question is
+identified by ``(language, id)``: MLQA and XQuAD use the same id in every language.  Version 1
+splits still load; their language is unknown (``None``) for every example.
+
 :class:`PairList` holds examples in memory behind the reader's interface (the hub).
 """
 import json
@@ -33,16 +42,18 @@ from ..errors import GraFusionError
 from ..files import AtomicFiles
 
 FORMAT_NAME = "grafusion-pairs"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+LANG_FIELD = "lang"
 REQUIRED_FIELDS = ("src.tok", "tgt.tok", "src.word", "tgt.word", "align", "src.dep", "tgt.dep")
 SPAN_FIELD = "span"
 _SIDE = {"src": "source", "tgt": "target"}
 
 
-def _field_dtype(field, vocab_size):
+def _field_dtype(field, vocab_size, token_dtype=None):
     """Token ids fit the vocabulary; word ids, edges and spans are < 65536; extras are signed."""
     if field.endswith(".tok"):
-        return indexed_dataset.best_fitting_int_dtype(vocab_size)
+        return token_dtype or indexed_dataset.best_fitting_int_dtype(vocab_size)
     if field in REQUIRED_FIELDS or field == SPAN_FIELD:
         return np.uint16
     return np.int32
@@ -103,20 +114,50 @@ class PairWriter:
 
     ``vocab_size`` sets the token dtype as ``fairseq-preprocess`` does.  ``extra_fields`` names
     optional int fields beyond the required ones (``span`` included when examples carry answers).
+    ``lang`` is the target language of every example (``add`` may name another one per example);
+    ``src_lang`` the source language of the split, recorded in the manifest.
     """
 
-    def __init__(self, prefix, vocab_size, with_span=True, extra_fields=()):
+    def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), lang=None,
+                 src_lang=None, token_dtype=None):
         self.prefix = prefix
-        self.fields = list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else []) + list(extra_fields)
-        self._dtypes = {f: _field_dtype(f, vocab_size) for f in self.fields}
+        self.fields = self.base_fields(with_span) + list(extra_fields)
+        self.lang, self.src_lang = lang, src_lang
+        self._dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}
+        self._dtypes[LANG_FIELD] = np.uint16
         self._ids = []
+        self._languages, self._lang_counts = [], []
         self._done = False
         self._files = AtomicFiles()
         self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(
-            self._files.path(f"{prefix}.{f}.bin"), dtype=self._dtypes[f]) for f in self.fields}
+            self._files.path(f"{prefix}.{f}.bin"), dtype=self._dtypes[f])
+            for f in self.fields + [LANG_FIELD]}
 
-    def add(self, example_id, **fields):
-        """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays."""
+    @staticmethod
+    def base_fields(with_span):
+        """The fields every split has (``span`` for QA splits), before any extra field."""
+        return list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else [])
+
+    @classmethod
+    def like(cls, reader, prefix, **kwargs):
+        """A writer for ``prefix`` with the fields and dtypes of ``reader``'s split."""
+        extra = [f for f in reader.fields if f not in cls.base_fields(reader.has_span)]
+        return cls(prefix, None, with_span=reader.has_span, extra_fields=extra,
+                   token_dtype=reader.dtype("src.tok").type, **kwargs)
+
+    def _lang_index(self, lang, count=1):
+        if lang is not None and (not isinstance(lang, str) or not lang or any(c.isspace() for c in lang)):
+            raise GraFusionError(f"{self.prefix}: language code {lang!r} is not a code like 'de'")
+        if lang not in self._languages:
+            self._languages.append(lang)
+            self._lang_counts.append(0)
+        k = self._languages.index(lang)
+        self._lang_counts[k] += count
+        return k
+
+    def add(self, example_id, lang=None, **fields):
+        """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays,
+        ``lang`` is its target language (default: the writer's ``lang``)."""
         example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
         missing = [f for f in self.fields if f not in example]
         unknown = [f for f in example if f not in self.fields]
@@ -134,7 +175,45 @@ class PairWriter:
                 raise GraFusionError(f"{where}: field '{f}' has values outside {info.dtype}")
         for f in self.fields:
             self._builders[f].add_item(torch.from_numpy(example[f]))
+        k = self._lang_index(self.lang if lang is None else lang)
+        self._builders[LANG_FIELD].add_item(torch.tensor([k]))
         self._ids.append(str(example_id))
+
+    def add_from(self, reader, index):
+        """Copy example ``index`` of a :class:`PairReader` split, its id and language included."""
+        self.add(reader.ids[index], lang=reader.lang(index),
+                 **{f: reader.field(f, index) for f in reader.fields})
+
+    def append_split(self, reader, lang=None):
+        """Append a whole split file by file (no per-example work), every example getting ``lang``
+        (default: the language each example has in ``reader``).
+
+        The split must have this writer's fields with the same dtypes (same dictionary size);
+        a split that records another language than ``lang`` is refused.
+        """
+        where = f"{self.prefix}: cannot append {reader.prefix}"
+        if reader.fields != self.fields:
+            raise GraFusionError(f"{where}: its fields {reader.fields} differ from {self.fields}")
+        for f in self.fields:
+            dtype = reader.dtype(f)
+            if dtype != np.dtype(self._dtypes[f]):
+                raise GraFusionError(f"{where}: field '{f}' is {dtype}, here {np.dtype(self._dtypes[f])} "
+                                     "(binarized with another dictionary?)")
+        known = [x for x in reader.languages if x is not None]
+        if lang is not None and any(x != lang for x in known):
+            raise GraFusionError(f"{where}: it records language(s) {', '.join(known)}, not {lang!r}")
+        for f in self.fields:
+            self._builders[f].merge_file_(f"{reader.prefix}.{f}")
+        if lang is None:
+            codes = reader.lang_ids
+            mapping = np.array([self._lang_index(x, int((codes == k).sum()))
+                                for k, x in enumerate(reader.languages)], dtype=np.int64)
+            new = mapping[codes] if len(codes) else codes
+        else:
+            new = np.full(len(reader), self._lang_index(lang, len(reader)), dtype=np.int64)
+        for k in new.tolist():
+            self._builders[LANG_FIELD].add_item(torch.tensor([k]))
+        self._ids.extend(reader.ids)
 
     def __len__(self):
         return len(self._ids)
@@ -143,12 +222,16 @@ class PairWriter:
         """Finish every file and move them to their final names (the manifest last)."""
         if self._done:
             return
-        for f in self.fields:
+        for f in self.fields + [LANG_FIELD]:
             self._builders[f].finalize(self._files.path(f"{self.prefix}.{f}.idx"))
         with open(self._files.path(f"{self.prefix}.ids.txt"), "w", encoding="utf-8") as out:
             out.writelines(i + "\n" for i in self._ids)
+        if not self._languages:
+            self._lang_index(self.lang, 0)
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
-                "fields": self.fields}
+                "fields": self.fields, "languages": self._languages,
+                "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
+                "src_lang": self.src_lang}
         with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
         self._files.commit()  # the manifest last
@@ -177,6 +260,7 @@ class PairReader:
 
     ``reader[i]`` returns a dict of numpy int64 arrays (edges as ``(E, 2)``), checked with
     :func:`check_example` so that a corrupt file fails with the split, index and id named.
+    ``reader.lang(i)`` is example i's target language (``None`` if unknown, as in version 1).
     """
 
     def __init__(self, prefix):
@@ -192,8 +276,12 @@ class PairReader:
                 self.meta = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise GraFusionError(f"{meta_path}: cannot read the manifest ({e})") from None
-        if self.meta.get("format") != FORMAT_NAME or self.meta.get("version") != FORMAT_VERSION:
-            raise GraFusionError(f"{meta_path}: not a {FORMAT_NAME} v{FORMAT_VERSION} manifest")
+        if self.meta.get("format") != FORMAT_NAME or self.meta.get("version") not in READABLE_VERSIONS:
+            raise GraFusionError(
+                f"{meta_path}: not a {FORMAT_NAME} manifest of version "
+                f"{' or '.join(map(str, READABLE_VERSIONS))} (found {self.meta.get('format')!r} "
+                f"v{self.meta.get('version')}); re-run grafusion-preprocess binarize")
+        self.version = self.meta["version"]
         self.fields = list(self.meta["fields"])
         self._data = {}
         for f in self.fields:
@@ -213,6 +301,43 @@ class PairReader:
                     f"{prefix}.{f}: holds {len(ds)} examples, the manifest says {size}")
         if len(self.ids) != size:
             raise GraFusionError(f"{ids_path}: holds {len(self.ids)} ids, the manifest says {size}")
+        self._load_languages()
+
+    def _load_languages(self):
+        """``languages`` (codes, ``None`` = unknown) and ``lang_ids`` (per example, an index into
+        ``languages``); a version-1 split has one unknown language."""
+        size = self.meta["size"]
+        if self.version == 1:
+            self.languages = [None]
+            self.lang_ids = np.zeros(size, dtype=np.int64)
+            return
+        self.languages = list(self.meta.get("languages") or [None])
+        prefix = f"{self.prefix}.{LANG_FIELD}"
+        for ext in (".bin", ".idx"):
+            if not os.path.exists(prefix + ext):
+                raise GraFusionError(f"{prefix}{ext} is missing (the examples' languages)")
+        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
+        if len(index) != size or (size and (index.sizes != 1).any()):
+            raise GraFusionError(f"{prefix}: expected one language per example for {size} examples")
+        # one value per example: the data file is the array itself
+        codes = np.fromfile(indexed_dataset.data_file_path(prefix), dtype=index.dtype)
+        if len(codes) != size or (size and codes.max() >= len(self.languages)):
+            raise GraFusionError(f"{prefix}: language indices do not match the manifest's "
+                                 f"{len(self.languages)} languages")
+        self.lang_ids = codes.astype(np.int64)
+
+    def lang(self, i):
+        """Target language code of example ``i`` (``None`` if the split does not record it)."""
+        return self.languages[self.lang_ids[i]]
+
+    def question_key(self, i):
+        """``(language, id)``: what identifies a question in a split that mixes languages."""
+        return self.lang(i), self.ids[i]
+
+    def dtype(self, name):
+        """The stored dtype of field ``name``."""
+        path = indexed_dataset.index_file_path(f"{self.prefix}.{name}")
+        return np.dtype(indexed_dataset.MMapIndexedDataset.Index(path).dtype)
 
     @property
     def has_span(self):
@@ -261,6 +386,14 @@ class PairList:
         self.fields = list(self._examples[0]) if self._examples else list(REQUIRED_FIELDS)
         self.src_sizes = np.array([len(e["src.tok"]) for e in self._examples], dtype=np.int64)
         self.tgt_sizes = np.array([len(e["tgt.tok"]) for e in self._examples], dtype=np.int64)
+        self.languages = [None]  # one question's language is not recorded (as version 1)
+        self.lang_ids = np.zeros(len(self._examples), dtype=np.int64)
+
+    def lang(self, i):
+        return self.languages[self.lang_ids[i]]
+
+    def question_key(self, i):
+        return self.lang(i), self.ids[i]
 
     @property
     def has_span(self):

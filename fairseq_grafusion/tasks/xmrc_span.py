@@ -7,7 +7,10 @@ the size of an XLM-R checkpoint's embedding matrix.
 
 With ``--eval-span-f1`` the task decodes the validation splits and logs ``f1`` / ``em``, as
 fairseq's translation task computes ``--eval-bleu`` in ``valid_step`` / ``reduce_metrics``: the
-criterion only scores.  The span logits are the ones the criterion's forward pass computed
+criterion only scores.  A split that mixes languages (``grafusion-preprocess combine``) is also
+scored per language, each with its own metric: ``f1_<lang>`` / ``em_<lang>`` and their unweighted
+mean ``f1_avg`` / ``em_avg`` (the paper's Avg.; ``--best-checkpoint-metric f1_avg``), ``f1`` / ``em``
+being then the mean over all questions.  The span logits are the ones the criterion's forward pass computed
 (captured with a forward hook), so validation costs no second pass.
 """
 import logging
@@ -23,7 +26,9 @@ from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
 from ..errors import GraFusionError
-from ..inference import SpanScorer, gold_path
+from ..data.languages import gold_files
+from ..inference import LanguageSpanScorer, SpanScorer, gold_path
+from ..scoring.per_language import reduce_per_language
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH
 from ..squad import read_gold
 from .graph_pair_task import GraphPairTask
@@ -66,7 +71,13 @@ class XMRCSpanTask(GraphPairTask):
         self.datasets[split] = GraphPairDataset(
             reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle, seed=self.cfg.seed,
             group_questions=scored, name=split)
-        if scored:
+        if scored and len(reader.languages) > 1:  # a combined split: scored per language
+            paths = gold_files(self.cfg.data, split, self.cfg.eval_span_stream, reader.languages)
+            self.span_scorers[split] = LanguageSpanScorer(
+                reader, {lang: read_gold(path) for lang, path in paths.items()},
+                stream=self.cfg.eval_span_stream, metric=self.cfg.eval_span_metric,
+                default_lang=self.cfg.eval_span_lang, max_answer_length=self.cfg.max_answer_length)
+        elif scored:
             contexts, answers = read_gold(gold_path(self.cfg.data, split, self.cfg.eval_span_stream))
             self.span_scorers[split] = SpanScorer(
                 reader, contexts, answers, stream=self.cfg.eval_span_stream,
@@ -104,6 +115,7 @@ class XMRCSpanTask(GraphPairTask):
             for key, name in (("span_f1", "f1"), ("span_em", "em")):
                 total = sum(float(log.get(key, 0)) for log in logging_outputs)
                 metrics.log_scalar(name, 100.0 * total / n, n, round=2)
+            reduce_per_language(logging_outputs)  # f1_<lang>, f1_avg, ... of a combined split
 
     def build_model(self, cfg, from_checkpoint=False):
         """Initialise from ``--pretrained-xlmr`` or ``--pretrained-sagraph`` (+adp) unless the

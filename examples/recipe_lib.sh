@@ -1,0 +1,218 @@
+# Shared steps of the benchmark recipes (examples/mlqa/run.sh, examples/tydiqa/run.sh): the paper's
+# protocol (section 4, appendix C) as shell functions driven by variables.  Sourced, not run.
+#
+# Inputs (set by the recipe before sourcing; '{lang}' in a template is replaced by the language):
+#   LANGS            target languages, e.g. "en ar de es hi vi zh" (en: English paired with itself)
+#   TRAIN_SRC        English training file (SQuAD v1.1 train-v1.1.json)
+#   TRAIN_TGT        template: its translation into {lang} (XTREME translate-train)
+#   DEV_TGT, TEST_TGT     templates: the benchmark's own dev / test file of {lang}
+#   DEV_SRC, TEST_SRC     templates: their machine translation into English (XTREME translate-test);
+#                         '-' (or a missing file) translates with MT_MODEL
+#   EVAL_SPLIT       the split the table reports (test for MLQA, dev for TyDiQA-GoldP)
+#   METRIC           auto (MLQA: per-language MLQA rules) or squad (TyDiQA-GoldP)
+#   NO_PARSER        languages without a dependency parser: n/a in the +ad / +adp rows
+# Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR, SPM, DICT,
+#   STANZA_DIR, MT_MODEL, ALIGN_EXTRA (template "src_file tgt_file"), PARALLEL (templates for +adp
+#   pre-training), BATCH, LR, WARMUP (percent), EPOCHS, GRID, NGPU, TRAIN_EXTRA, PYTHON.
+#
+# Calls marked "ISSUE-9 API" use the pipeline's command line as it is today; they change when
+# the pipeline becomes a library with one config object (grafusion-preprocess combine, predictions
+# per language from one grafusion-predict call, per-language validation in fairseq-train).
+
+PYTHON=${PYTHON:-python}
+USER_DIR=fairseq_grafusion
+
+set_defaults() {  # after the recipe has set its own (a recipe's value, or the user's, wins)
+    ARCH=${ARCH:-grafusion_base}
+    VARIANTS=${VARIANTS:-"xlmr-tt filter a ad adp"}
+    SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}   # the paper averages 10 runs
+    EPOCHS=${EPOCHS:-2}
+    GRID=${GRID:-0}                          # 1: appendix C's grid search on the dev split first
+    NGPU=${NGPU:-1}
+    VALID_F1=${VALID_F1:-0}                  # 1: per-language F1 in validation, best checkpoint by f1_avg
+    PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-20000}
+    read -r -a TRAIN_EXTRA_ARGS <<< "${TRAIN_EXTRA:-}"
+}
+
+declare -A VARIANT_FLAGS=(
+    [xlmr-tt]="--no-fusion"           # XLM-R (translate-train): the target stream only
+    [filter]="--graph none"           # FILTER-style fusion, G = 0
+    [a]="--graph align"               # GraFusion-MRC +a
+    [ad]="--graph align,dep"          # GraFusion-MRC +ad
+    [adp]="--graph align,dep"         # +ad initialised from the SA-Graph pre-training
+)
+declare -A VARIANT_ROW=([xlmr-tt]="XLM-R (translate-train)" [filter]="FILTER" [a]="+a" [ad]="+ad"
+                        [adp]="+adp")
+
+log() { echo "== $*" >&2; }
+
+expand() {  # expand TEMPLATE LANG: the template with {lang} replaced
+    local template=$1 lang=$2
+    echo "${template//\{lang\}/$lang}"
+}
+
+source_side() {  # source_side SRC_TEMPLATE LANG TGT_FILE: the English side of one split
+    local src tgt=$3
+    if [[ $2 == en ]]; then echo "$tgt"; return; fi   # English paired with itself
+    src=$(expand "$1" "$2")
+    if [[ -z $1 || $1 == - || ! -f $src ]]; then
+        [[ -n ${MT_MODEL:-} ]] || { echo "no English translation of $tgt ($src) and no MT_MODEL" >&2; return 1; }
+        echo "-"   # grafusion-preprocess translates it with --mt-model
+    else
+        echo "$src"
+    fi
+}
+
+pair_dir() { echo "$WORK/pairs/en-$1"; }
+
+preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
+    local lang out args train_tgt dev_tgt test_tgt
+    for lang in $LANGS; do
+        out=$(pair_dir "$lang")
+        if [[ -f $out/qa-bin/$EVAL_SPLIT.meta.json && ${FORCE:-0} != 1 ]]; then
+            log "preprocess en-$lang: $out/qa-bin is there (FORCE=1 redoes it)"; continue
+        fi
+        log "preprocess en-$lang -> $out"
+        train_tgt=$TRAIN_SRC
+        [[ $lang == en ]] || train_tgt=$(expand "$TRAIN_TGT" "$lang")
+        dev_tgt=$(expand "$DEV_TGT" "$lang")
+        args=(--out "$out" --src-lang en --tgt-lang "$lang" --qa train "$TRAIN_SRC" "$train_tgt"
+              --qa valid "$(source_side "${DEV_SRC:-}" "$lang" "$dev_tgt")" "$dev_tgt")
+        if [[ $EVAL_SPLIT == test ]]; then
+            test_tgt=$(expand "$TEST_TGT" "$lang")
+            args+=(--qa test "$(source_side "${TEST_SRC:-}" "$lang" "$test_tgt")" "$test_tgt")
+        fi
+        args+=(--spm "$SPM" --dict "$DICT" --max-len 384 --doc-stride 128 --workers "${WORKERS:-1}")
+        [[ -z ${STANZA_DIR:-} ]] || args+=(--stanza-dir "$STANZA_DIR")
+        [[ -z ${MT_MODEL:-} ]] || args+=(--mt-model "$MT_MODEL")
+        if [[ -n ${ALIGN_EXTRA:-} && $lang != en ]]; then
+            read -r -a extra <<< "$(expand "$ALIGN_EXTRA" "$lang")"
+            args+=(--align-extra "${extra[@]}")
+        fi
+        mkdir -p "$(dirname "$out")"
+        # ISSUE-9 API: grafusion-preprocess's command line
+        "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
+    done
+}
+
+combine_pairs() {  # one directory: training data of every language mixed, dev / test per language
+    local lang pairs=()
+    for lang in $LANGS; do pairs+=(--pair "$lang" "$(pair_dir "$lang")/qa-bin"); done
+    log "combine ${LANGS// /, } -> $WORK/data-bin"
+    # ISSUE-9 API: becomes `grafusion-preprocess combine`
+    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
+}
+
+pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every language (section 3.4)
+    local lang pairs=() out=$WORK/pretrain
+    [[ -f $out/checkpoint_last.pt ]] && return 0
+    mkdir -p "$WORK/parallel"
+    for lang in $LANGS; do
+        [[ $lang == en ]] && continue
+        read -r -a files <<< "$(expand "$PARALLEL" "$lang")"
+        # ISSUE-9 API: grafusion-preprocess's command line
+        "$PYTHON" -m fairseq_grafusion.preprocess parallel --out "$WORK/parallel/en-$lang" --src-lang en --tgt-lang "$lang" \
+            --parallel train "${files[@]}" --spm "$SPM" --dict "$DICT" \
+            ${STANZA_DIR:+--stanza-dir "$STANZA_DIR"} > "$WORK/parallel/en-$lang.log"
+        pairs+=(--pair "$lang" "$WORK/parallel/en-$lang/parallel-bin")
+    done
+    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/parallel-bin" "${pairs[@]}"
+    log "pre-train the SA-Graph ($PRETRAIN_UPDATES updates) -> $out"
+    "$PYTHON" -m fairseq_cli.train "$WORK/parallel-bin" --user-dir $USER_DIR \
+        --task sa_graph_pretrain --criterion sa_graph_pretrain --arch "$ARCH" $(init_flags pretrain) \
+        --batch-size "${PRETRAIN_BATCH:-64}" --optimizer adam --adam-betas '(0.9,0.98)' \
+        --lr "${PRETRAIN_LR:-1e-4}" --lr-scheduler polynomial_decay \
+        --warmup-updates $((PRETRAIN_UPDATES / 20)) --total-num-update "$PRETRAIN_UPDATES" \
+        --max-update "$PRETRAIN_UPDATES" --save-dir "$out" --no-epoch-checkpoints --seed 1 \
+        --log-format simple --log-interval 100 --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}" \
+        > "$out.log" 2>&1
+}
+
+init_flags() {  # init_flags VARIANT: where the weights start from
+    if [[ $1 == adp ]]; then echo "--pretrained-sagraph $WORK/pretrain/checkpoint_last.pt"
+    elif [[ -n ${XLMR:-} ]]; then echo "--pretrained-xlmr $XLMR"
+    fi
+}
+
+train_size() {  # windows of the combined training split
+    "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['size'])" "$WORK/data-bin/train.meta.json"
+}
+
+finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
+    local variant=$1 seed=$2 batch=$3 lr=$4 warmup=$5 save=$6 per_gpu freq total
+    [[ -f $save/checkpoint_last.pt ]] && { log "$save is there"; return 0; }
+    per_gpu=$(( batch / NGPU )); freq=1
+    while (( per_gpu > ${MAX_PER_GPU:-32} )); do per_gpu=$(( per_gpu / 2 )); freq=$(( freq * 2 )); done
+    total=$(( ( $(train_size) + batch - 1 ) / batch * EPOCHS ))
+    local eval_flags=()
+    if [[ $VALID_F1 == 1 ]]; then  # ISSUE-9 API: per-language F1 in the task's validation
+        eval_flags=(--eval-span-f1 --eval-span-metric "$METRIC" --best-checkpoint-metric f1_avg
+                    --maximize-best-checkpoint-metric)
+    fi
+    log "fine-tune ${VARIANT_ROW[$variant]} seed $seed (batch $batch, lr $lr, warm-up $warmup%, $total updates) -> $save"
+    "$PYTHON" -m fairseq_cli.train "$WORK/data-bin" --user-dir $USER_DIR \
+        --task xmrc_span --criterion xmrc_span --arch "$ARCH" ${VARIANT_FLAGS[$variant]} \
+        $(init_flags "$variant") --seed "$seed" --batch-size "$per_gpu" --update-freq "$freq" \
+        --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --lr "$lr" \
+        --lr-scheduler polynomial_decay --warmup-updates $(( total * warmup / 100 )) \
+        --total-num-update "$total" --max-update "$total" "${eval_flags[@]}" \
+        --save-dir "$save" --no-epoch-checkpoints --log-format simple --log-interval 50 \
+        --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}" > "$save.log" 2>&1
+}
+
+gold_of() {  # gold_of SPLIT LANG: the benchmark's own file (never XTREME's blanked copy)
+    if [[ $1 == test ]]; then expand "$TEST_TGT" "$2"; else expand "$DEV_TGT" "$2"; fi
+}
+
+predict_and_score() {  # predict_and_score CHECKPOINT SPLIT ROW_NAME SCORES_JSON
+    local ckpt=$1 split=$2 name=$3 scores=$4 lang preds=${4%.json}.pred evals=()
+    mkdir -p "$preds"
+    for lang in $LANGS; do
+        # ISSUE-9 API: one call on $WORK/data-bin will write every language's predictions
+        "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$(pair_dir "$lang")/qa-bin" \
+            --split "$split" --output "$preds/$lang.json" ${PREDICT_EXTRA:-} 2>> "$preds/predict.log"
+        evals+=(--eval "$lang" "$(gold_of "$split" "$lang")" "$preds/$lang.json")
+    done
+    "$PYTHON" -m fairseq_grafusion.cli.evaluate --metric "$METRIC" "${evals[@]}" --name "$name" \
+        --json "$scores" 2>> "$preds/evaluate.log"
+}
+
+best_of_grid() {  # best_of_grid VARIANT: "BATCH LR WARMUP" with the best dev Avg. F1 (appendix C)
+    local variant=$1 b lr w best="" best_f1=-1 f1 scores
+    for b in 16 32 64; do for lr in 1e-5 3e-5 5e-5 1e-6 5e-6; do for w in 5 10 15; do
+        scores=$WORK/grid/$variant.b$b.lr$lr.w$w.json
+        mkdir -p "$WORK/grid"
+        finetune "$variant" 1 "$b" "$lr" "$w" "$WORK/grid/$variant.b$b.lr$lr.w$w"
+        predict_and_score "$WORK/grid/$variant.b$b.lr$lr.w$w/checkpoint_best.pt" valid "$variant" "$scores" > /dev/null
+        f1=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['avg']['f1'])" "$scores")
+        if "$PYTHON" -c "import sys; sys.exit(not float(sys.argv[1]) > float(sys.argv[2]))" "$f1" "$best_f1"; then
+            best_f1=$f1; best="$b $lr $w"
+        fi
+    done; done; done
+    log "grid for ${VARIANT_ROW[$variant]}: batch, lr, warm-up = $best (dev Avg. F1 $best_f1)"
+    echo "$best"
+}
+
+run_protocol() {  # every variant x seed, then the table
+    set_defaults
+    mkdir -p "$WORK/runs" "$WORK/scores"
+    preprocess_pairs
+    combine_pairs
+    local variant seed settings rows=()
+    for variant in $VARIANTS; do
+        [[ $variant == adp ]] && pretrain
+        settings="$BATCH $LR $WARMUP"
+        [[ $GRID == 1 ]] && settings=$(best_of_grid "$variant")
+        read -r batch lr warmup <<< "$settings"
+        rows+=(--row "${VARIANT_ROW[$variant]}")
+        for seed in $SEEDS; do
+            finetune "$variant" "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/$variant.seed$seed"
+            predict_and_score "$WORK/runs/$variant.seed$seed/checkpoint_best.pt" "$EVAL_SPLIT" \
+                "${VARIANT_ROW[$variant]} seed $seed" "$WORK/scores/$variant.seed$seed.json" >&2
+            rows+=("$WORK/scores/$variant.seed$seed.json")
+        done
+    done
+    log "table: mean ± std over seeds ($SEEDS) -> $WORK/table.md"
+    "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
+        ${NO_PARSER:+--no-parser $NO_PARSER} --output "$WORK/table.md" --json "$WORK/table.json"
+}

@@ -1,0 +1,144 @@
+"""Stage ``combine``: one data directory for many target languages (the paper's translate-train-all).
+
+The paper fine-tunes one model on the translated training data of all languages jointly and
+evaluates it on every language (section 4.1, "XLM-R (translate-train)"; appendix C).  Each
+(English, target) pair is preprocessed on its own (``grafusion-preprocess all --tgt-lang xx``,
+which aligns and parses that pair); this stage joins their ``qa-bin`` directories:
+
+``OUT/SPLIT.*``
+    every split found in the inputs, the examples of all languages one language after the other
+    (in the order the pairs are given), each example recording its target language (binary
+    format v2).  Training batches mix the languages (``GraphPairDataset`` shuffles a split that
+    holds several without sorting by length); validation and test keep them apart by the
+    language field, questions being identified by ``(language, id)``.
+``OUT/SPLIT.{src,tgt}.LANG.json``
+    the gold files of each language (what ``--eval-span-f1`` and ``grafusion-predict`` decode
+    against), with the original question ids: MLQA and XQuAD use one id in every language.
+``OUT/dict.txt``
+    the dictionary, which must be the same file in every input.
+``OUT/combine.json``
+    the inputs and, per split and language, the windows and questions written (written last).
+
+Nothing is dropped: a language that lacks a split is listed in the summary with ``-``.
+The English originals join the training data as one more pair, ``en`` (English paired with
+itself), where the user wants them (XTREME's translate-train-all includes them).
+"""
+import dataclasses
+import json
+import os
+import shutil
+from typing import List, Optional, Tuple
+
+from fairseq_grafusion.data import PairReader, PairWriter
+from fairseq_grafusion.data.languages import COMBINE_MANIFEST, gold_file
+from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import atomic_path
+
+
+@dataclasses.dataclass
+class CombineConfig:
+    out: str
+    pairs: List[Tuple[str, str]]  # (target language, qa-bin directory of that pair's run)
+    splits: Optional[List[str]] = None  # default: every split found in the inputs
+
+    def __post_init__(self):
+        if not self.pairs:
+            raise GraFusionError("combine: give at least one --pair LANG DIR")
+        langs = [lang for lang, _ in self.pairs]
+        twice = sorted({x for x in langs if langs.count(x) > 1})
+        if twice:
+            raise GraFusionError(f"combine: --pair gives language(s) {', '.join(twice)} more than once")
+        for lang, directory in self.pairs:
+            if not os.path.isfile(os.path.join(directory, "dict.txt")):
+                raise GraFusionError(f"combine: --pair {lang} {directory}: not a binarized directory "
+                                     "(no dict.txt); give the qa-bin directory of a grafusion-preprocess run")
+            if os.path.abspath(directory) == os.path.abspath(self.out):
+                raise GraFusionError(f"combine: --out {self.out} is also the input of --pair {lang}")
+
+
+def _splits_of(directory):
+    names = [f[:-len(".meta.json")] for f in os.listdir(directory) if f.endswith(".meta.json")]
+    return sorted(n for n in names if ".shard" not in n)  # shards are merged first (merge)
+
+
+def _same_dictionary(cfg):
+    first_lang, first_dir = cfg.pairs[0]
+    with open(os.path.join(first_dir, "dict.txt"), "rb") as f:
+        reference = f.read()
+    for lang, directory in cfg.pairs[1:]:
+        with open(os.path.join(directory, "dict.txt"), "rb") as f:
+            if f.read() != reference:
+                raise GraFusionError(
+                    f"combine: {directory}/dict.txt (--pair {lang}) differs from {first_dir}/dict.txt "
+                    f"(--pair {first_lang}); binarize every pair with the same --spm/--dict")
+    return len(reference.splitlines())
+
+
+def _link_or_copy(source, target):
+    with atomic_path(target) as tmp:
+        try:
+            os.link(source, tmp)  # gold files can be large (translated SQuAD); share the inode
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+
+def combine(cfg):
+    """Write ``cfg.out`` (see the module docstring); returns ``{split: {lang: (windows, questions)}}``."""
+    _same_dictionary(cfg)
+    found = {lang: _splits_of(directory) for lang, directory in cfg.pairs}
+    splits = cfg.splits or sorted({s for names in found.values() for s in names})
+    for split in splits:
+        if not any(split in names for names in found.values()):
+            raise GraFusionError(f"combine: no input has a split '{split}' ({', '.join(d for _, d in cfg.pairs)})")
+    os.makedirs(cfg.out, exist_ok=True)
+    counts = {}
+    src_langs = set()
+    for split in splits:
+        counts[split] = {}
+        writer = None
+        try:
+            for lang, directory in cfg.pairs:
+                if split not in found[lang]:
+                    continue
+                reader = PairReader(os.path.join(directory, split))
+                src_langs.add(reader.meta.get("src_lang"))
+                if writer is None:
+                    writer = PairWriter.like(reader, os.path.join(cfg.out, split))
+                writer.append_split(reader, lang)
+                counts[split][lang] = (len(reader), len(set(reader.ids)))
+                if reader.has_span:
+                    for stream in ("src", "tgt"):
+                        source = os.path.join(directory, f"{split}.{stream}.json")
+                        if not os.path.isfile(source):
+                            raise GraFusionError(f"combine: {source} is missing (the gold file of "
+                                                 f"--pair {lang}, split {split}); re-run binarize")
+                        _link_or_copy(source, gold_file(cfg.out, split, stream, lang))
+            writer.src_lang = next(iter(src_langs - {None}), None)
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    with atomic_path(os.path.join(cfg.out, "dict.txt")) as tmp:
+        shutil.copyfile(os.path.join(cfg.pairs[0][1], "dict.txt"), tmp)
+    manifest = {"src_lang": next(iter(src_langs - {None}), None),
+                "inputs": {lang: os.path.abspath(d) for lang, d in cfg.pairs},
+                "splits": {s: {lang: {"windows": w, "questions": q} for lang, (w, q) in c.items()}
+                           for s, c in counts.items()}}
+    with atomic_path(os.path.join(cfg.out, COMBINE_MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=1)
+    return counts
+
+
+def format_summary(counts, langs):
+    """The ``[combine]`` block: windows / questions per split and language (``-``: no such split)."""
+    header = ["split"] + list(langs) + ["all"]
+    rows = [header]
+    for split, per_lang in counts.items():
+        cells = [f"{per_lang[x][0]} / {per_lang[x][1]}" if x in per_lang else "-" for x in langs]
+        total = (sum(w for w, _ in per_lang.values()), sum(q for _, q in per_lang.values()))
+        rows.append([split] + cells + [f"{total[0]} / {total[1]}"])
+    widths = [max(len(r[k]) for r in rows) for k in range(len(header))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(["[combine] windows / questions per split and target language"] +
+                     ["    " + line for line in lines])
