@@ -12,6 +12,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 import fairseq_grafusion  # noqa: F401
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.criterions.self_teaching import self_teaching_kl
+from fairseq_grafusion.checkpoint_compat import load_state
 
 
 def kl_by_loops(student, teacher, pad, temperature, mode):
@@ -127,9 +128,9 @@ def test_teacher_then_student_learn_the_synthetic_task(marker_data, teacher, tmp
     assert logged(out, "valid", "tgt_start_acc")[-1] > 90
     kl = logged(out, "train_inner", "tgt_kl")
     assert kl[0] > 10 * max(kl[-1], 1e-3), kl  # the student comes to agree with the teacher
-    state = torch.load(save / "checkpoint_last.pt", map_location="cpu")
+    state = load_state(save / "checkpoint_last.pt")
     assert state["criterion"] is None  # the teacher is not saved with the student
-    assert state["model"].keys() == torch.load(teacher, map_location="cpu")["model"].keys()
+    assert state["model"].keys() == load_state(teacher)["model"].keys()
 
 
 def test_bad_teacher_is_one_line(marker_data, tmp_path):

@@ -86,7 +86,7 @@ def test_every_tensor_comes_from_the_checkpoint(roberta, marker_data, fusion):
     ("xlmr_translate_train_tiny", ["local.0", "local.1", "local.2", "local.3"])])
 def test_filter_and_translate_train_take_the_layers_in_order(roberta, marker_data, arch, names):
     model = build(marker_data, "--pretrained-xlmr", roberta, "--arch", arch)
-    theirs = torch.load(os.path.join(roberta, "model.pt"), map_location="cpu")["model"]
+    theirs = load_state(os.path.join(roberta, "model.pt"))["model"]
     ours, enc = model.state_dict(), "encoder.sentence_encoder."
     for name in ("embed_tokens.weight", "embed_positions.weight", "layernorm_embedding.bias"):
         torch.testing.assert_close(ours[name], theirs[enc + name], rtol=0, atol=0)
