@@ -7,7 +7,7 @@ import pytest
 import torch
 from fairseq import options
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models import FilterConfig, FilterModel

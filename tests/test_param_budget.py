@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 import torch
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.models import FilterConfig, FilterModel, GraFusionConfig, GraFusionModel
 from fairseq_grafusion.models import filter as filter_module

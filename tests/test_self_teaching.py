@@ -9,7 +9,7 @@ import torch
 from fairseq import checkpoint_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-import fairseq_grafusion  # noqa: F401
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import logged, run_fairseq, train_args
 from fairseq_grafusion.criterions.self_teaching import self_teaching_kl
 from fairseq_grafusion.checkpoint_compat import load_state
