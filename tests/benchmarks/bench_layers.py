@@ -2,11 +2,11 @@
 
     python tests/benchmarks/bench_layers.py [--dim 768 --ffn 3072 --heads 12] [--lengths 64 128 256 384]
         [--batches 1 4] [--device cuda] [--fp16] [--sdpa math] [--output tests/benchmarks/RESULTS.md]
-    python tests/benchmarks/bench_layers.py --bias-step [--threads 1] ...
+    python tests/benchmarks/bench_layers.py --bias-step [--threads 1] [--baseline CHECKOUT] ...
 
 ``--bias-step``: inference (eval, no grad) of what the graph adds to one SA layer, the bias ``G``
-(eq. 6-11, clamped) and the biased attention with the padding mask, against the plain layer's
-attention; run it with ``PYTHONPATH`` pointing at another checkout to compare versions.
+(eq. 6-11, clamped) and the biased attention with the padding mask, next to the plain layer's
+attention; ``--baseline CHECKOUT`` times the same step of another checkout's modules, interleaved.
 
 Both layers run forward + backward on the same ``2l`` tokens of ``[S; T]``.  Words cover 1.3 tokens
 on average (a typical SentencePiece rate), every source word has one alignment link, each language
@@ -132,15 +132,41 @@ def run(args):
     return rows
 
 
+def load_modules(checkout):
+    """``fairseq_grafusion.modules`` of another checkout, as a separate package (its modules import
+    only each other, torch and fairseq, so nothing is registered twice)."""
+    import importlib.util
+    import sys
+
+    path = os.path.join(checkout, "fairseq_grafusion", "modules")
+    spec = importlib.util.spec_from_file_location("baseline_modules", os.path.join(path, "__init__.py"),
+                                                  submodule_search_locations=[path])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_modules"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_bias_step(args):
-    """Inference time of ``G`` + the biased attention (the SA layer's extra work) per layer."""
+    """Inference time of ``G`` + the biased attention (the SA layer's extra work) per layer; with
+    ``--baseline``, interleaved with the same step of another checkout's modules."""
     import inspect
 
     device = torch.device(args.device)
     dtype = torch.float16 if args.fp16 else torch.float32
-    sa = SATransformerLayer(args.dim, args.ffn, args.heads,
-                            graph=SAGraph(args.dim, True, True)).to(device, dtype).eval()
-    scratch = "bias_is_scratch" in inspect.signature(sa.self_attn.forward).parameters
+
+    def build(modules):
+        torch.manual_seed(0)
+        layer = modules.SATransformerLayer(args.dim, args.ffn, args.heads,
+                                           graph=modules.SAGraph(args.dim, True, True))
+        return layer.to(device, dtype).eval()
+
+    import fairseq_grafusion.modules as current
+
+    layers = {"current": build(current)}
+    if args.baseline:
+        layers["baseline"] = build(load_modules(args.baseline))
+        layers["baseline"].load_state_dict(layers["current"].state_dict())
     rows = []
     for length in args.lengths:
         for bsz in args.batches:
@@ -151,40 +177,109 @@ def run_bias_step(args):
             graph_input = dict(word_ids=word_ids.masked_fill(pad, -1), align_edges=align,
                                dep_edges=dep)
 
-            def bias_and_attention():
-                with torch.no_grad():
-                    G = sa.graph(x, **graph_input)
-                    if scratch:
-                        sa.self_attn(x, pad, G, False, True)
-                    else:
-                        sa.self_attn(x, pad, G)
+            def step(sa):
+                scratch = "bias_is_scratch" in inspect.signature(sa.self_attn.forward).parameters
+
+                def bias_and_attention():
+                    with torch.no_grad():
+                        G = sa.graph(x, **graph_input)
+                        if scratch:
+                            sa.self_attn(x, pad, G, False, True)
+                        else:
+                            sa.self_attn(x, pad, G)
+                return bias_and_attention
 
             def attention_only():
                 with torch.no_grad():
-                    sa.self_attn(x, pad)
+                    layers["current"].self_attn(x, pad)
 
-            def layer():
-                with torch.no_grad():
-                    sa(x, pad, graph_input)
-
-            t_bias, _ = measure(bias_and_attention, device, args.repeats)
-            t_plain, _ = measure(attention_only, device, args.repeats)
-            t_layer, _ = measure(layer, device, args.repeats)
-            rows.append((length, bsz, t_plain * 1e3, t_bias * 1e3, t_layer * 1e3))
-            print("l=%d B=%d attention %.1f ms  G + biased attention %.1f ms  SA layer %.1f ms"
-                  % rows[-1], flush=True)
+            steps = {name: step(sa) for name, sa in layers.items()}
+            steps["plain"] = attention_only
+            times = {name: [] for name in steps}
+            for fn in steps.values():  # warm-up
+                fn()
+            for r in range(args.repeats):
+                for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+                    start = time.perf_counter()
+                    steps[name]()
+                    times[name].append(time.perf_counter() - start)
+            med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+            row = (length, bsz, med["plain"], med["current"])
+            if args.baseline:
+                ratios = [a / b for a, b in zip(times["current"], times["baseline"])]
+                row += (med["baseline"], statistics.median(ratios), min(ratios))
+            rows.append(row)
+            print("l=%d B=%d: " % row[:2] + ", ".join("%s %.1f ms" % kv for kv in med.items()),
+                  flush=True)
     return rows
+
+
+def run_bias_copies(args):
+    """The bias construction alone, written out: ``G = p p^T`` (bmm), clamp, -inf on padded keys
+    (+ the attention), with copies (training's path) and in place (inference's)."""
+    import torch.nn.functional as F
+
+    rows = []
+    head_dim = args.dim // args.heads
+    for length in args.lengths:
+        for bsz in args.batches:
+            seq = 2 * length
+            q, k, v = (torch.randn(bsz, args.heads, seq, head_dim) for _ in range(3))
+            p_tok = torch.randn(bsz, seq, args.dim) * 0.05
+            pad = torch.zeros(bsz, seq, dtype=torch.bool)
+            pad[1:, seq - seq // 10:] = True
+            pad = pad[:, None, None, :]
+
+            def build(in_place, attend):
+                def step():
+                    with torch.no_grad():
+                        G = torch.bmm(p_tok, p_tok.transpose(1, 2))
+                        G = G.clamp_(-50, 50) if in_place else G.clamp(-50, 50)
+                        mask = G.unsqueeze(1)
+                        mask = (mask.masked_fill_ if in_place else mask.masked_fill)(pad, float("-inf"))
+                        if attend:
+                            F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+                return step
+
+            row = [length, bsz]
+            for attend in (False, True):
+                steps = [build(False, attend), build(True, attend)]
+                times = [[], []]
+                for fn in steps:
+                    fn()
+                for r in range(args.repeats):
+                    for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+                        start = time.perf_counter()
+                        steps[i]()
+                        times[i].append(time.perf_counter() - start)
+                ratios = [b / a for a, b in zip(*times)]
+                row += [statistics.median(times[0]) * 1e3, statistics.median(times[1]) * 1e3,
+                        statistics.median(ratios)]
+            rows.append(tuple(row))
+            print("l=%d B=%d: construction %.1f -> %.1f ms (%.2f), with attention %.1f -> %.1f ms "
+                  "(%.2f)" % rows[-1], flush=True)
+    lines = ["| l | batch | G, clamp, mask: copies (ms) | in place (ms) | ratio | "
+             "+ attention: copies (ms) | in place (ms) | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["| %d | %d | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f |" % r for r in rows]
+    return "\n".join(lines)
 
 
 def bias_table(rows, args):
     import fairseq_grafusion
 
     where = os.path.dirname(os.path.dirname(fairseq_grafusion.__file__))
-    lines = [f"(fairseq_grafusion from {where}, {torch.get_num_threads()} thread(s), "
-             f"median of {args.repeats})", "",
-             "| l | batch | plain attention (ms) | G + biased attention (ms) | SA layer +ad (ms) |",
-             "| --- | --- | --- | --- | --- |"]
-    lines += ["| %d | %d | %.1f | %.1f | %.1f |" % r for r in rows]
+    lines = [f"(current: fairseq_grafusion from {where}"
+             + (f"; baseline: {args.baseline}" if args.baseline else "")
+             + f"; {torch.get_num_threads()} thread(s); median of {args.repeats} interleaved runs)", ""]
+    head = "| l | batch | plain attention (ms) | G + biased attention (ms) |"
+    rule = "| --- | --- | --- | --- |"
+    fmt = "| %d | %d | %.1f | %.1f |"
+    if args.baseline:
+        head += " baseline: G + biased attention (ms) | ratio median | ratio min |"
+        rule += " --- | --- | --- |"
+        fmt += " %.1f | %.2f | %.2f |"
+    lines += [head, rule] + [fmt % r for r in rows]
     return "\n".join(lines)
 
 
@@ -234,12 +329,15 @@ def main():
     p.add_argument("--bias-step", action="store_true",
                    help="inference of G + biased attention instead of forward + backward")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--baseline", metavar="CHECKOUT",
+                   help="--bias-step: also time another checkout's modules, interleaved")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.bias_step:
         emit(bias_table(run_bias_step(args), args), args.output)
+        emit("\n" + run_bias_copies(args), args.output)
         return
     with sdpa_backend(args.sdpa):
         rows = run(args)

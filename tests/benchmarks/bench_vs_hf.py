@@ -23,6 +23,10 @@ questions on both sides:
 ``hub``        one question through ``GraFusionModel.from_pretrained(...).answer`` vs one call of
                the HF pipeline, per question, for both models.
 
+Reported per comparison: medians of both sides and the median and minimum over the repeats of
+the ratio ours / HF, in CPU time (user + system of the process and its child processes: what a
+shared machine disturbs least) and in wall time.
+
 Models are tiny (``grafusion_tiny``, d = 64, 4 layers for ``--no-fusion``) with weights from a few
 updates on the benchmark split itself (only speed is measured).  Set-up (binarized data,
 checkpoints, the HF model) is cached in ``--work``.  To time another version of the package, run
@@ -310,9 +314,16 @@ def hub_comparisons(setup, models, count):
 
 # --- running and reporting -------------------------------------------------------------------
 
+def cpu_seconds():
+    """CPU time of this process (all its threads) and of its finished child processes (eflomal)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def interleave(rows, repeats):
-    """Each row's two functions, repeat by repeat, alternating which goes first; one warm-up."""
-    times = {name: ([], []) for name, _, _, _ in rows}
+    """Each row's two functions, repeat by repeat, alternating which goes first; one warm-up.
+    Returns ``{row: {"wall" | "cpu": (ours, HF)}}`` lists of seconds."""
+    times = {name: {"wall": ([], []), "cpu": ([], [])} for name, _, _, _ in rows}
     for name, ours, theirs, _ in rows:
         log(f"warm-up: {name}")
         ours()
@@ -321,12 +332,15 @@ def interleave(rows, repeats):
         for name, ours, theirs, _ in rows:
             pair = [(0, ours), (1, theirs)]
             for side, fn in (pair if r % 2 == 0 else pair[::-1]):
-                start = time.perf_counter()
+                wall, cpu = time.perf_counter(), cpu_seconds()
                 fn()
-                times[name][side].append(time.perf_counter() - start)
-            t_ours, t_theirs = times[name][0][-1], times[name][1][-1]
-            log(f"repeat {r + 1}/{repeats}: {name}: ours {t_ours:.3f}s, HF {t_theirs:.3f}s, "
-                f"ratio {t_ours / t_theirs:.2f}")
+                times[name]["wall"][side].append(time.perf_counter() - wall)
+                times[name]["cpu"][side].append(cpu_seconds() - cpu)
+            (w_ours, w_theirs), (c_ours, c_theirs) = ([t[-1] for t in times[name][k]]
+                                                      for k in ("wall", "cpu"))
+            log(f"repeat {r + 1}/{repeats}: {name}: wall ours {w_ours:.3f}s, HF {w_theirs:.3f}s, "
+                f"ratio {w_ours / w_theirs:.2f}; CPU ours {c_ours:.3f}s, HF {c_theirs:.3f}s, "
+                f"ratio {c_ours / c_theirs:.2f}")
     return times
 
 
@@ -353,14 +367,21 @@ def versions():
 
 
 def table(rows, times, repeats):
-    lines = [f"| comparison | ours (s, median) | HF (s, median) | ratio median | ratio min | notes |",
+    lines = ["| comparison | CPU s: ours / HF (median) | CPU ratio median / min | "
+             "wall s: ours / HF (median) | wall ratio median / min | notes |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, _, _, note in rows:
-        ours, theirs = times[name]
-        ratios = [a / b for a, b in zip(ours, theirs)]
-        lines.append(f"| {name} | {statistics.median(ours):.3f} | {statistics.median(theirs):.3f} | "
-                     f"{statistics.median(ratios):.2f} | {min(ratios):.2f} | {note} |")
-    return "\n".join(lines) + f"\n\n({repeats} interleaved repeats after one warm-up; ratio = ours / HF)\n"
+        cells = []
+        for kind in ("cpu", "wall"):
+            ours, theirs = times[name][kind]
+            ratios = [a / b for a, b in zip(ours, theirs)]
+            cells.append(f"{statistics.median(ours):.3f} / {statistics.median(theirs):.3f} | "
+                         f"{statistics.median(ratios):.2f} / {min(ratios):.2f}")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {note} |")
+    return "\n".join(lines) + (
+        f"\n\n({repeats} interleaved repeats after one warm-up; ratio = ours / HF; CPU = user + "
+        "system time of the process and its child processes, which other processes on a shared "
+        "machine disturb less than wall time)\n")
 
 
 def main(argv=None):
