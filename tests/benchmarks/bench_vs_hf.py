@@ -12,7 +12,8 @@ questions on both sides:
 ``train``      one training step (forward, span loss, backward, Adam) of the plain encoder
                (``--no-fusion``, XLM-R base sizes, vocabulary 250002) vs
                ``XLMRobertaForQuestionAnswering`` of the same sizes, at l = 256 and 384, batch 1.
-``binarized``  answers for an already binarized split (XQuAD de, ``--no-fusion`` tiny model:
+``binarized``  answers for an already binarized split (XQuAD de, or without it the bundled en-ro
+               sample's 27 validation questions; ``--no-fusion`` tiny model:
                ``predict_split``, model loaded once) vs ``pipeline("question-answering")`` with an
                HF model of the same sizes and a tokenizer made from the same SentencePiece model
                (HF's time includes its tokenisation).  Window counts of both sides are reported.
@@ -25,7 +26,8 @@ questions on both sides:
 
 Reported per comparison: medians of both sides and the median and minimum over the repeats of
 the ratio ours / HF, in CPU time (user + system of the process and its child processes: what a
-shared machine disturbs least) and in wall time.
+shared machine disturbs least; counted in 10 ms ticks, so give each side more than a second of
+work) and in wall time.
 
 Models are tiny (``grafusion_tiny``, d = 64, 4 layers for ``--no-fusion``) with weights from a few
 updates on the benchmark split itself (only speed is measured).  Set-up (binarized data,
@@ -104,8 +106,16 @@ class Setup:
         self.spm = os.path.join(SAMPLE_SPM, "sentencepiece.bpe.model")
         self.dict = os.path.join(SAMPLE_SPM, "dict.txt")
         src, tgt = (os.path.join(xquad, f"xquad.{lang}.json") for lang in ("en", "de"))
+        self.tgt_lang = "de"
         if not (os.path.isfile(src) and os.path.isfile(tgt)):
-            raise SystemExit(f"bench_vs_hf: {src} / {tgt} not found (--xquad DIR)")
+            sample = os.path.join(REPO, "examples", "sample", "qa")
+            log(f"{src} / {tgt} not found (--xquad DIR): using the bundled en-ro sample's "
+                "validation questions")
+            src, tgt = (os.path.join(sample, f"valid.{lang}.json") for lang in ("en", "ro"))
+            self.tgt_lang = "ro"
+            work = os.path.join(work, "sample")
+            self.work = work
+            os.makedirs(work, exist_ok=True)
         self.src_json, self.tgt_json = src, tgt
         self.data = self._binarize("data", src, tgt)
         self.raw = {}
@@ -127,7 +137,7 @@ class Setup:
         if not os.path.isfile(os.path.join(out, "qa-bin", "test.tgt.json")):
             log(f"grafusion-preprocess all -> {out} (once)")
             self._run("-m", "preprocess", "all", "--qa", "test", src, tgt, "--out", out,
-                      "--src-lang", "en", "--tgt-lang", "de", "--spm", self.spm, "--dict", self.dict,
+                      "--src-lang", "en", "--tgt-lang", self.tgt_lang, "--spm", self.spm, "--dict", self.dict,
                       "--max-len", str(MAX_LEN), "--doc-stride", str(STRIDE))
         return os.path.join(out, "qa-bin")
 
@@ -270,7 +280,7 @@ def raw_comparisons(setup, models):
         def ours(checkpoint=checkpoint):
             with quiet():
                 predict_main(["--path", checkpoint, "--qa", setup.raw["src"], setup.raw["tgt"],
-                              "--src-lang", "en", "--tgt-lang", "de", "--spm", setup.spm,
+                              "--src-lang", "en", "--tgt-lang", setup.tgt_lang, "--spm", setup.spm,
                               "--dict", setup.dict, "--max-len", str(MAX_LEN), "--doc-stride",
                               str(STRIDE), "--batch-size", str(BATCH), "--max-answer-length",
                               str(MAX_ANSWER), "--cpu", "--output", os.path.join(out_dir, "ours.json")])
@@ -294,7 +304,7 @@ def hub_comparisons(setup, models, count):
     for name in models:
         with quiet():
             qa = GraFusionModel.from_pretrained(setup.model_dirs[name], src_lang="en",
-                                                tgt_lang="de")
+                                                tgt_lang=setup.tgt_lang)
 
         def ours(qa=qa):
             with quiet():
@@ -391,7 +401,8 @@ def main(argv=None):
     p.add_argument("--models", default=",".join(MODELS), help="models for raw and hub (default: both)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--xquad", default=os.path.join(REPO, "..", "shared", "data", "xquad"),
-                   help="directory with xquad.en.json and xquad.de.json")
+                   help="directory with xquad.en.json and xquad.de.json (if absent: the "
+                   "bundled en-ro sample's validation questions)")
     p.add_argument("--raw-questions", type=int, default=300, help="questions for the raw comparison")
     p.add_argument("--hub-questions", type=int, default=5, help="questions per hub repeat")
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 384], help="l of the train step")
@@ -432,8 +443,9 @@ def main(argv=None):
     if "hub" in only:
         rows += hub_comparisons(setup, models, args.hub_questions)
     times = interleave(rows, args.repeats)
+    data = "" if setup is None else f"; data: en-{setup.tgt_lang} ({setup.tgt_json})"
     heading = (f"### {args.label + ': ' if args.label else ''}`bench_vs_hf.py --only {','.join(only)}`, "
-               f"{datetime.date.today()}\n\n{versions()}\n")
+               f"{datetime.date.today()}\n\n{versions()}{data}\n")
     text = heading + "\n" + table(rows, times, args.repeats)
     print(text)
     if args.output:
