@@ -242,7 +242,7 @@ def train_comparisons(lengths, vocab):
 
 
 def binarized_comparison(setup):
-    from fairseq_grafusion.cli.predict import load_model, predict_split
+    from fairseq_grafusion.inference import load_model, predict_split
 
     model, task = load_model(os.path.join(setup.model_dirs["no-fusion"], "checkpoint_best.pt"),
                              setup.data)
@@ -253,8 +253,8 @@ def binarized_comparison(setup):
 
     def ours():
         with quiet():
-            predict_split(model, task, "test", batch_size=BATCH, max_answer_length=MAX_ANSWER,
-                          progress=False, data=setup.data)
+            predict_split(model, task, setup.data, "test", batch_size=BATCH,
+                          max_answer_length=MAX_ANSWER, progress=False)
 
     def theirs():
         hf_answer(pipe, questions)
