@@ -35,6 +35,25 @@ def preprocess(*args, check=True):
     return proc
 
 
+def train_workers(args, log_dir, rank_args=lambda rank: [], world=2, timeout=900):
+    """``world`` fairseq-train processes (``--distributed-rank`` r plus ``rank_args(r)``), run
+    to the end; returns their logs (stdout and stderr), rank 0 first."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    logs = [open(os.path.join(log_dir, f"rank{r}.log"), "w+") for r in range(world)]
+    procs = [subprocess.Popen([sys.executable, "-m", "fairseq_cli.train", *map(str, args),
+                               "--distributed-rank", str(r), *rank_args(r)], stdout=logs[r],
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
+             for r in range(world)]
+    codes = [p.wait(timeout=timeout) for p in procs]
+    text = []
+    for f in logs:
+        f.seek(0)
+        text.append(f.read())
+        f.close()
+    assert codes == [0] * world, f"exit codes {codes}:\n" + "\n".join(t[-3000:] for t in text)
+    return text
+
+
 def train_args(data, save_dir, *extra, updates=250, arch="grafusion_tiny"):
     return [data, "--user-dir", USER_DIR, "--task", "xmrc_span", "--criterion", "xmrc_span",
             "--arch", arch, "--cpu", "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16",

@@ -5,12 +5,10 @@ DDP needs CUDA devices, so the run uses ``--ddp-backend legacy_ddp`` (same gradi
 import json
 import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, logged, train_args
+from conftest import logged, train_args, train_workers
 from fairseq_grafusion.scoring.qa_metrics import evaluate
 from test_predict import predict
 
@@ -34,18 +32,7 @@ def two_workers(tmp_path_factory):
                       "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
                       "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
                       "--distributed-no-spawn", "--validate-interval-updates", "50", updates=150)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    logs = [open(tmp / f"rank{r}.log", "w+") for r in (0, 1)]
-    procs = [subprocess.Popen([sys.executable, "-m", "fairseq_cli.train", *args,
-                               "--distributed-rank", str(r)], stdout=logs[r], stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL, cwd=REPO, env=env) for r in (0, 1)]
-    codes = [p.wait(timeout=600) for p in procs]
-    text = []
-    for f in logs:
-        f.seek(0)
-        text.append(f.read())
-        f.close()
-    assert codes == [0, 0], f"exit codes {codes}:\n{text[0][-3000:]}\n{text[1][-3000:]}"
+    text = train_workers(args, tmp, timeout=600)
     return data, save, text[0]
 
 

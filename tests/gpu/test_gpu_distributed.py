@@ -3,13 +3,11 @@ when both share one), then grafusion-predict on the GPU: the validation F1 logge
 workers equals predict + evaluate of the saved checkpoint."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, logged
+from conftest import logged, train_workers
 from fairseq_grafusion.scoring.qa_metrics import evaluate
 from test_distributed import free_port
 from test_gpu_training import gpu_args
@@ -30,19 +28,7 @@ def c10d_run(tmp_path_factory):
                     "--distributed-backend", backend, "--ddp-backend", "c10d",
                     "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
                     "--distributed-no-spawn", "--validate-interval-updates", "50", updates=150)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    logs = [open(tmp / f"rank{r}.log", "w+") for r in (0, 1)]
-    procs = [subprocess.Popen([sys.executable, "-m", "fairseq_cli.train", *args,
-                               "--distributed-rank", str(r), "--device-id", str(r % torch.cuda.device_count())],
-                              stdout=logs[r], stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              cwd=REPO, env=env) for r in (0, 1)]
-    codes = [p.wait(timeout=900) for p in procs]
-    text = []
-    for f in logs:
-        f.seek(0)
-        text.append(f.read())
-        f.close()
-    assert codes == [0, 0], f"exit codes {codes}:\n{text[0][-3000:]}\n{text[1][-3000:]}"
+    text = train_workers(args, tmp, lambda r: ["--device-id", str(r % torch.cuda.device_count())])
     return data, save, text[0], backend
 
 
