@@ -14,7 +14,7 @@ Two dangers, two guards:
   architectures ``eval()`` configuration strings (``fconv``'s layer specs).  Before anything is
   built, :func:`check_grafusion` requires one of our tasks and an architecture of one of our
   models (``grafusion``, ``filter``), and
-  :func:`check_translation` a fairseq transformer for ``--mt-model``.
+  :func:`check_translation` a fairseq transformer of the direction asked for ``--mt-*-model``.
 """
 import argparse
 import contextlib
@@ -121,8 +121,11 @@ def check_grafusion(state, path, tasks=("xmrc_span",)):
                              "fairseq-grafusion model; refused before building it")
 
 
-def check_translation(state, path, source_lang=None, target_lang=None):
-    """Refuse an ``--mt-model`` checkpoint that is not a fairseq transformer translation model."""
+def check_translation(state, path, source_lang=None, target_lang=None, option="--mt-model"):
+    """Refuse an ``option`` checkpoint that is not a fairseq transformer translation model, or
+    whose ``cfg.task.source_lang`` / ``target_lang`` (fairseq-train stores them, given or
+    inferred from the data directory) say it translates another direction than
+    ``source_lang`` -> ``target_lang``."""
     from fairseq.models import ARCH_MODEL_REGISTRY
     from fairseq.models.transformer import TransformerModel
 
@@ -130,8 +133,16 @@ def check_translation(state, path, source_lang=None, target_lang=None):
     cls = ARCH_MODEL_REGISTRY.get(arch)
     if not (task_name or "").startswith("translation") or cls is None \
             or not issubclass(cls, TransformerModel):
-        raise GraFusionError(f"--mt-model {path}: task {task_name!r}, arch {arch!r} is not a "
+        raise GraFusionError(f"{option} {path}: task {task_name!r}, arch {arch!r} is not a "
                              "fairseq transformer translation model; refused before building it")
+    if source_lang is None:
+        return
+    task = _section(state, "task")
+    trained = (task.get("source_lang"), task.get("target_lang"))
+    if None not in trained and trained != (source_lang, target_lang):
+        raise GraFusionError(f"{option} {path}: the checkpoint translates {trained[0]}->{trained[1]} "
+                             f"(cfg.task.source_lang/target_lang), but {source_lang}->{target_lang} "
+                             "is asked for: give a model of that direction")
 
 
 def install():

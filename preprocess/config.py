@@ -20,6 +20,8 @@ from typing import Dict, List, Optional, Sequence, Union
 from fairseq_grafusion.errors import GraFusionError
 
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .mt_config import MTConfig
+from .text_formats import PARALLEL_FORMATS
 from .workdir import shard_suffix
 
 STAGES = ("pairs", "words", "align", "parse", "binarize")
@@ -64,11 +66,8 @@ class PipelineConfig:
     num_shards: int = 1
     shard_id: int = 0
     force: bool = False
-    mt_model: Optional[str] = None
-    mt_checkpoint: str = "model.pt"
-    mt_bpe: Optional[str] = None
-    mt_bpe_model: Optional[str] = None
-    mt_beam: int = 5
+    mt: Optional[MTConfig] = None  # translation models of a missing side (or a dict of MTConfig's fields)
+    parallel_format: str = "text"  # of the --parallel files: PARALLEL_FORMATS
     stanza_dir: Optional[str] = None
     # per split ({split or chain/split: file}, or the command line's [SPLIT] FILE entries)
     alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
@@ -99,6 +98,12 @@ class PipelineConfig:
                 raise GraFusionError(f"{name} must be >= {least}")
         if self.command == "parallel" and not self.parallel:
             raise GraFusionError("parallel: give --parallel SPLIT SRC_TXT TGT_TXT (or --sample)")
+        if isinstance(self.mt, dict):
+            self.mt = MTConfig(**self.mt)
+        self.mt = self.mt or None
+        if self.parallel_format not in PARALLEL_FORMATS:
+            raise GraFusionError(f"--parallel-format {self.parallel_format}: choose one of "
+                                 f"{', '.join(PARALLEL_FORMATS)}")
         self.qa = [tuple(q) for q in self.qa]
         self.parallel = [tuple(p) for p in self.parallel]
         if not self.chains():

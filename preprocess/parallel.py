@@ -13,10 +13,13 @@ import numpy as np
 from fairseq_grafusion.errors import GraFusionError
 
 from .binarize import Encoded, current_encoder, node_links
+from .text_formats import restorer
 
 
-def read_parallel(src_path, tgt_path, stats):
-    """Units from two line-aligned files (a line count mismatch is an error)."""
+def read_parallel(src_path, tgt_path, stats, fmt="text", langs=(None, None)):
+    """Units from two line-aligned files (a line count mismatch is an error), each line restored
+    to raw text from ``fmt`` (:data:`.text_formats.PARALLEL_FORMATS`) in the side's language of
+    ``langs``."""
     texts = []
     for path in (src_path, tgt_path):
         try:
@@ -31,6 +34,10 @@ def read_parallel(src_path, tgt_path, stats):
         n = min(len(texts[0]), len(texts[1]))
         raise GraFusionError(f"{src_path} has {len(texts[0])} lines but {tgt_path} has "
                              f"{len(texts[1])} (first unmatched line: {n + 1}); parallel files must be line-aligned")
+    if fmt != "text":
+        texts = [[restore(line) for line in side]
+                 for side, restore in zip(texts, (restorer(fmt, lang) for lang in langs))]
+        stats[f"line pairs restored from {fmt}"] = len(texts[0])
     units = []
     for k, (s, t) in enumerate(zip(*texts)):
         if not s.strip() or not t.strip():

@@ -26,25 +26,22 @@ def _shard(units, cfg):
 
 
 def translator_for(cfg):
-    """``translator_for(from_lang, to_lang)`` loading ``--mt-model``, or None without one."""
-    if not cfg.mt_model:
-        return None
-    from . import translate
-
-    return lambda source, target: translate.load_hub_translator(
-        cfg.mt_model, source, target, cfg.mt_checkpoint, cfg.mt_bpe, cfg.mt_bpe_model, cfg.mt_beam)
+    """``translator_for(from_lang, to_lang)`` loading the ``--mt-*`` model of that direction, or
+    None without one."""
+    return cfg.mt.translator_for(cfg.src_lang, cfg.tgt_lang) if cfg.mt else None
 
 
 def run_pairs(paths, cfg, src_file, tgt_file):
     """Stage ``pairs``: reads the split's SQuAD files (``QA`` chain: ``None`` for a side to
-    translate with ``--mt-model``) or line-aligned text files (``parallel`` chain); writes
+    translate with the ``--mt-*`` models) or line-aligned text files (``parallel`` chain); writes
     ``paths.units`` (passage and question units paired by question id, or sentence units)."""
     if paths.chain == "qa":
-        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt_model,
+        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
                           shards=(cfg.num_shards, cfg.shard_id), version=1)
     else:
-        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1)
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1,
+                          **({"format": cfg.parallel_format} if cfg.parallel_format != "text" else {}))
     stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
         stage.skip_message(paths.name)
@@ -53,7 +50,8 @@ def run_pairs(paths, cfg, src_file, tgt_file):
     if paths.chain == "qa":
         units = _qa_units(paths, cfg, src_file, tgt_file, s)
     else:
-        units = _shard(read_parallel(src_file, tgt_file, s.counts), cfg)
+        units = _shard(read_parallel(src_file, tgt_file, s.counts, cfg.parallel_format,
+                                     (cfg.src_lang, cfg.tgt_lang)), cfg)
     write_jsonl(paths.units, units, "pairs", key)
     s.print()
 

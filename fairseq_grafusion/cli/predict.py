@@ -8,7 +8,8 @@
         --output preds.{lang}.json      # a combined split: one file per language
 
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
-directory; ``-`` for the English file translates the target side with ``--mt-model``), gold
+directory; ``-`` for the English file translates the target side with ``--mt-test-model`` and
+the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them), gold
 answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
 empty context, whose answer is ""); score the output against the original files.
 
@@ -28,8 +29,10 @@ from typing import Optional, Sequence
 from ..errors import GraFusionError
 from ..files import write_json
 from ..preprocess.encode import DOC_STRIDE, MAX_LEN
+from ..preprocess.mt_config import MTConfig
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST
 from . import run, setup_logging
+from .mt_options import add_mt_arguments, pop_mt_config
 
 logger = logging.getLogger("grafusion-predict")
 
@@ -51,8 +54,8 @@ def get_parser():
     raw.add_argument("--max-len", type=int, default=MAX_LEN)
     raw.add_argument("--doc-stride", type=int, default=DOC_STRIDE)
     raw.add_argument("--stanza-dir")
-    raw.add_argument("--mt-model")
     raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"))
+    add_mt_arguments(p)
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
     p.add_argument("--gold", help="SQuAD file with the contexts (default DATA/<split>.<stream>.json)")
@@ -87,7 +90,7 @@ class PredictConfig:
     max_len: int = MAX_LEN
     doc_stride: int = DOC_STRIDE
     stanza_dir: Optional[str] = None
-    mt_model: Optional[str] = None
+    mt: Optional[MTConfig] = None  # translation models (--mt-*) for a '-' side of --qa
     align_extra: Optional[Sequence[str]] = None
     stream: str = "tgt"
     gold: Optional[str] = None
@@ -102,6 +105,8 @@ class PredictConfig:
     def __post_init__(self):
         if (self.data is None) == (self.qa is None):
             raise GraFusionError("give --data DIR (a binarized split) or --qa SRC_JSON TGT_JSON")
+        if isinstance(self.mt, dict):
+            self.mt = MTConfig(**self.mt)
         if self.qa is not None:
             if not self.tgt_lang:
                 raise GraFusionError("--qa needs --tgt-lang (the target language code)")
@@ -121,12 +126,14 @@ class PredictConfig:
         return PipelineConfig(command="all", out=out, src_lang=self.src_lang, tgt_lang=self.tgt_lang,
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
-                              stanza_dir=self.stanza_dir, mt_model=self.mt_model,
+                              stanza_dir=self.stanza_dir, mt=self.mt,
                               align_extra=self.align_extra, ignore_answers=True)
 
 
 def main(argv=None):
-    cfg = PredictConfig(**vars(get_parser().parse_args(argv)))
+    options = vars(get_parser().parse_args(argv))
+    mt = pop_mt_config(options)
+    cfg = PredictConfig(**options, mt=mt)
     setup_logging()
     if cfg.qa:
         from ..preprocess.pipeline import run_pipeline
