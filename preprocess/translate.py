@@ -23,6 +23,11 @@ _NEEDS = {"moses": "sacremoses", "subword_nmt": "subword_nmt", "fastbpe": "subwo
           "sentencepiece": "sentencepiece", "nltk": "nltk"}
 
 
+def fastbpe_installed():
+    """Whether the ``fastBPE`` module is importable (else its codes go through subword-nmt)."""
+    return importlib.util.find_spec("fastBPE") is not None
+
+
 class Translator:
     """A loaded direction: ``translate(sentences)`` as the hub's, with the direction's beam; counts
     the source tokens it met and how many of them the model's dictionary did not know."""
@@ -66,9 +71,9 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
         state = checkpoint_compat.load_state(path)
     except GraFusionError as e:
         raise GraFusionError(f"{what} ({e})") from None
-    checkpoint_compat.check_translation(state, path, source_lang, target_lang, option)
-    del state
     data = direction.data or model_dir
+    checkpoint_compat.check_translation(state, path, source_lang, target_lang, option, data)
+    del state
     for lang in (source_lang, target_lang):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise GraFusionError(f"{what}: {os.path.join(data, f'dict.{lang}.txt')} is missing "
@@ -78,7 +83,7 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
     if direction.tokenizer:
         _require(direction.tokenizer, f"{prefix}-tokenizer")
         overrides["tokenizer"] = direction.tokenizer
-    in_memory_fastbpe = direction.bpe == "fastbpe" and importlib.util.find_spec("fastBPE") is None
+    in_memory_fastbpe = direction.bpe == "fastbpe" and not fastbpe_installed()
     if direction.bpe:
         if not in_memory_fastbpe:
             _require(direction.bpe, f"{prefix}-bpe")

@@ -93,3 +93,70 @@ def sample_run(tmp_path_factory):
     seconds = time.time() - start
     print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
     return out, proc, seconds
+
+
+@pytest.fixture(scope="session")
+def moses_bpe_mt(tmp_path_factory):
+    """A real (tiny) fairseq Romanian -> English transformer on moses-tokenised, escaped and BPE'd
+    text, as fairseq's wmt models are made: the sample's parallel text through sacremoses (as
+    fairseq's ``moses`` tokenizer encodes: dash splits, escaping), joint subword-nmt codes (1000
+    merges) applied to both sides, ``fairseq-preprocess --dataset-impl raw``, ``fairseq-train``
+    (1 layer, d=64, 100 updates; no source/target language given, so the checkpoint stores none,
+    as with fairseq's own examples).  Returns a namespace: ``model`` (model.pt + dict.{ro,en}.txt),
+    ``codes`` (subword-nmt codes), ``fastbpe_codes`` (the same merges in fastBPE's file format:
+    no header, a count column; the counts are ranks, apply ignores them), ``raw`` (the
+    fairseq-preprocess'd raw text directory: train/valid.ro-en.{ro,en}), ``text`` (tokenised +
+    BPE'd files {train,valid}.{en,ro})."""
+    import io
+    import shutil
+    import types
+
+    from sacremoses import MosesTokenizer
+    from subword_nmt.apply_bpe import BPE
+    from subword_nmt.learn_bpe import learn_bpe
+
+    tmp = tmp_path_factory.mktemp("moses_bpe_mt")
+    text = tmp / "text"
+    text.mkdir()
+    sample = os.path.join(REPO, "examples", "sample", "parallel")
+    tokenised = {}
+    for lang in ("en", "ro"):
+        tok = MosesTokenizer(lang)
+        for split in ("train", "valid"):
+            with open(os.path.join(sample, f"{split}.{lang}"), encoding="utf-8") as f:
+                tokenised[split, lang] = [tok.tokenize(line, aggressive_dash_splits=True, escape=True,
+                                                       return_str=True) for line in f.read().splitlines()]
+    codes = io.StringIO()
+    learn_bpe(io.StringIO("\n".join(tokenised["train", "en"] + tokenised["train", "ro"]) + "\n"),
+              codes, 1000, min_frequency=2)
+    (tmp / "codes").write_text(codes.getvalue(), encoding="utf-8")
+    merges = codes.getvalue().splitlines()[1:]  # without the '#version: 0.2' header
+    (tmp / "codes.fastbpe").write_text("".join(f"{m} {len(merges) - k}\n" for k, m in enumerate(merges)),
+                                       encoding="utf-8")
+    bpe = BPE(io.StringIO(codes.getvalue()))
+    for (split, lang), lines in tokenised.items():
+        (text / f"{split}.{lang}").write_text("".join(bpe.process_line(x) + "\n" for x in lines),
+                                              encoding="utf-8")
+    from fairseq import options  # fairseq-preprocess in this process: no second interpreter start
+    from fairseq_cli import preprocess as fairseq_preprocess
+
+    fairseq_preprocess.main(options.get_preprocessing_parser().parse_args(map(str, [
+        "--source-lang", "ro", "--target-lang", "en", "--trainpref", text / "train", "--validpref",
+        text / "valid", "--destdir", tmp / "raw", "--dataset-impl", "raw", "--workers", "1"])))
+    run_fairseq("train", tmp / "raw", "--dataset-impl", "raw", "--arch", "transformer",
+                "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "64",
+                "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
+                "--decoder-ffn-embed-dim", "128", "--encoder-attention-heads", "2",
+                "--decoder-attention-heads", "2", "--share-decoder-input-output-embed",
+                "--optimizer", "adam", "--lr", "5e-3", "--lr-scheduler", "inverse_sqrt",
+                "--warmup-updates", "20", "--max-tokens", "2000", "--max-update", "100", "--seed", "1",
+                "--cpu", "--save-dir", tmp / "ck", "--no-epoch-checkpoints", "--save-interval", "1000",
+                "--disable-validation")
+    model = tmp / "model"
+    model.mkdir()
+    shutil.copy(tmp / "ck" / "checkpoint_last.pt", model / "model.pt")
+    for lang in ("ro", "en"):
+        shutil.copy(tmp / "raw" / f"dict.{lang}.txt", model / f"dict.{lang}.txt")
+    return types.SimpleNamespace(model=str(model), codes=str(tmp / "codes"),
+                                 fastbpe_codes=str(tmp / "codes.fastbpe"), raw=str(tmp / "raw"),
+                                 text=str(text))
