@@ -31,10 +31,14 @@ setup(
         "eflomal",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "matplotlib"],
+        "test": ["pytest", "pytest-timeout", "matplotlib", "sacremoses", "subword-nmt"],
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],
+        # --mt-tokenizer moses, --mt-bpe subword_nmt / fastbpe (fastBPE codes are applied through
+        # subword-nmt; the fastBPE module itself does not build from PyPI on Python >= 3.11:
+        # pip install cython && pip install --no-build-isolation fastBPE), --parallel-format moses
+        "mt": ["sacremoses", "subword-nmt"],
         # Thai words with PyThaiNLP's dictionary segmenter (newmm) when Stanza has no Thai model
         "thai": ["pythainlp"],
     },
