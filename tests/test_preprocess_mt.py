@@ -209,3 +209,26 @@ def test_translate_test_end_to_end(moses_bpe_mt, tmp_path, capsys):
     for answers, context in english.values():
         for a in answers:
             assert context[a["answer_start"]:a["answer_start"] + len(a["text"])] == a["text"]
+
+
+def test_sentencepiece_and_gpt2_reach_the_model(moses_bpe_mt, tmp_path):
+    """--mt-bpe sentencepiece and gpt2 build fairseq's own BPE objects from the given files (a
+    SentencePiece model; a directory with encoder.json and vocab.bpe) and the source goes through
+    them (this model was trained with neither: only the wiring is checked)."""
+    from fairseq.data.encoders.gpt2_bpe_utils import bytes_to_unicode
+
+    mt = moses_bpe_mt
+    spm = os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model")
+    t = translate.load_hub_translator(MTDirection(mt.model, bpe="sentencepiece", bpe_codes=spm, beam=1),
+                                      "ro", "en")
+    assert type(t.hub.bpe).__name__ == "SentencepieceBPE"
+    assert t.hub.apply_bpe("Cine a câștigat?").startswith("▁")
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    byte_chars = list(bytes_to_unicode().values())  # a byte-level vocabulary without merges
+    (gpt2 / "encoder.json").write_text(json.dumps({c: k for k, c in enumerate(byte_chars)}), encoding="utf-8")
+    (gpt2 / "vocab.bpe").write_text("#version: 0.2\n", encoding="utf-8")
+    t = translate.load_hub_translator(MTDirection(mt.model, bpe="gpt2", bpe_codes=str(gpt2), beam=1),
+                                      "ro", "en")
+    assert type(t.hub.bpe).__name__ == "GPT2BPE"
+    assert t.hub.apply_bpe("Cine") == " ".join(str(byte_chars.index(c)) for c in "Cine")
