@@ -232,3 +232,30 @@ def test_sentencepiece_and_gpt2_reach_the_model(moses_bpe_mt, tmp_path):
                                       "ro", "en")
     assert type(t.hub.bpe).__name__ == "GPT2BPE"
     assert t.hub.apply_bpe("Cine") == " ".join(str(byte_chars.index(c)) for c in "Cine")
+
+
+def test_many_unknown_source_tokens_are_reported():
+    """The pairs summary counts a translator's source tokens and <unk>s, and says which options to
+    check when more than 5% were unknown (the issue's 5 of 18 without tokenizer and BPE)."""
+    import collections
+
+    from fairseq_grafusion.preprocess.pairing import make_units
+    from fairseq_grafusion.squad import read_squad
+
+    class Counting:
+        def __init__(self, unknown):
+            self.tokens, self.unknown, self.next = 0, 0, unknown
+
+        def translate(self, sentences):
+            self.tokens += 18 * len(sentences)
+            self.unknown += self.next * len(sentences)
+            return list(sentences)
+
+    ro = read_squad(RO_QA, False, True)[:2]
+    for unknown, warned in ((5, True), (0, False)):
+        stats, translator = collections.Counter(), Counting(unknown)
+        _, report = make_units(None, ro, "en", "ro", lambda a, b: translator, stats)
+        assert stats["ro->en source tokens"] == translator.tokens > 0
+        assert stats["ro->en source tokens <unk>"] == translator.unknown
+        notes = [r for r in report if "<unk>" in r]
+        assert bool(notes) == warned and (not notes or "--mt-test-tokenizer" in notes[0]), report
