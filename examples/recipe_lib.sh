@@ -14,7 +14,8 @@
 # Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR, SPM, DICT,
 #   STANZA_DIR, MT_MODEL (both directions) or MT_TRAIN_MODEL (en -> {lang}) / MT_TEST_MODEL
 #   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
-#   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR, WARMUP (percent), EPOCHS, GRID, NGPU, TRAIN_EXTRA, PYTHON.
+#   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
+#   WARMUP (percent), EPOCHS, GRID, NGPU, TRAIN_EXTRA, PYTHON.
 #
 # Calls marked "ISSUE-9 API" use the pipeline's command line as it is today; they change when
 # the pipeline becomes a library with one config object (grafusion-preprocess combine, predictions
