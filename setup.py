@@ -45,6 +45,7 @@ setup(
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",
             "grafusion-results = fairseq_grafusion.cli.results:cli_main",
+            "grafusion-user-dir = fairseq_grafusion.cli.user_dir:cli_main",
         ],
     },
 )
