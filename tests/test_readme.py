@@ -175,3 +175,9 @@ def test_python_requires_and_classifiers_agree():
     assert sys.version_info >= (3, 11)
     torch = [r for r in kwargs["install_requires"] if r.startswith("torch")]
     assert torch == ["torch>=2.6"]  # no upper bound: a newer (cluster) torch is kept
+
+
+def test_ci_runs_the_readmes_test_command():
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        command = f.read().strip().splitlines()[-1]
+    assert any(command in b.text.splitlines() for b in BASH), command
