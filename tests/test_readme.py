@@ -95,17 +95,14 @@ def parse_fairseq(command, argv):
 
     parser = {"fairseq-train": options.get_training_parser,
               "fairseq-validate": options.get_validation_parser}[command]()
-    argv = [a.replace("$(grafusion-user-dir)", user_dir()) for a in argv]
+    # --user-dir: the installed plugin, whatever path or shell expression the README gives
+    argv = [user_dir() if i and argv[i - 1] == "--user-dir" else a for i, a in enumerate(argv)]
     err = io.StringIO()
-    cwd = os.getcwd()
     try:
-        os.chdir(REPO)  # --user-dir fairseq_grafusion, as in the repository's root
         with contextlib.redirect_stderr(err):
             options.parse_args_and_arch(parser, argv)
     except SystemExit:
         return err.getvalue().strip().splitlines()[-1]
-    finally:
-        os.chdir(cwd)
     return None
 
 
