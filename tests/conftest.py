@@ -160,3 +160,29 @@ def moses_bpe_mt(tmp_path_factory):
     return types.SimpleNamespace(model=str(model), codes=str(tmp / "codes"),
                                  fastbpe_codes=str(tmp / "codes.fastbpe"), raw=str(tmp / "raw"),
                                  text=str(text))
+
+
+@pytest.fixture(scope="session")
+def readme_run(sample_run, tmp_path_factory):
+    """The README's blocks marked ``<!-- ci: run -->`` (``readme_blocks``), run as written by
+    bash, in order, in a directory holding what command 1 writes on the sample (``sample-run/``:
+    the outputs of :func:`sample_run`, linked) and the repository's ``examples/``, with the
+    environment's commands first on the PATH: (directory, [(block, completed process)])."""
+    from readme_blocks import blocks
+
+    work = tmp_path_factory.mktemp("readme")
+    (work / "sample-run").mkdir()
+    for entry in os.listdir(sample_run[0]):
+        os.symlink(sample_run[0] / entry, work / "sample-run" / entry)
+    os.symlink(os.path.join(REPO, "examples"), work / "examples")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    runs = []
+    for block in blocks():
+        if block.marker == "run":
+            start = time.time()
+            runs.append((block, subprocess.run(
+                ["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=work, env=env, text=True,
+                capture_output=True, timeout=600, stdin=subprocess.DEVNULL)))
+            print(f"{block}: {time.time() - start:.1f}s")
+    return work, runs

@@ -1,7 +1,10 @@
 """What the plugin's tasks share: a data directory with ``dict.txt`` and binarized pair splits,
-one dictionary for both languages, and initialisation from XLM-R."""
+one dictionary for both languages, and initialisation from XLM-R; and a one-line refusal of
+fairseq's text-generation commands (``fairseq-generate``, ``fairseq-interactive``), which do not
+apply to span extraction: the error names the command to use instead."""
 import logging
 import os
+import sys
 
 from fairseq.data import Dictionary
 from fairseq.tasks import FairseqTask
@@ -23,8 +26,30 @@ def load_task_dictionary(data_dir):
     return dictionary
 
 
+GENERATION_COMMANDS = ("generate", "interactive")
+
+
+def fairseq_command():
+    """The fairseq command this process runs (``"generate"`` for ``fairseq-generate`` and for
+    ``python -m fairseq_cli.generate``), or None."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("fairseq_cli."):
+        return spec.name.split(".", 1)[1]
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return name[len("fairseq-"):] if name.startswith("fairseq-") else None
+
+
 class GraphPairTask(FairseqTask):
     """Base of ``xmrc_span`` and ``sa_graph_pretrain``."""
+
+    # what to run instead of fairseq-generate / fairseq-interactive (one line; per task)
+    instead_of_generation = ("grafusion-predict --path CHECKPOINT --data DATA --split SPLIT "
+                             "--output pred.json (or the hub: GraFusionModel.from_pretrained)")
+
+    @classmethod
+    def refuse_generation(cls, name, command):
+        raise GraFusionError(f"{command} does not apply to task {name}, which generates no text: "
+                             f"use {cls.instead_of_generation}")
 
     def __init__(self, cfg, dictionary):
         super().__init__(cfg)
@@ -36,6 +61,9 @@ class GraphPairTask(FairseqTask):
 
     @classmethod
     def setup_task(cls, cfg, **kwargs):
+        command = fairseq_command()
+        if command in GENERATION_COMMANDS:
+            cls.refuse_generation(getattr(cfg, "_name", None) or cls.__name__, f"fairseq-{command}")
         if not os.path.isdir(cfg.data):
             raise GraFusionError(f"data directory {cfg.data} does not exist")
         cls.check_config(cfg)
@@ -50,6 +78,12 @@ class GraphPairTask(FairseqTask):
             from ..models.xlmr_init import load_xlmr
 
             load_xlmr(model, path, self.dictionary)
+
+    def build_generator(self, models, args, **kwargs):
+        self.refuse_generation(getattr(self.cfg, "_name", None), "build_generator")
+
+    def build_dataset_for_inference(self, src_tokens, src_lengths, **kwargs):
+        self.refuse_generation(getattr(self.cfg, "_name", None), "build_dataset_for_inference")
 
     def max_positions(self):
         return None

@@ -46,6 +46,9 @@ class SAGraphPretrainConfig(FairseqDataclass):
 class SAGraphPretrainTask(GraphPairTask):
     """TLM + graph-node recovery on parallel sentence pairs with their SA-Graph."""
 
+    instead_of_generation = ("its checkpoints to initialise fine-tuning (--pretrained-sagraph), "
+                             "then grafusion-predict")
+
     @classmethod
     def check_config(cls, cfg):
         if not 0.0 < cfg.mask_prob < 1.0:
