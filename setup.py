@@ -44,7 +44,7 @@ setup(
         "eflomal",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "matplotlib", "sacremoses", "subword-nmt"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "matplotlib", "sacremoses", "subword-nmt"],
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],
