@@ -22,11 +22,12 @@ eflomal's priors are read from ``align_priors`` (default ``model_dir/alignment.p
 exists) or estimated from ``align_extra`` (two line-aligned text files); questions are then aligned
 in this process (:class:`~fairseq_grafusion.preprocess.align.LexicalAligner`).  Without either,
 eflomal runs on each call's questions alone (slow, and weak on so little text).  A model that reads
-no alignment (``--no-fusion``) skips alignment; one without dependency edges (``--graph none`` or
-``align``) skips parsing.  Without ``source_question`` / ``source_context`` the English side is
-translated by the target -> English model of ``mt``, a
-:class:`~fairseq_grafusion.preprocess.mt_config.MTConfig` (or its fields as a dict), with the
-model's tokenizer and BPE, as ``grafusion-preprocess --mt-test-*`` does::
+the target stream only (``--no-fusion``, ``xlmr_translate_train_*``) skips alignment; one without
+dependency edges (``--graph none`` or ``align``, FILTER) skips parsing
+(:func:`~fairseq_grafusion.inference.graph_stages`, as ``grafusion-predict --qa``).  Without
+``source_question`` / ``source_context`` the English side is translated by the target -> English
+model of ``mt``, a :class:`~fairseq_grafusion.preprocess.mt_config.MTConfig` (or its fields as a
+dict), with the model's tokenizer and BPE, as ``grafusion-preprocess --mt-test-*`` does::
 
     qa = GraFusionModel.from_pretrained("model_dir", src_lang="en", tgt_lang="de", mt={"test": {
         "model": "wmt19.de-en", "checkpoint": "model1.pt", "tokenizer": "moses", "bpe": "fastbpe"}})
@@ -39,7 +40,7 @@ import os
 import torch.nn as nn
 
 from .errors import GraFusionError
-from .inference import load_model, predict
+from .inference import graph_stages, load_model, predict
 from .preprocess.align import PRIORS_FILE, AlignmentPriors, LexicalAligner, estimate_priors
 from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .preprocess.in_memory import InMemoryPipeline
@@ -67,14 +68,15 @@ class GraFusionHubInterface(nn.Module):
             raise GraFusionError("give mt (an MTConfig) or mt_model (one directory), not both")
         self.mt = (MTConfig.both(mt_model) if mt_model else mt) or None
         self.priors, self.batch_size = priors, batch_size
-        if model.fusion and priors is None:
+        align, parse = graph_stages(model)
+        if align and priors is None:
             logger.warning("no alignment priors (align_priors / align_extra): eflomal runs on each "
                            "call's questions alone")
         self.pipeline = InMemoryPipeline(
             src_lang, tgt_lang, spm, dict_path, stanza_dir=stanza_dir,
             translator_for=self.mt.translator_for(src_lang, tgt_lang) if self.mt else None,
             aligner=LexicalAligner(priors).align if priors is not None else None,
-            align=model.fusion, parse=model.use_dep, max_len=min(max_len, model.max_positions()),
+            align=align, parse=parse, max_len=min(max_len, model.max_positions()),
             doc_stride=doc_stride, max_query_len=max_query_len)
 
     def answer(self, question, context, *, source_question=None, source_context=None, top_k=1,
@@ -149,7 +151,7 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
                                  "SentencePiece model and dict.txt the data was encoded with")
     model, task = load_model(os.path.join(model_dir, checkpoint_file), data)
     priors = None
-    if model.fusion:
+    if graph_stages(model)[0]:
         default = os.path.join(model_dir, PRIORS_FILE)
         if align_priors or (not align_extra and os.path.isfile(default)):
             priors = AlignmentPriors.load(align_priors or default)

@@ -42,6 +42,16 @@ def load_model(path, data, use_cuda=False, fp16=False):
     return model, task
 
 
+def graph_stages(model):
+    """``(align, parse)``: whether the windows a model reads need the pipeline's alignment and
+    parsing stages.  Alignment: a model that reads both streams (``model.fusion``: GraFusion with
+    any ``--graph``, FILTER) -- besides the ``+a`` edges, binarize pairs each target window with
+    the source window sharing the most alignment links.  Parsing: a model with dependency edges
+    (``use_dep``).  A ``--no-fusion`` or ``xlmr_translate_train_*`` model needs neither: its
+    answers come from the target stream alone."""
+    return bool(model.fusion), bool(getattr(model, "use_dep", False))
+
+
 class SpanScorer:
     """Decodes the ``stream`` ("tgt" or "src") of a split and scores it against gold answers."""
 

@@ -75,6 +75,10 @@ class PipelineConfig:
     src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
     tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
+    # False: the stage runs no aligner / parser and writes records without links / arcs (for a
+    # model that reads none: grafusion-predict --qa, inference.graph_stages)
+    align: bool = True
+    parse: bool = True
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN

@@ -137,7 +137,10 @@ def read_extra(extra, src_lang, tgt_lang):
 def run_align(paths, cfg):
     """Stage ``align``: reads ``paths.units`` and ``paths.words`` (and the split's
     ``--alignments`` file, or ``--align-extra`` text for eflomal); writes ``paths.align`` (word
-    links of every unit, and every question's answers, projected for a translated side)."""
+    links of every unit, and every question's answers, projected for a translated side).  With
+    ``cfg.align`` False no aligner runs: records without links (:func:`run_without`)."""
+    if not cfg.align:
+        return run_without(paths, cfg, "align")
     alignments = cfg.alignment_file(paths.chain, paths.split)
     extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments else []
     key = fingerprint([alignments] + extra_paths, prev=key_of(paths.words), version=1)
@@ -171,7 +174,10 @@ def run_align(paths, cfg):
 def run_parse(paths, cfg):
     """Stage ``parse``: reads ``paths.units`` and ``paths.words`` (and the split's
     ``--src-conllu`` / ``--tgt-conllu`` files); writes ``paths.parse`` (dependency arcs per unit
-    and side, same-word edges for passages and sentences)."""
+    and side, same-word edges for passages and sentences).  With ``cfg.parse`` False no parser
+    runs: records without arcs or same-word edges (:func:`run_without`)."""
+    if not cfg.parse:
+        return run_without(paths, cfg, "parse")
     conllu = {side: cfg.conllu_file(side, paths.chain, paths.split) for side in ("src", "tgt")}
     key = fingerprint([conllu["src"], conllu["tgt"]], stanza=cfg.stanza_dir,
                       same=cfg.same_max_group, prev=key_of(paths.words), version=1)
@@ -195,6 +201,33 @@ def run_parse(paths, cfg):
         s[f"{side} dependency arcs"] = sum(len(r[side]) // 2 for r in records)
         s[f"{side} same-word edges"] = sum(len(r.get(side + "_same", [])) // 2 for r in records)
     write_jsonl(paths.parse, records, "parse", key)
+    s.print()
+
+
+def run_without(paths, cfg, stage):
+    """Stage ``align`` or ``parse`` for a model that reads no such edges: reads ``paths.units``
+    (and ``paths.words`` to project answers); writes the stage's file with records that hold no
+    links (:func:`.units.unlinked`, answers as :func:`run_align` gives them) or no arcs
+    (:func:`.units.unparsed`), as the in-memory pipeline does with ``align=False`` /
+    ``parse=False``."""
+    path = getattr(paths, stage)
+    key = fingerprint(edges="none", prev=key_of(paths.words), version=1)
+    file = StageFile(path, stage, key, cfg.force)
+    if not file.fresh:
+        file.skip_message(paths.name)
+        return
+    units = read_jsonl(paths.units, "pairs")
+    s = Summary(stage, paths.name)
+    s["units in"] = len(units)
+    if stage == "align":
+        records = unit_ops.unlinked(units)
+        if any(u["kind"] == "q" for u in units):
+            unit_ops.project_answers(units, read_jsonl(paths.words, "words"), records, s.counts)
+    else:
+        records = unit_ops.unparsed(units)
+    s.notes.append(f"skipped: the model reads no {'alignment' if stage == 'align' else 'dependency'} "
+                   "edges (records without them)")
+    write_jsonl(path, records, stage, key)
     s.print()
 
 

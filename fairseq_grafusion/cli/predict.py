@@ -9,7 +9,8 @@
 
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
 directory; ``-`` for the English file translates the target side with ``--mt-test-model`` and
-the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them), gold
+the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them; alignment and parsing only if
+the model reads such edges, as in the hub), gold
 answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
 empty context, whose answer is ""); score the output against the original files.
 
@@ -136,13 +137,20 @@ def main(argv=None):
     cfg = PredictConfig(**options, mt=mt)
     setup_logging()
     if cfg.qa:
+        from ..inference import graph_stages
+        from ..preprocess.binarize import copy_dictionary
         from ..preprocess.pipeline import run_pipeline
 
         with tempfile.TemporaryDirectory(prefix="grafusion-predict-") as tmp:
-            run_pipeline(cfg.pipeline_config(tmp))
-            nbest = _predict(cfg, os.path.join(tmp, "qa-bin"), "test")
+            pipeline = cfg.pipeline_config(tmp)  # checks the options and files first
+            data = os.path.join(tmp, "qa-bin")
+            copy_dictionary(pipeline.dict, data)  # then the model: it says which stages to run
+            model, task = _load(cfg, data)
+            pipeline.align, pipeline.parse = graph_stages(model)
+            run_pipeline(pipeline)
+            nbest = _predict(cfg, model, task, data, "test")
     else:
-        nbest = _predict(cfg, cfg.data, cfg.split)
+        nbest = _predict(cfg, *_load(cfg, cfg.data), cfg.data, cfg.split)
     per_language = nbest if _is_per_language(nbest) else {None: nbest}
     for lang, answers in per_language.items():
         output = cfg.output.replace("{lang}", str(lang))
@@ -163,13 +171,18 @@ def _is_per_language(nbest):
     return bool(nbest) and all(isinstance(v, dict) for v in nbest.values())
 
 
-def _predict(cfg, data, split):
+def _load(cfg, data):
     import torch
 
-    from ..inference import load_model, predict_split
+    from ..inference import load_model
 
     use_cuda = torch.cuda.is_available() and not cfg.cpu
-    model, task = load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+    return load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+
+
+def _predict(cfg, model, task, data, split):
+    from ..inference import predict_split
+
     _check_outputs(cfg, data, split)
     return predict_split(model, task, data, split, cfg.stream, cfg.gold, n_best=cfg.n_best,
                          max_answer_length=cfg.max_answer_length, batch_size=cfg.batch_size,

@@ -255,6 +255,32 @@ class PairWriter:
         return False
 
 
+class _EmptyField:
+    """A field that is empty in every example (e.g. the dependency edges of a split prepared for a
+    model without them): its data file has 0 bytes, which numpy cannot map, so fairseq's
+    ``MMapIndexedDataset`` cannot open it."""
+
+    def __init__(self, prefix):
+        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
+        if index.sizes.any():
+            raise GraFusionError(f"{prefix}.bin is empty but its index holds "
+                                 f"{int(index.sizes.sum())} values; re-run grafusion-preprocess binarize")
+        self.sizes = index.sizes
+        self._empty = torch.from_numpy(np.empty(0, dtype=index.dtype))
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        return self._empty
+
+
+def _open_field(prefix):
+    if os.path.getsize(indexed_dataset.data_file_path(prefix)) == 0:
+        return _EmptyField(prefix)
+    return indexed_dataset.MMapIndexedDataset(prefix)
+
+
 class PairReader:
     """Lazy, mmap-backed access to a split written by :class:`PairWriter`.
 
@@ -288,7 +314,7 @@ class PairReader:
             for ext in (".bin", ".idx"):
                 if not os.path.exists(f"{prefix}.{f}{ext}"):
                     raise GraFusionError(f"{prefix}.{f}{ext} is missing (field '{f}' of the split)")
-            self._data[f] = indexed_dataset.MMapIndexedDataset(f"{prefix}.{f}")
+            self._data[f] = _open_field(f"{prefix}.{f}")
         ids_path = f"{prefix}.ids.txt"
         if not os.path.exists(ids_path):
             raise GraFusionError(f"{ids_path} is missing (example ids of the split)")
