@@ -7,6 +7,7 @@ runs the same stages in memory (:mod:`.units`).
 import os
 
 from . import stages
+from .parallel import check_parallel_files
 from .workdir import SplitPaths
 
 
@@ -16,7 +17,10 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 
 def run_pipeline(cfg):
     """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
-    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``."""
+    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of
+    every input come first, so that no split's alignment runs before a later split's bad input
+    is found."""
+    check_inputs(cfg)
     for chain, split, src, tgt in cfg.chains():
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":
@@ -34,6 +38,17 @@ def run_pipeline(cfg):
             directory = os.path.join(cfg.out, sub)
             if os.path.isdir(directory):
                 print(f"done: {directory}")
+
+
+def check_inputs(cfg):
+    """Before any stage: parallel text files (``--parallel``, ``--align-extra``) have equal line
+    counts (counted, not read)."""
+    pairs = [(src, tgt) for chain, _, src, tgt in cfg.chains() if chain == "parallel"]
+    if cfg.align_extra and "align" in cfg.stages():
+        pairs.append(tuple(cfg.align_extra))
+    if "pairs" in cfg.stages() or "align" in cfg.stages():
+        for src, tgt in pairs:
+            check_parallel_files(src, tgt)
 
 
 def merge_shards(prefix, num_shards):

@@ -14,7 +14,7 @@ from fairseq_grafusion.squad import read_squad, write_squad
 from . import align as align_mod
 from . import units as unit_ops
 from .pairing import make_units
-from .parallel import read_parallel
+from .parallel import check_line_counts, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
 from .workdir import StageFile, fingerprint, key_of, read_jsonl, write_jsonl
 
@@ -77,7 +77,8 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
         s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u["kind"] == "q" for u in units)
     s.notes += report
     if not any(u["kind"] == "q" for u in units):
-        raise GraFusionError(f"split {paths.split}: no question pairs left (see the report above)")
+        s.print()  # the report the error refers to: what was read, paired and dropped
+        raise GraFusionError(f"split {paths.split}: no question pairs left (see the [pairs] report above)")
     return units
 
 
@@ -122,16 +123,8 @@ def read_extra(extra, src_lang, tgt_lang):
     from .wordseg import tokenize, words_of
 
     src_path, tgt_path = extra
-    texts = []
-    for path in (src_path, tgt_path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                texts.append(f.read().splitlines())
-        except (OSError, UnicodeDecodeError) as e:
-            raise GraFusionError(f"{path}: cannot read --align-extra text ({e})") from None
-    if len(texts[0]) != len(texts[1]):
-        raise GraFusionError(f"--align-extra: {src_path} has {len(texts[0])} lines but {tgt_path} "
-                             f"has {len(texts[1])}; parallel files must be line-aligned")
+    texts = [read_lines(path) for path in (src_path, tgt_path)]
+    check_line_counts(src_path, tgt_path, *map(len, texts))
     return tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
                  for side, lang in zip(texts, (src_lang, tgt_lang)))
 
