@@ -9,6 +9,7 @@ file, and its temporary files are removed.  :func:`read_text` is the one way tex
 (UTF-8, a byte-order mark skipped).  No torch import: the pipeline's readers and writers use it.
 """
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -33,8 +34,10 @@ def read_text(path, what="file"):
 
 
 def is_write_error(error, tmp):
-    """Whether an OSError came from writing ``tmp`` (no file named, or that file)."""
-    return isinstance(error, OSError) and error.filename in (None, tmp)
+    """Whether an OSError came from writing ``tmp`` (no file named, or that file; a full disk or
+    quota whatever file it names)."""
+    return isinstance(error, OSError) and (error.filename in (None, tmp) or tmp in (
+        getattr(error, "filename2", None),) or error.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 class AtomicFiles:

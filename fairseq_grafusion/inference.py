@@ -28,8 +28,11 @@ def load_model(path, data, use_cuda=False, fp16=False):
     from . import plugin  # noqa: F401  (registers the model, task and criteria)
 
     from . import checkpoint_compat
+    from .data.fingerprints import check_model_dictionary
 
-    checkpoint_compat.check_grafusion(checkpoint_compat.load_state(path), path)
+    state = checkpoint_compat.load_state(path)
+    checkpoint_compat.check_grafusion(state, path)
+    check_model_dictionary(checkpoint_compat.trained_dictionary(state), os.path.join(data, "dict.txt"), path)
     overrides = {"data": data}
     state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
@@ -196,9 +199,11 @@ def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
     ``{lang: {id: n-best}}``); ``kwargs`` go to :func:`predict`."""
     from .data import PairReader
 
+    from .data.fingerprints import check_gold_contexts, check_split_dictionary
     from .data.languages import gold_files
 
     reader = PairReader(os.path.join(data, split))
+    check_split_dictionary(reader, os.path.join(data, "dict.txt"))
     if len(reader.languages) > 1:  # a combined split: each language's own gold file
         if gold:
             raise GraFusionError(f"{reader.prefix} holds the languages "
@@ -207,5 +212,7 @@ def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
         contexts = {lang: read_gold(path)[0]
                     for lang, path in gold_files(data, split, stream, reader.languages).items()}
     else:
-        contexts, _ = read_gold(gold or gold_path(data, split, stream))
+        path = gold or gold_path(data, split, stream)
+        contexts, _ = read_gold(path)
+        check_gold_contexts(reader, contexts, stream, path)  # before any decoding
     return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

@@ -61,7 +61,9 @@ def merge_shards(prefix, num_shards):
                                             "src.dep", "tgt.dep", "span")]
     vocab = max(int(max(r.field("src.tok", i).max(), r.field("tgt.tok", i).max()))
                 for r in readers for i in range(len(r))) + 1
-    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra) as writer:
+    recorded = readers[0].meta.get("dictionary_sha256")
+    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra,
+                    fingerprints={"dictionary_sha256": recorded} if recorded else None) as writer:
         for r in readers:
             for i in range(len(r)):
                 writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})

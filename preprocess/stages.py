@@ -202,6 +202,17 @@ def _binary_current(paths, key, cfg):
         return f.read().strip() == key
 
 
+def _fingerprints(dict_path, golds):
+    """The manifest's fingerprints: the dictionary, and per stream the contexts of the gold files
+    (``golds``: ``{side: (passages, questions)}``)."""
+    from fairseq_grafusion.data.fingerprints import manifest_fields
+
+    contexts = {side: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
+                                                      for q in questions})
+                for side, (passages, questions) in golds.items()}
+    return manifest_fields(dictionary=dict_path, contexts=contexts)
+
+
 def run_binarize(paths, cfg):
     """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
     ``--spm`` and ``--dict``; writes the binary split ``paths.prefix.*`` (QA: with answer spans
@@ -234,16 +245,19 @@ def run_binarize(paths, cfg):
         s["sentence pairs in"] = len(units)
     examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
     extra = ("src.offsets", "tgt.offsets") if with_span else ()
-    with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra) as writer:
+    ids = {uid for uid, _ in examples}
+    golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
+        if with_span else {}
+    with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
+                    fingerprints=_fingerprints(cfg.dict, golds)) as writer:
         for uid, fields in examples:
             writer.add(uid, **fields)
-    ids = {uid for uid, _ in examples}
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
         f.write(key + "\n")
     copy_dictionary(cfg.dict, paths.bin_dir)
     if with_span:
         for side in ("src", "tgt"):
-            write_squad(f"{paths.prefix}.{side}.json", *unit_ops.gold_questions(units, aligns, ids, side))
+            write_squad(f"{paths.prefix}.{side}.json", *golds[side])
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)

@@ -13,6 +13,7 @@ resulting checkpoint initialises fine-tuning: ``--task xmrc_span --pretrained-sa
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
@@ -39,6 +40,8 @@ class SAGraphPretrainConfig(FairseqDataclass):
     random_token_prob: float = field(default=0.0, metadata={
         "help": "fraction of masked words replaced by random pieces (80/10/10: 0.1; default 0)"})
     no_shuffle: bool = field(default=False, metadata={"help": "keep the split's order"})
+    dictionary_sha256: Optional[str] = field(default=None, metadata={
+        "help": "set by the task: sha256 of DATA/dict.txt, saved in the checkpoints"})
     seed: int = II("common.seed")
 
 
@@ -60,6 +63,7 @@ class SAGraphPretrainTask(GraphPairTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
+        self.check_split(reader)
         pairs = GraphPairDataset(reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle,
                                  seed=self.cfg.seed)
         self.datasets[split] = GraphMaskingDataset(
