@@ -106,7 +106,8 @@ def names(state):
 
 def trained_dictionary(state):
     """The sha256 of the ``dict.txt`` a checkpoint was trained with (None before it was recorded)."""
-    return _section(state, "task").get("dictionary_sha256")
+    task_state = state.get("task_state")
+    return task_state.get("dictionary_sha256") if isinstance(task_state, dict) else None
 
 
 def check_grafusion(state, path, tasks=("xmrc_span",)):

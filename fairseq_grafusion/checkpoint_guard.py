@@ -112,7 +112,7 @@ def check_restore_file(cfg, trainer):
                              f"{ours!r}: it cannot be resumed{hint}")
     check_model_dictionary(checkpoint_compat.trained_dictionary(state),
                            os.path.join(task.cfg.data, "dict.txt"), path,
-                           getattr(task.cfg, "dictionary_sha256", None))
+                           getattr(task, "dictionary_sha256", None))
 
 
 def torch_load_config(path):

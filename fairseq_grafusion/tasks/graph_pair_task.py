@@ -1,17 +1,17 @@
 """What the plugin's tasks share: a data directory with ``dict.txt`` and binarized pair splits,
 one dictionary for both languages, and initialisation from XLM-R.
 
-The task records the sha256 of ``DATA/dict.txt`` in its config (``dictionary_sha256``), so every
-checkpoint carries the dictionary it was trained with; a model rebuilt from a checkpoint over a
-data directory of another dictionary, or a split binarized with another one, is refused with one
-line (:mod:`..data.fingerprints`)."""
+The task records the sha256 of ``DATA/dict.txt`` in its state (``dictionary_sha256``), which
+fairseq saves in every checkpoint (``task_state``), so a checkpoint carries the dictionary it was
+trained with; a model rebuilt from a checkpoint over a data directory of another dictionary, or a
+split binarized with another one, is refused with one line (:mod:`..data.fingerprints`)."""
 import logging
 import os
 
 from fairseq.data import Dictionary
 from fairseq.tasks import FairseqTask
 
-from ..data.fingerprints import check_model_dictionary, check_split_dictionary, file_sha256
+from ..data.fingerprints import DICTIONARY, check_model_dictionary, check_split_dictionary, file_sha256
 from ..errors import GraFusionError
 
 logger = logging.getLogger(__name__)
@@ -36,23 +36,20 @@ class GraphPairTask(FairseqTask):
         super().__init__(cfg)
         self.dictionary = dictionary
 
-    @staticmethod
-    def record_dictionary(cfg):
-        """Compare ``DATA/dict.txt`` with the dictionary ``cfg`` was trained with (a checkpoint's
-        config) and record its sha256 in ``cfg`` (saved in the checkpoints of a new run)."""
-        path = os.path.join(cfg.data, "dict.txt")
-        sha = file_sha256(path)
-        check_model_dictionary(getattr(cfg, "dictionary_sha256", None), path, "the checkpoint", sha)
-        try:
-            cfg.dictionary_sha256 = sha
-        except Exception:  # the config of an old checkpoint, without the field: nothing to record
-            pass
-        return sha
+    @property
+    def dictionary_sha256(self):
+        """sha256 of ``DATA/dict.txt`` (part of the task's state, saved in checkpoints)."""
+        return self.state.state_dict.get(DICTIONARY)
+
+    def load_state_dict(self, state_dict):
+        """A checkpoint's task state (fairseq: rebuilding a model); its dictionary must be ours."""
+        check_model_dictionary(state_dict.get(DICTIONARY), os.path.join(self.cfg.data, "dict.txt"),
+                               "the checkpoint", self.dictionary_sha256)
+        super().load_state_dict(state_dict)
 
     def check_split(self, reader):
         """A split binarized with another dictionary than ``DATA/dict.txt`` is one line."""
-        check_split_dictionary(reader, os.path.join(self.cfg.data, "dict.txt"),
-                               getattr(self.cfg, "dictionary_sha256", None))
+        check_split_dictionary(reader, os.path.join(self.cfg.data, "dict.txt"), self.dictionary_sha256)
 
     @classmethod
     def check_config(cls, cfg):
@@ -64,9 +61,10 @@ class GraphPairTask(FairseqTask):
             raise GraFusionError(f"data directory {cfg.data} does not exist")
         cls.check_config(cfg)
         dictionary = load_task_dictionary(cfg.data)
-        cls.record_dictionary(cfg)
         logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary)
+        task = cls(cfg, dictionary)
+        task.state.merge_state_dict({DICTIONARY: file_sha256(os.path.join(cfg.data, "dict.txt"))})
+        return task
 
     def load_xlmr(self, model, cfg, from_checkpoint):
         """``--pretrained-xlmr DIR`` for a new model (a rebuilt one gets its checkpoint's weights)."""

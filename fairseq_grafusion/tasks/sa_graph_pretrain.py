@@ -13,7 +13,6 @@ resulting checkpoint initialises fine-tuning: ``--task xmrc_span --pretrained-sa
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import register_task
@@ -40,8 +39,6 @@ class SAGraphPretrainConfig(FairseqDataclass):
     random_token_prob: float = field(default=0.0, metadata={
         "help": "fraction of masked words replaced by random pieces (80/10/10: 0.1; default 0)"})
     no_shuffle: bool = field(default=False, metadata={"help": "keep the split's order"})
-    dictionary_sha256: Optional[str] = field(default=None, metadata={
-        "help": "set by the task: sha256 of DATA/dict.txt, saved in the checkpoints"})
     seed: int = II("common.seed")
 
 

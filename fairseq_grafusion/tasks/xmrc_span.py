@@ -51,9 +51,6 @@ class XMRCSpanConfig(FairseqDataclass):
     eval_span_metric: ChoiceEnum(["auto", "mlqa", "squad"]) = field(default="auto", metadata={
         "help": "auto: MLQA's metric for MLQA languages, SQuAD v1.1's otherwise"})
     max_answer_length: int = field(default=MAX_ANSWER_LENGTH, metadata={"help": "longest answer, in tokens"})
-    dictionary_sha256: Optional[str] = field(default=None, metadata={
-        "help": "set by the task: sha256 of DATA/dict.txt, saved in the checkpoints; a checkpoint "
-                "is refused over data of another dictionary"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
 
