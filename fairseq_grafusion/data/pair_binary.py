@@ -166,14 +166,14 @@ class PairWriter:
     def add(self, example_id, lang=None, **fields):
         """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays,
         ``lang`` is its target language (default: the writer's ``lang``)."""
+        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
+            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
         example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
         missing = [f for f in self.fields if f not in example]
         unknown = [f for f in example if f not in self.fields]
         if missing or unknown:
             raise GraFusionError(
                 f"{self.prefix}: example {example_id!r}: missing fields {missing}, unknown {unknown}")
-        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
-            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
         where = f"{self.prefix}: example {example_id!r}"
         check_example(example, where)
         for f in self.fields:
