@@ -32,7 +32,10 @@ def load_model(path, data, use_cuda=False, fp16=False):
 
     state = checkpoint_compat.load_state(path)
     checkpoint_compat.check_grafusion(state, path)
-    check_model_dictionary(checkpoint_compat.trained_dictionary(state), os.path.join(data, "dict.txt"), path)
+    trained = checkpoint_compat.trained_dictionary(state)
+    check_model_dictionary(trained, os.path.join(data, "dict.txt"), path)
+    if trained is None:  # a checkpoint from before the fingerprint: at least the sizes must agree
+        _check_embedding_size(state, data, path)
     overrides = {"data": data}
     state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
@@ -43,6 +46,16 @@ def load_model(path, data, use_cuda=False, fp16=False):
     if fp16:
         model = model.half()
     return model, task
+
+
+def _check_embedding_size(state, data, path):
+    from .tasks.graph_pair_task import load_task_dictionary
+
+    rows = [v.shape[0] for k, v in (state.get("model") or {}).items() if k.endswith("embed_tokens.weight")]
+    size = len(load_task_dictionary(data))
+    if rows and rows[0] != size:
+        raise GraFusionError(f"{path} has embeddings for {rows[0]} pieces, {os.path.join(data, 'dict.txt')} "
+                             f"gives {size}: use a data directory binarized with the checkpoint's dict.txt")
 
 
 class SpanScorer:
@@ -203,7 +216,7 @@ def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
     from .data.languages import gold_files
 
     reader = PairReader(os.path.join(data, split))
-    check_split_dictionary(reader, os.path.join(data, "dict.txt"))
+    check_split_dictionary(reader, os.path.join(data, "dict.txt"), vocab_size=len(task.source_dictionary))
     if len(reader.languages) > 1:  # a combined split: each language's own gold file
         if gold:
             raise GraFusionError(f"{reader.prefix} holds the languages "

@@ -7,6 +7,7 @@ import os
 import shutil
 
 import pytest
+import torch
 
 import fairseq_grafusion.plugin  # noqa: F401
 from conftest import USER_DIR, run_fairseq, train_args
@@ -97,3 +98,24 @@ def test_restore_file_of_pretraining_is_one_line(trained, tmp_path):
     assert last.startswith("fairseq-grafusion: error: --restore-file " + pretrained), last
     assert "'sa_graph_pretrain'" in last and f"--pretrained-sagraph {pretrained}" in last
     assert not any(name.startswith("checkpoint") for name in os.listdir(save)) if save.exists() else True
+
+
+def test_smaller_dictionary_without_fingerprints(trained, tmp_path):
+    """Checkpoints and splits written before the fingerprints: the sizes are still checked."""
+    data, ckpt, _ = trained
+    copy = tmp_path / "old"
+    shutil.copytree(data, copy)
+    lines = (copy / "dict.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (copy / "dict.txt").write_text("".join(lines[:20]), encoding="utf-8")
+    meta = json.loads((copy / "valid.meta.json").read_text())
+    del meta["dictionary_sha256"], meta["contexts_sha256"]
+    (copy / "valid.meta.json").write_text(json.dumps(meta))
+    state = load_state(ckpt)
+    del state["task_state"]["dictionary_sha256"]
+    old = tmp_path / "old.pt"
+    torch.save(state, old)
+    with pytest.raises(GraFusionError, match=r"embeddings for \d+ pieces, .*dict.txt gives 25"):
+        load_model(str(old), str(copy))
+    task = build(str(copy), "xmrc_span")[0]
+    with pytest.raises(GraFusionError, match=r"valid: token id \d+ is beyond the 25 pieces"):
+        task.load_dataset("valid")

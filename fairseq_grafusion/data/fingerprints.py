@@ -56,10 +56,16 @@ def _short(sha):
     return str(sha)[:12]
 
 
-def check_split_dictionary(reader, dict_path, dict_sha=None):
-    """A split binarized with another dictionary than ``dict_path`` is one line."""
+def check_split_dictionary(reader, dict_path, dict_sha=None, vocab_size=None):
+    """A split binarized with another dictionary than ``dict_path`` is one line; a split from
+    before the fingerprint at least has no token id beyond ``vocab_size``."""
     recorded = getattr(reader, "meta", {}).get(DICTIONARY)
     if not recorded:
+        if vocab_size is not None and hasattr(reader, "max_token"):
+            largest = reader.max_token()
+            if largest >= vocab_size:
+                raise GraFusionError(f"{reader.prefix}: token id {largest} is beyond the {vocab_size} "
+                                     f"pieces of {dict_path}: the split was binarized with another dictionary")
         return
     dict_sha = dict_sha or file_sha256(dict_path)
     if recorded != dict_sha:

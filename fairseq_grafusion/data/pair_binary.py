@@ -362,6 +362,15 @@ class PairReader:
     def has_span(self):
         return SPAN_FIELD in self.fields
 
+    def max_token(self):
+        """The largest token id of both streams (one pass over the mmap'ed files)."""
+        largest = -1
+        for f in ("src.tok", "tgt.tok"):
+            path = indexed_dataset.data_file_path(f"{self.prefix}.{f}")
+            if os.path.getsize(path):
+                largest = max(largest, int(np.memmap(path, dtype=self.dtype(f), mode="r").max()))
+        return largest
+
     def __len__(self):
         return self.meta["size"]
 

@@ -49,7 +49,8 @@ class GraphPairTask(FairseqTask):
 
     def check_split(self, reader):
         """A split binarized with another dictionary than ``DATA/dict.txt`` is one line."""
-        check_split_dictionary(reader, os.path.join(self.cfg.data, "dict.txt"), self.dictionary_sha256)
+        check_split_dictionary(reader, os.path.join(self.cfg.data, "dict.txt"), self.dictionary_sha256,
+                               len(self.dictionary))
 
     @classmethod
     def check_config(cls, cfg):
