@@ -104,6 +104,12 @@ def names(state):
     return task_name, model_name, arch
 
 
+def trained_dictionary(state):
+    """The sha256 of the ``dict.txt`` a checkpoint was trained with (None before it was recorded)."""
+    task_state = state.get("task_state")
+    return task_state.get("dictionary_sha256") if isinstance(task_state, dict) else None
+
+
 def check_grafusion(state, path, tasks=("xmrc_span",)):
     """Refuse, before anything is built, a checkpoint that is not one of our models."""
     from fairseq.models import ARCH_MODEL_REGISTRY

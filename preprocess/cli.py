@@ -67,6 +67,9 @@ def get_parser():
                         "'all' without --qa/--parallel implies it")
     g.add_argument("--src-lang", help="source (English) language code (sample: en)")
     g.add_argument("--tgt-lang", help="target language code (sample: ro)")
+    g.add_argument("--extra-lang", action="append", default=[], metavar="CODE",
+                   help="accept CODE as a language code although the pipeline does not know it "
+                        "(known: XLM-R's ISO 639-1 codes); its text gets the generic rules")
     g.add_argument("--qa", nargs=3, action="append", default=[], metavar=("SPLIT", "SRC_JSON", "TGT_JSON"),
                    help="a QA split (train, valid, test, ...): SQuAD v1.1 files by language, '-' for a "
                         "side to translate; repeat for more splits")

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Union
 from fairseq_grafusion.errors import GraFusionError
 
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .languages import check_language
 from .mt_config import MTConfig
 from .text_formats import PARALLEL_FORMATS
 from .workdir import shard_suffix
@@ -57,6 +58,7 @@ class PipelineConfig:
     out: Optional[str] = None
     src_lang: Optional[str] = None
     tgt_lang: Optional[str] = None
+    extra_lang: List[str] = field(default_factory=list)  # codes outside languages.KNOWN_LANGUAGES
     qa: List[Sequence[str]] = field(default_factory=list)  # (split, src json, tgt json); "-": translate
     parallel: List[Sequence[str]] = field(default_factory=list)  # (split, src text, tgt text)
     sample: bool = False
@@ -93,6 +95,8 @@ class PipelineConfig:
             raise GraFusionError("--out DIR is required (or --sample for the bundled sample)")
         if not self.src_lang or not self.tgt_lang:
             raise GraFusionError("--src-lang and --tgt-lang are required")
+        for code, option in ((self.src_lang, "--src-lang"), (self.tgt_lang, "--tgt-lang")):
+            check_language(code, option, self.extra_lang)
         shard_suffix(self.num_shards, self.shard_id)  # checks the shard options
         if self.workers < 1:
             raise GraFusionError("--workers must be >= 1")

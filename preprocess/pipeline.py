@@ -7,6 +7,7 @@ runs the same stages in memory (:mod:`.units`).
 import os
 
 from . import stages
+from .parallel import check_parallel_files
 from .workdir import SplitPaths
 
 
@@ -16,7 +17,10 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 
 def run_pipeline(cfg):
     """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
-    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``."""
+    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of
+    every input come first, so that no split's alignment runs before a later split's bad input
+    is found."""
+    check_inputs(cfg)
     for chain, split, src, tgt in cfg.chains():
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":
@@ -36,6 +40,17 @@ def run_pipeline(cfg):
                 print(f"done: {directory}")
 
 
+def check_inputs(cfg):
+    """Before any stage: parallel text files (``--parallel``, ``--align-extra``) have equal line
+    counts (counted, not read)."""
+    pairs = [(src, tgt) for chain, _, src, tgt in cfg.chains() if chain == "parallel"]
+    if cfg.align_extra and "align" in cfg.stages():
+        pairs.append(tuple(cfg.align_extra))
+    if "pairs" in cfg.stages() or "align" in cfg.stages():
+        for src, tgt in pairs:
+            check_parallel_files(src, tgt)
+
+
 def merge_shards(prefix, num_shards):
     """Concatenate ``PREFIX.shard{i}of{K}`` splits into ``PREFIX`` (ids and fields kept)."""
     from fairseq_grafusion.data import PairReader, PairWriter
@@ -46,7 +61,9 @@ def merge_shards(prefix, num_shards):
                                             "src.dep", "tgt.dep", "span")]
     vocab = max(int(max(r.field("src.tok", i).max(), r.field("tgt.tok", i).max()))
                 for r in readers for i in range(len(r))) + 1
-    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra) as writer:
+    recorded = readers[0].meta.get("dictionary_sha256")
+    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra,
+                    fingerprints={"dictionary_sha256": recorded} if recorded else None) as writer:
         for r in readers:
             for i in range(len(r)):
                 writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})

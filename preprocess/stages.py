@@ -14,7 +14,7 @@ from fairseq_grafusion.squad import read_squad, write_squad
 from . import align as align_mod
 from . import units as unit_ops
 from .pairing import make_units
-from .parallel import read_parallel
+from .parallel import check_line_counts, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
 from .workdir import StageFile, fingerprint, key_of, read_jsonl, write_jsonl
 
@@ -75,7 +75,8 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
         s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u["kind"] == "q" for u in units)
     s.notes += report
     if not any(u["kind"] == "q" for u in units):
-        raise GraFusionError(f"split {paths.split}: no question pairs left (see the report above)")
+        s.print()  # the report the error refers to: what was read, paired and dropped
+        raise GraFusionError(f"split {paths.split}: no question pairs left (see the [pairs] report above)")
     return units
 
 
@@ -120,16 +121,8 @@ def read_extra(extra, src_lang, tgt_lang):
     from .wordseg import tokenize, words_of
 
     src_path, tgt_path = extra
-    texts = []
-    for path in (src_path, tgt_path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                texts.append(f.read().splitlines())
-        except (OSError, UnicodeDecodeError) as e:
-            raise GraFusionError(f"{path}: cannot read --align-extra text ({e})") from None
-    if len(texts[0]) != len(texts[1]):
-        raise GraFusionError(f"--align-extra: {src_path} has {len(texts[0])} lines but {tgt_path} "
-                             f"has {len(texts[1])}; parallel files must be line-aligned")
+    texts = [read_lines(path) for path in (src_path, tgt_path)]
+    check_line_counts(src_path, tgt_path, *map(len, texts))
     return tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
                  for side, lang in zip(texts, (src_lang, tgt_lang)))
 
@@ -240,6 +233,17 @@ def _binary_current(paths, key, cfg):
         return f.read().strip() == key
 
 
+def _fingerprints(dict_path, golds):
+    """The manifest's fingerprints: the dictionary, and per stream the contexts of the gold files
+    (``golds``: ``{side: (passages, questions)}``)."""
+    from fairseq_grafusion.data.fingerprints import manifest_fields
+
+    contexts = {side: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
+                                                      for q in questions})
+                for side, (passages, questions) in golds.items()}
+    return manifest_fields(dictionary=dict_path, contexts=contexts)
+
+
 def run_binarize(paths, cfg):
     """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
     ``--spm`` and ``--dict``; writes the binary split ``paths.prefix.*`` (QA: with answer spans
@@ -272,16 +276,19 @@ def run_binarize(paths, cfg):
         s["sentence pairs in"] = len(units)
     examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
     extra = ("src.offsets", "tgt.offsets") if with_span else ()
-    with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra) as writer:
+    ids = {uid for uid, _ in examples}
+    golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
+        if with_span else {}
+    with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
+                    fingerprints=_fingerprints(cfg.dict, golds)) as writer:
         for uid, fields in examples:
             writer.add(uid, **fields)
-    ids = {uid for uid, _ in examples}
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
         f.write(key + "\n")
     copy_dictionary(cfg.dict, paths.bin_dir)
     if with_span:
         for side in ("src", "tgt"):
-            write_squad(f"{paths.prefix}.{side}.json", *unit_ops.gold_questions(units, aligns, ids, side))
+            write_squad(f"{paths.prefix}.{side}.json", *golds[side])
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)

@@ -50,6 +50,8 @@ def get_parser():
     raw = p.add_argument_group("raw input (--qa), for the pipeline")
     raw.add_argument("--src-lang", default="en")
     raw.add_argument("--tgt-lang")
+    raw.add_argument("--extra-lang", action="append", default=[], metavar="CODE",
+                     help="accept CODE as a language code although the pipeline does not know it")
     raw.add_argument("--spm", help="SentencePiece model the checkpoint's data was encoded with")
     raw.add_argument("--dict", help="its fairseq dict.txt")
     raw.add_argument("--max-len", type=int, default=MAX_LEN)
@@ -86,6 +88,7 @@ class PredictConfig:
     split: str = "test"
     src_lang: str = "en"
     tgt_lang: Optional[str] = None
+    extra_lang: Sequence[str] = ()
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN
@@ -125,6 +128,7 @@ class PredictConfig:
         from ..preprocess.config import PipelineConfig
 
         return PipelineConfig(command="all", out=out, src_lang=self.src_lang, tgt_lang=self.tgt_lang,
+                              extra_lang=list(self.extra_lang),
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
                               stanza_dir=self.stanza_dir, mt=self.mt,

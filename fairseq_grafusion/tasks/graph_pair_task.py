@@ -1,7 +1,12 @@
 """What the plugin's tasks share: a data directory with ``dict.txt`` and binarized pair splits,
 one dictionary for both languages, and initialisation from XLM-R; and a one-line refusal of
 fairseq's text-generation commands (``fairseq-generate``, ``fairseq-interactive``), which do not
-apply to span extraction: the error names the command to use instead."""
+apply to span extraction: the error names the command to use instead.
+
+The task records the sha256 of ``DATA/dict.txt`` in its state (``dictionary_sha256``), which
+fairseq saves in every checkpoint (``task_state``), so a checkpoint carries the dictionary it was
+trained with; a model rebuilt from a checkpoint over a data directory of another dictionary, or a
+split binarized with another one, is refused with one line (:mod:`..data.fingerprints`)."""
 import logging
 import os
 import sys
@@ -9,6 +14,7 @@ import sys
 from fairseq.data import Dictionary
 from fairseq.tasks import FairseqTask
 
+from ..data.fingerprints import DICTIONARY, check_model_dictionary, check_split_dictionary, file_sha256
 from ..errors import GraFusionError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,22 @@ class GraphPairTask(FairseqTask):
         super().__init__(cfg)
         self.dictionary = dictionary
 
+    @property
+    def dictionary_sha256(self):
+        """sha256 of ``DATA/dict.txt`` (part of the task's state, saved in checkpoints)."""
+        return self.state.state_dict.get(DICTIONARY)
+
+    def load_state_dict(self, state_dict):
+        """A checkpoint's task state (fairseq: rebuilding a model); its dictionary must be ours."""
+        check_model_dictionary(state_dict.get(DICTIONARY), os.path.join(self.cfg.data, "dict.txt"),
+                               "the checkpoint", self.dictionary_sha256)
+        super().load_state_dict(state_dict)
+
+    def check_split(self, reader):
+        """A split binarized with another dictionary than ``DATA/dict.txt`` is one line."""
+        check_split_dictionary(reader, os.path.join(self.cfg.data, "dict.txt"), self.dictionary_sha256,
+                               len(self.dictionary))
+
     @classmethod
     def check_config(cls, cfg):
         """One-line errors for option values that do not fit (subclasses add theirs)."""
@@ -69,7 +91,9 @@ class GraphPairTask(FairseqTask):
         cls.check_config(cfg)
         dictionary = load_task_dictionary(cfg.data)
         logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary)
+        task = cls(cfg, dictionary)
+        task.state.merge_state_dict({DICTIONARY: file_sha256(os.path.join(cfg.data, "dict.txt"))})
+        return task
 
     def load_xlmr(self, model, cfg, from_checkpoint):
         """``--pretrained-xlmr DIR`` for a new model (a rebuilt one gets its checkpoint's weights)."""

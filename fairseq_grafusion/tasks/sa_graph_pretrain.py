@@ -63,6 +63,7 @@ class SAGraphPretrainTask(GraphPairTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
+        self.check_split(reader)
         pairs = GraphPairDataset(reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle,
                                  seed=self.cfg.seed)
         self.datasets[split] = GraphMaskingDataset(
