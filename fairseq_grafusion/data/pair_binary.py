@@ -294,12 +294,6 @@ class _EmptyField:
         return self._empty
 
 
-def _open_field(prefix):
-    if os.path.getsize(indexed_dataset.data_file_path(prefix)) == 0:
-        return _EmptyField(prefix)
-    return indexed_dataset.MMapIndexedDataset(prefix)
-
-
 class PairReader:
     """Lazy, mmap-backed access to a split written by :class:`PairWriter`.
 
@@ -418,8 +412,8 @@ class PairReader:
 
 
 def _open_field(prefix):
-    """One field's ``MMapIndexedDataset``; a damaged index or a data file shorter or longer than
-    its index says (a truncated copy) is one line naming the file."""
+    """One field's ``MMapIndexedDataset`` (:class:`_EmptyField` for a field without values); a
+    damaged index or a data file shorter or longer than its index says (a truncated copy) is one line naming the file."""
     try:
         index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
         expected = int(index.sizes.sum()) * np.dtype(index.dtype).itemsize
@@ -430,6 +424,8 @@ def _open_field(prefix):
     if found != expected:
         raise GraFusionError(f"{prefix}.bin: {found} bytes, its index describes {expected} (a "
                              "truncated or damaged copy); copy or binarize the split again")
+    if found == 0:  # numpy cannot mmap an empty file
+        return _EmptyField(prefix)
     return indexed_dataset.MMapIndexedDataset(prefix)
 
 
