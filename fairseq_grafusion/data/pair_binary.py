@@ -413,7 +413,8 @@ class PairReader:
 
 def _open_field(prefix):
     """One field's ``MMapIndexedDataset`` (:class:`_EmptyField` for a field without values); a
-    damaged index or a data file shorter or longer than its index says (a truncated copy) is one line naming the file."""
+    damaged index or a data file shorter or longer than its index says (a truncated copy) is one
+    line naming the file."""
     try:
         index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
         expected = int(index.sizes.sum()) * np.dtype(index.dtype).itemsize
