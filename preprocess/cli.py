@@ -12,6 +12,7 @@ import sys
 from fairseq_grafusion.cli import run
 
 from .config import SAMPLE_OUT, PipelineConfig
+from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .pipeline import run_pipeline
 
@@ -92,6 +93,9 @@ def get_parser():
                         "several splits are processed)")
     g.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"),
                    help="extra line-aligned text that only trains the eflomal model")
+    g.add_argument("--seed", type=int, default=SEED,
+                   help="seed of eflomal's sampler: the same input and seed give the same "
+                        "alignments (default %(default)s)")
     g.add_argument("--src-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
                    help="import source dependency parses (CoNLL-U of sentences.src.txt)")
     g.add_argument("--tgt-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",

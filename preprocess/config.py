@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from fairseq_grafusion.errors import GraFusionError
 
+from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .workdir import shard_suffix
 
@@ -76,6 +77,7 @@ class PipelineConfig:
     src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
     tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
+    seed: int = SEED  # eflomal's sampler: same input and seed, same alignments
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN

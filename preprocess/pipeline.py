@@ -6,7 +6,7 @@ runs the same stages in memory (:mod:`.units`).
 """
 import os
 
-from . import stages
+from . import outlock, stages
 from .workdir import SplitPaths
 
 
@@ -16,7 +16,15 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 
 def run_pipeline(cfg):
     """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
-    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``."""
+    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``.  The run holds
+    ``cfg.out`` (its shard of it) while it works: a second run there fails at once
+    (:mod:`.outlock`), and what a killed run left there is removed first."""
+    with outlock.hold(cfg.out, "" if cfg.command == "merge" else cfg.suffix,
+                      f"grafusion-preprocess {cfg.command}"):
+        _run(cfg)
+
+
+def _run(cfg):
     for chain, split, src, tgt in cfg.chains():
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":
