@@ -255,6 +255,7 @@ class PairWriter:
             out.writelines(i + "\n" for i in self._ids)
         for name, tmp in self._companions.items():
             if not os.path.exists(tmp):
+                self.abort()
                 raise ValueError(f"companion {self.prefix}.{name} of the split was not written")
             pending[name] = tmp
         if not self._languages:
@@ -314,12 +315,13 @@ class PairReader:
                 f"v{self.meta.get('version')}); re-run grafusion-preprocess binarize")
         self.version = self.meta["version"]
         self.fields = list(self.meta["fields"])
-        self._data = {}
         for f in self.fields:
             for ext in (".bin", ".idx"):
                 if not os.path.exists(f"{prefix}.{f}{ext}"):
                     raise GraFusionError(f"{prefix}.{f}{ext} is missing (field '{f}' of the split)")
-            self._data[f] = indexed_dataset.MMapIndexedDataset(f"{prefix}.{f}")
+        # files of one run only (manifests written before the digests have no "files": not checked)
+        digests.check(prefix, meta_path, self.meta.get("files") or {})
+        self._data = {f: indexed_dataset.MMapIndexedDataset(f"{prefix}.{f}") for f in self.fields}
         ids_path = f"{prefix}.ids.txt"
         if not os.path.exists(ids_path):
             raise GraFusionError(f"{ids_path} is missing (example ids of the split)")
@@ -333,8 +335,6 @@ class PairReader:
         if len(self.ids) != size:
             raise GraFusionError(f"{ids_path}: holds {len(self.ids)} ids, the manifest says {size}")
         self._load_languages()
-        # files of one run only (manifests written before the digests have no "files": not checked)
-        digests.check(prefix, meta_path, self.meta.get("files") or {})
 
     def _load_languages(self):
         """``languages`` (codes, ``None`` = unknown) and ``lang_ids`` (per example, an index into
