@@ -25,6 +25,9 @@ The pipeline as a library:
 * :mod:`.units` -- the stages on units in memory, which :mod:`.stages` wraps;
 * :mod:`.in_memory` -- the chain in memory (the hub);
 * :mod:`.runner` -- summaries, progress and worker processes;
+* :mod:`.outlock` -- one run per ``--out`` at a time, a killed run's temporary files removed;
+* :mod:`.child_process` -- eflomal and the workers die with the run; :mod:`.eflomal_run` --
+  one seeded eflomal run;
 * :mod:`.cli` -- the command: argparse into a config, then :func:`~.pipeline.run_pipeline`.
 
 This ``__init__`` imports nothing, so that the readers and writers import without torch.

@@ -21,6 +21,8 @@ import numpy as np
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import read_text
 
+from . import eflomal_run
+
 # Koehn et al.'s neighbourhood: the four direct neighbours first, then the diagonals.
 _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 _INDEX = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit also accepts '²', which int() refuses
@@ -118,19 +120,11 @@ def aligner_line(words):
     return " ".join("_".join(w.split()) or "_" for w in words)
 
 
-def _eflomal_links(src_lines, tgt_lines, priors=None):
-    """eflomal's forward and reverse Pharaoh lines for every line pair (one run)."""
-    import eflomal
-
-    with tempfile.TemporaryDirectory(prefix="grafusion-eflomal-") as tmp:
-        fwd, rev = os.path.join(tmp, "fwd"), os.path.join(tmp, "rev")
-        eflomal.Aligner().align([s + "\n" for s in src_lines], [t + "\n" for t in tgt_lines],
-                                links_filename_fwd=fwd, links_filename_rev=rev, quiet=True,
-                                priors_input=priors.lines() if priors is not None else None)
-        with open(fwd, encoding="utf-8") as f:
-            forward = f.read().splitlines()
-        with open(rev, encoding="utf-8") as f:
-            reverse = f.read().splitlines()
+def _eflomal_links(src_lines, tgt_lines, priors=None, seed=eflomal_run.SEED, tmp_prefix=None):
+    """eflomal's forward and reverse Pharaoh lines for every line pair (one seeded run,
+    :mod:`.eflomal_run`; its files in ``tmp_prefix.tmp-XXXXXXXX``)."""
+    forward, reverse = eflomal_run.links(src_lines, tgt_lines,
+                                         priors.lines() if priors is not None else None, seed, tmp_prefix)
     if len(forward) < len(src_lines) or len(reverse) < len(src_lines):
         raise GraFusionError(f"eflomal returned {len(forward)} / {len(reverse)} lines for "
                              f"{len(src_lines)} pairs")
@@ -156,13 +150,15 @@ def _check_pairs(src_lines, tgt_lines):
         raise GraFusionError(f"aligner input: {len(src_lines)} source but {len(tgt_lines)} target lines")
 
 
-def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map):
+def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None):
     """Symmetrised alignments of every line pair in one eflomal run.
 
     ``src_lines`` / ``tgt_lines``: whitespace-tokenised strings; ``extra``: optional
     ``(src_lines, tgt_lines)`` appended to the training data only; ``map_fn`` runs the
-    symmetrisation (e.g. over ``--workers`` processes).  Returns a list of link lists, one per
-    input pair.
+    symmetrisation (e.g. over ``--workers`` processes); ``seed`` seeds eflomal's sampler (same
+    input and seed, same links); eflomal's files are in ``tmp_prefix.tmp-XXXXXXXX``
+    while it runs.  Returns a
+    list of link lists, one per input pair.
     """
     _check_pairs(src_lines, tgt_lines)
     n = len(src_lines)
@@ -172,7 +168,7 @@ def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map):
     if extra is not None:
         src_all += list(extra[0])
         tgt_all += list(extra[1])
-    forward, reverse = _eflomal_links(src_all, tgt_all)
+    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
     return _symmetrise(forward, reverse, lens, map_fn)
 

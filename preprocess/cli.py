@@ -13,6 +13,7 @@ from fairseq_grafusion.cli import run
 from fairseq_grafusion.cli.mt_options import add_mt_arguments, pop_mt_config
 
 from .config import SAMPLE_OUT, PipelineConfig
+from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .pipeline import run_pipeline
 from .text_formats import PARALLEL_FORMATS
@@ -100,6 +101,9 @@ def get_parser():
                         "several splits are processed)")
     g.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"),
                    help="extra line-aligned text that only trains the eflomal model")
+    g.add_argument("--seed", type=int, default=SEED,
+                   help="seed of eflomal's sampler: the same input and seed give the same "
+                        "alignments (default %(default)s)")
     g.add_argument("--src-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
                    help="import source dependency parses (CoNLL-U of sentences.src.txt)")
     g.add_argument("--tgt-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",

@@ -34,6 +34,8 @@ from fairseq_grafusion.data.languages import COMBINE_MANIFEST, gold_file
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import atomic_path
 
+from . import outlock
+
 
 @dataclasses.dataclass
 class CombineConfig:
@@ -74,16 +76,21 @@ def _same_dictionary(cfg):
     return len(reference.splitlines())
 
 
-def _link_or_copy(source, target):
-    with atomic_path(target) as tmp:
-        try:
-            os.link(source, tmp)  # gold files can be large (translated SQuAD); share the inode
-        except OSError:
-            shutil.copyfile(source, tmp)
+def _link_or_copy(source, tmp):
+    try:
+        os.link(source, tmp)  # gold files can be large (translated SQuAD); share the inode
+    except OSError:
+        shutil.copyfile(source, tmp)
 
 
 def combine(cfg):
-    """Write ``cfg.out`` (see the module docstring); returns ``{split: {lang: (windows, questions)}}``."""
+    """Write ``cfg.out`` (see the module docstring); returns ``{split: {lang: (windows, questions)}}``.
+    Holds ``cfg.out`` while it works (:mod:`.outlock`: one run at a time)."""
+    with outlock.hold(cfg.out, command="grafusion-preprocess combine"):
+        return _combine(cfg)
+
+
+def _combine(cfg):
     _same_dictionary(cfg)
     found = {lang: _splits_of(directory) for lang, directory in cfg.pairs}
     splits = cfg.splits or sorted({s for names in found.values() for s in names})
@@ -112,7 +119,8 @@ def combine(cfg):
                         if not os.path.isfile(source):
                             raise GraFusionError(f"combine: {source} is missing (the gold file of "
                                                  f"--pair {lang}, split {split}); re-run binarize")
-                        _link_or_copy(source, gold_file(cfg.out, split, stream, lang))
+                        # written with the split, listed in its manifest
+                        _link_or_copy(source, writer.companion(gold_file(cfg.out, split, stream, lang)))
             writer.src_lang = next(iter(src_langs - {None}), None)
             writer.close()
         except BaseException:

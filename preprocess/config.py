@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from fairseq_grafusion.errors import GraFusionError
 
+from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .languages import check_language
 from .mt_config import MTConfig
@@ -81,6 +82,7 @@ class PipelineConfig:
     # model that reads none: grafusion-predict --qa, inference.graph_stages)
     align: bool = True
     parse: bool = True
+    seed: int = SEED  # eflomal's sampler: same input and seed, same alignments
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN

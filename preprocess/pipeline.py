@@ -6,7 +6,7 @@ runs the same stages in memory (:mod:`.units`).
 """
 import os
 
-from . import stages
+from . import outlock, stages
 from .parallel import check_parallel_files
 from .workdir import SplitPaths
 
@@ -19,8 +19,15 @@ def run_pipeline(cfg):
     """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
     the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of
     every input come first, so that no split's alignment runs before a later split's bad input
-    is found."""
+    is found.  The run holds ``cfg.out`` (its shard of it) while it works: a second run there
+    fails at once (:mod:`.outlock`), and what a killed run left there is removed first."""
     check_inputs(cfg)
+    with outlock.hold(cfg.out, "" if cfg.command == "merge" else cfg.suffix,
+                      f"grafusion-preprocess {cfg.command}"):
+        _run(cfg)
+
+
+def _run(cfg):
     for chain, split, src, tgt in cfg.chains():
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":

@@ -6,6 +6,8 @@ import sys
 
 from tqdm import tqdm
 
+from .child_process import child_setup
+
 
 def log(message=""):
     """Progress and summaries go to stdout; stderr is kept for errors."""
@@ -57,7 +59,8 @@ def parallel_map(func, items, workers, desc, initializer=None, initargs=()):
     chunk = max(1, len(items) // (workers * 8))
     gc.freeze()  # the forked workers' garbage collector then leaves the parent's objects (and pages) alone
     try:
-        with multiprocessing.get_context("fork").Pool(workers, initializer, initargs) as pool:
+        # workers die with this process, also when it is killed (child_process)
+        with multiprocessing.get_context("fork").Pool(workers, child_setup(initializer, initargs)) as pool:
             return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
     finally:
         gc.unfreeze()

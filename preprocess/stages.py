@@ -5,8 +5,10 @@ records with the functions of :mod:`.units` (plain values, no files), writes its
 (atomically; reused while up to date, :class:`.workdir.StageFile`) and prints a summary.
 ``cfg`` is the :class:`.config.PipelineConfig` of the run.
 """
+import json
 import os
 
+from fairseq_grafusion import digests
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import atomic_path, write_lines
 from fairseq_grafusion.squad import read_squad, write_squad
@@ -81,36 +83,52 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
 
 
 def run_words(paths, cfg):
-    """Stage ``words``: reads ``paths.units``; writes ``paths.words`` (sentences, words and
-    alignment segments), the aligner input ``paths.aligner_input`` (one line per segment, for
-    external aligners) and the parser input ``paths.sentences`` (one line per sentence)."""
+    """Stage ``words``: reads ``paths.units``; writes the aligner input ``paths.aligner_input``
+    (one line per segment, for external aligners), the parser input ``paths.sentences`` (one line
+    per sentence) and, last, ``paths.words`` (sentences, words and alignment segments; its
+    header is the stage's stamp).  When the stage is up to date, the two text files are
+    rewritten where they differ from what ``paths.words`` gives (a killed run, a user's edit)."""
     key = fingerprint(src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, stanza=cfg.stanza_dir,
                       prev=key_of(paths.units), version=1)
     stage = StageFile(paths.words, "words", key, cfg.force)
-    if stage.fresh:
-        units = read_jsonl(paths.units, "pairs")
-        records = unit_ops.segment_units(units, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir,
-                                         cfg.workers, f"words {paths.name}")
-        s = Summary("words", paths.name)
-        s["units in"] = len(units)
-        s["units out"] = len(records)
-        for side, lang in (("src", cfg.src_lang), ("tgt", cfg.tgt_lang)):
-            s[f"{side} ({lang}) words"] = sum(len(r[side]) // 2 for r in records)
-            s[f"{side} ({lang}) sentences"] = sum(len(r[side[0] + "s"]) for r in records)
-            s[f"{side} ({lang}) tokenizer"] = unit_ops.segmenter(lang, cfg.stanza_dir).backend
-        s["units with an empty side"] = sum(1 for r in records if not r["src"] or not r["tgt"])
-        s["alignment segments"] = sum(len(r["seg"]) for r in records)
-        write_jsonl(paths.words, records, "words", key)
-        s.print()
-    else:
+    units = read_jsonl(paths.units, "pairs")
+    if not stage.fresh:
         stage.skip_message(paths.name)
-    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+        _write_tool_inputs(paths, units, read_jsonl(paths.words, "words"))
+        return
+    records = unit_ops.segment_units(units, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir,
+                                     cfg.workers, f"words {paths.name}")
+    s = Summary("words", paths.name)
+    s["units in"] = len(units)
+    s["units out"] = len(records)
+    for side, lang in (("src", cfg.src_lang), ("tgt", cfg.tgt_lang)):
+        s[f"{side} ({lang}) words"] = sum(len(r[side]) // 2 for r in records)
+        s[f"{side} ({lang}) sentences"] = sum(len(r[side[0] + "s"]) for r in records)
+        s[f"{side} ({lang}) tokenizer"] = unit_ops.segmenter(lang, cfg.stanza_dir).backend
+    s["units with an empty side"] = sum(1 for r in records if not r["src"] or not r["tgt"])
+    s["alignment segments"] = sum(len(r["seg"]) for r in records)
+    _write_tool_inputs(paths, units, records)
+    write_jsonl(paths.words, records, "words", key)  # the stamp, last
+    s.print()
+
+
+def _write_tool_inputs(paths, units, words):
+    """The aligner and parser input files of ``words``, each written where it differs."""
     src_lines, tgt_lines, _ = unit_ops.segment_lines(units, words)
     for side, lines in (("src", src_lines), ("tgt", tgt_lines)):
-        if not os.path.exists(paths.aligner_input[side]) or cfg.force:
-            write_lines(paths.aligner_input[side], lines)
-        if not os.path.exists(paths.sentences[side]) or cfg.force:
-            write_lines(paths.sentences[side], unit_ops.sentence_lines(units, words, side))
+        for path, text in ((paths.aligner_input[side], lines),
+                           (paths.sentences[side], unit_ops.sentence_lines(units, words, side))):
+            text = list(text)
+            if not _holds_lines(path, text):
+                write_lines(path, text)
+
+
+def _holds_lines(path, lines):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read() == "".join(line + "\n" for line in lines)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def read_extra(extra, src_lang, tgt_lang):
@@ -136,7 +154,8 @@ def run_align(paths, cfg):
         return run_without(paths, cfg, "align")
     alignments = cfg.alignment_file(paths.chain, paths.split)
     extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments else []
-    key = fingerprint([alignments] + extra_paths, prev=key_of(paths.words), version=1)
+    key = fingerprint([alignments] + extra_paths, prev=key_of(paths.words), version=1,
+                      **({} if alignments else {"seed": cfg.seed}))
     stage = StageFile(paths.align, "align", key, cfg.force)
     if not stage.fresh:
         stage.skip_message(paths.name)
@@ -155,8 +174,9 @@ def run_align(paths, cfg):
             + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
         segment_links = align_mod.eflomal_align(
             src_lines, tgt_lines, extra,
-            map_fn=lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}"))
-        s.notes.append("eflomal (both directions) + grow-diag-final-and")
+            map_fn=lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}"),
+            seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"))
+        s.notes.append(f"eflomal (both directions, seed {cfg.seed}) + grow-diag-final-and")
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
         unit_ops.project_answers(units, words, records, s.counts)
@@ -225,12 +245,24 @@ def run_without(paths, cfg, stage):
 
 
 def _binary_current(paths, key, cfg):
+    """Whether the binary split is the complete output of ``key``: the stamp (written last) says
+    ``key``, the manifest was written for ``key`` and every file of the split is the one it
+    records."""
     meta = f"{paths.prefix}.meta.json"
-    stamp = paths.binarize_key
-    if cfg.force or not os.path.exists(meta) or not os.path.exists(stamp):
+    if cfg.force or not os.path.exists(meta) or not os.path.exists(paths.binarize_key):
         return False
-    with open(stamp, encoding="utf-8") as f:
-        return f.read().strip() == key
+    with open(paths.binarize_key, encoding="utf-8") as f:
+        if f.read().strip() != key:
+            return False
+    try:
+        with open(meta, encoding="utf-8") as f:
+            manifest = json.load(f)
+        if manifest.get("inputs") != key:
+            return False
+        digests.check(paths.prefix, meta, manifest.get("files") or {})
+    except (OSError, ValueError):  # ValueError: unreadable JSON, or a file of another run
+        return False
+    return all(os.path.exists(f"{paths.prefix}.{name}") for name in manifest["files"])
 
 
 def _fingerprints(dict_path, golds):
@@ -246,9 +278,11 @@ def _fingerprints(dict_path, golds):
 
 def run_binarize(paths, cfg):
     """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
-    ``--spm`` and ``--dict``; writes the binary split ``paths.prefix.*`` (QA: with answer spans
-    and token character offsets, and the gold files ``paths.prefix.{src,tgt}.json``; parallel:
-    without spans), ``dict.txt`` beside it and ``paths.binarize_key``."""
+    ``--spm`` and ``--dict``; writes ``dict.txt`` beside the splits, then the binary split
+    ``paths.prefix.*`` (QA: with answer spans and token character offsets, and the gold files
+    ``paths.prefix.{src,tgt}.json`` written with the split and listed in its manifest; parallel:
+    without spans; the manifest records ``key``, the fingerprint of the inputs and options) and,
+    last, the stamp ``paths.binarize_key`` (removed first, so a killed run leaves none)."""
     from fairseq_grafusion.data import PairWriter
 
     from .binarize import copy_dictionary
@@ -260,6 +294,8 @@ def run_binarize(paths, cfg):
     if _binary_current(paths, key, cfg):
         log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")
         return
+    if os.path.exists(paths.binarize_key):
+        os.remove(paths.binarize_key)  # the split is about to change: not up to date until the end
     units = read_jsonl(paths.units, "pairs")
     words = read_jsonl(paths.words, "words")
     aligns = read_jsonl(paths.align, "align")
@@ -275,20 +311,19 @@ def run_binarize(paths, cfg):
     else:
         s["sentence pairs in"] = len(units)
     examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
+    copy_dictionary(cfg.dict, paths.bin_dir)
     extra = ("src.offsets", "tgt.offsets") if with_span else ()
     ids = {uid for uid, _ in examples}
     golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
         if with_span else {}
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
-                    fingerprints=_fingerprints(cfg.dict, golds)) as writer:
+                    fingerprints=_fingerprints(cfg.dict, golds), inputs=key) as writer:
         for uid, fields in examples:
             writer.add(uid, **fields)
+        for side, gold in golds.items():
+            write_squad(writer.companion(f"{paths.prefix}.{side}.json"), *gold)
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
-        f.write(key + "\n")
-    copy_dictionary(cfg.dict, paths.bin_dir)
-    if with_span:
-        for side in ("src", "tgt"):
-            write_squad(f"{paths.prefix}.{side}.json", *golds[side])
+        f.write(key + "\n")  # the stamp, last
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)

@@ -16,7 +16,9 @@ Every stage output starts with a header ``{"stage": ..., "key": ...}``; ``key`` 
 inputs (path, size, mtime) and the options that change the output.  A stage whose output exists
 with the same key is skipped (resumable runs); anything else is recomputed.  Files are written
 atomically (:func:`fairseq_grafusion.files.atomic_path`), so an interrupted or failed stage never
-leaves a half-written file.  No torch import.
+leaves a half-written file, and a stage's stamp comes last: the JSONL file itself (``words``
+writes the aligner and parser inputs before it), ``binarize.key`` after the binary split, its
+gold files and ``dict.txt`` (:func:`.stages.run_binarize`).  No torch import.
 """
 import hashlib
 import json

@@ -6,7 +6,7 @@ import pytest
 import torch
 from fairseq.data import indexed_dataset
 
-from conftest import run_fairseq, train_args
+from conftest import restamp_split, run_fairseq, train_args
 
 
 def fails_with(args, expected):
@@ -44,6 +44,7 @@ def test_edge_outside_its_example(data, tmp_path):
     for e in edges:
         builder.add_item(torch.from_numpy(e))
     builder.finalize(prefix + ".align.idx")
+    restamp_split(prefix)
     last = fails_with(train_args(str(data), str(tmp_path / "ck"), updates=5),
                       "example 7 (id 'valid-7'): align edge 0 (1-999) refers to target word 999")
     assert "valid" in last

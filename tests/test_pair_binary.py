@@ -7,6 +7,8 @@ import pytest
 import torch
 from fairseq.data import indexed_dataset
 
+from conftest import restamp_split
+
 from fairseq_grafusion.data import GraphPairDataset, PairReader, PairWriter
 from fairseq_grafusion.errors import GraFusionError
 
@@ -95,6 +97,7 @@ def test_reader_names_the_example_with_a_corrupt_edge(tmp_path):
     for edges in ([0, 1], [1, 0], [0, 500]):
         builder.add_item(torch.tensor(edges))
     builder.finalize(prefix + ".src.dep.idx")
+    restamp_split(prefix)
     reader = PairReader(prefix)
     reader[0]
     with pytest.raises(GraFusionError) as e:

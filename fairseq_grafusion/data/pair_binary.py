@@ -18,13 +18,20 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
                        across languages in a split that holds several)
 ``PREFIX.meta.json``   manifest: format version, size, fields, ``languages`` (the target language
                        codes, ``null`` for unknown), ``language_counts``, ``src_lang``, the
-                       fingerprints of the dictionary and the contexts (:mod:`.fingerprints`);
-                       written last
+                       fingerprints of the dictionary and the contexts (:mod:`.fingerprints`),
+                       ``inputs`` (the writer's fingerprint of its inputs and options) and
+                       ``files`` (size and SHA-1 of every file of the split, gold files
+                       included); written last
 =====================  ===========================================================================
 
 Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
 checks every example before writing it and writes every file under a temporary name, renaming
-them only once the whole split is complete, so a split on disk is never half-written.
+them only once the whole split is complete, so a split on disk is never half-written.  Files
+that appear with the split (the gold files of ``grafusion-preprocess binarize``) are written as
+its companions (:meth:`PairWriter.companion`): renamed with it, before the manifest, and listed in
+it.  The reader compares every file with the manifest's ``files`` (:mod:`..digests`), so a split
+whose files come from different runs (a run killed during the renames, two runs in one directory)
+is refused with the file named.
 
 Version 2 records each example's target language, so that one split can mix languages (the
 paper's translate-train-all) and a validation split can be scored per language.  A question is
@@ -40,6 +47,7 @@ import numpy as np
 import torch
 from fairseq.data import indexed_dataset
 
+from .. import digests
 from ..errors import GraFusionError
 from ..files import AtomicFiles, is_write_error
 from . import fingerprints
@@ -118,26 +126,28 @@ class PairWriter:
     ``vocab_size`` sets the token dtype as ``fairseq-preprocess`` does.  ``extra_fields`` names
     optional int fields beyond the required ones (``span`` included when examples carry answers).
     ``lang`` is the target language of every example (``add`` may name another one per example);
-    ``src_lang`` the source language of the split, recorded in the manifest, and
-    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts).
+    ``src_lang`` the source language of the split, recorded in the manifest,
+    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts), and
+    ``inputs`` the caller's fingerprint of what the split is made from (files and options).
     A write that fails (a full disk) is one line; nothing of the split is left on disk.
     """
 
     def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), lang=None,
-                 src_lang=None, token_dtype=None, fingerprints=None):
+                 src_lang=None, token_dtype=None, fingerprints=None, inputs=None):
         self.prefix = prefix
         self.fingerprints = dict(fingerprints or {})
         self.fields = self.base_fields(with_span) + list(extra_fields)
-        self.lang, self.src_lang = lang, src_lang
+        self.lang, self.src_lang, self.inputs = lang, src_lang, inputs
+        self._companions = {}  # name in the manifest -> temporary path
         self._dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}
         self._dtypes[LANG_FIELD] = np.uint16
         self._ids = []
         self._languages, self._lang_counts = [], []
         self._done = False
         self._files = AtomicFiles()
-        self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(
-            self._files.path(f"{prefix}.{f}.bin"), dtype=self._dtypes[f])
-            for f in self.fields + [LANG_FIELD]}
+        self._bins = {f: self._files.path(f"{prefix}.{f}.bin") for f in self.fields + [LANG_FIELD]}
+        self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(path, dtype=self._dtypes[f])
+                          for f, path in self._bins.items()}
 
     @staticmethod
     def base_fields(with_span):
@@ -226,20 +236,43 @@ class PairWriter:
     def __len__(self):
         return len(self._ids)
 
+    def companion(self, path):
+        """A temporary path for a file that belongs with the split (``PREFIX.NAME``, e.g. a gold
+        file): write it there before :meth:`close`, which renames it with the split's files
+        (before the manifest) and records it in the manifest."""
+        base = os.path.basename(self.prefix) + "."
+        name = os.path.basename(path)
+        if os.path.dirname(os.path.abspath(path)) != os.path.dirname(os.path.abspath(self.prefix)) \
+                or not name.startswith(base):
+            raise ValueError(f"a companion of {self.prefix} is named {self.prefix}.NAME, not {path}")
+        tmp = self._files.path(path)
+        self._companions[name[len(base):]] = tmp
+        return tmp
+
     def close(self):
         """Finish every file and move them to their final names (the manifest last)."""
         if self._done:
             return
+        pending = {}
         for f in self.fields + [LANG_FIELD]:
-            self._builders[f].finalize(self._files.path(f"{self.prefix}.{f}.idx"))
-        with open(self._files.path(f"{self.prefix}.ids.txt"), "w", encoding="utf-8") as out:
+            pending[f"{f}.idx"] = self._files.path(f"{self.prefix}.{f}.idx")
+            self._builders[f].finalize(pending[f"{f}.idx"])
+            pending[f"{f}.bin"] = self._bins[f]
+        pending["ids.txt"] = self._files.path(f"{self.prefix}.ids.txt")
+        with open(pending["ids.txt"], "w", encoding="utf-8") as out:
             out.writelines(i + "\n" for i in self._ids)
+        for name, tmp in self._companions.items():
+            if not os.path.exists(tmp):
+                self.abort()
+                raise ValueError(f"companion {self.prefix}.{name} of the split was not written")
+            pending[name] = tmp
         if not self._languages:
             self._lang_index(self.lang, 0)
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
                 "fields": self.fields, "languages": self._languages,
                 "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
-                "src_lang": self.src_lang, **self.fingerprints}
+                "src_lang": self.src_lang, **self.fingerprints, "inputs": self.inputs,
+                "files": digests.record(pending)}
         with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
         self._files.commit()  # the manifest last
@@ -322,12 +355,13 @@ class PairReader:
                 f"v{self.meta.get('version')}); re-run grafusion-preprocess binarize")
         self.version = self.meta["version"]
         self.fields = list(self.meta["fields"])
-        self._data = {}
         for f in self.fields:
             for ext in (".bin", ".idx"):
                 if not os.path.exists(f"{prefix}.{f}{ext}"):
                     raise GraFusionError(f"{prefix}.{f}{ext} is missing (field '{f}' of the split)")
-            self._data[f] = _open_field(f"{prefix}.{f}")
+        # files of one run only (manifests written before the digests have no "files": not checked)
+        digests.check(prefix, meta_path, self.meta.get("files") or {})
+        self._data = {f: _open_field(f"{prefix}.{f}") for f in self.fields}
         ids_path = f"{prefix}.ids.txt"
         if not os.path.exists(ids_path):
             raise GraFusionError(f"{ids_path} is missing (example ids of the split)")
