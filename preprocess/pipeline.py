@@ -15,9 +15,13 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 
 
 def run_pipeline(cfg):
-    """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
-    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``."""
-    for chain, split, src, tgt in cfg.chains():
+    """Run ``cfg.command`` on every split of ``cfg`` (the split that estimates the alignment
+    model first, then QA splits, then parallel ones): the stages in order
+    (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Ends with the unaligned-word ratio of
+    every split and language."""
+    first = cfg.priors_split()
+    chains = sorted(cfg.chains(), key=lambda c: (c[0], c[1]) != first)  # stable: the rest in order
+    for chain, split, src, tgt in chains:
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":
             prefix = os.path.join(paths.bin_dir, split)
@@ -29,6 +33,8 @@ def run_pipeline(cfg):
                 stages.run_pairs(paths, cfg, None if src == "-" else src, None if tgt == "-" else tgt)
             else:
                 RUNNERS[stage](paths, cfg)
+    if cfg.command in ("all", "align", "parallel") and cfg.num_shards == 1:
+        print(format_alignment_report(cfg, chains))
     if cfg.command in ("all", "binarize", "parallel"):
         for sub in ("qa-bin", "parallel-bin"):
             directory = os.path.join(cfg.out, sub)
@@ -51,3 +57,16 @@ def merge_shards(prefix, num_shards):
             for i in range(len(r)):
                 writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})
     return len(writer)
+
+
+def format_alignment_report(cfg, chains):
+    """The ``[align report]`` block: per split, the unaligned-word ratio of each language and the
+    alignment model used."""
+    lines = [f"[align report] unaligned-word ratio per split and language ({cfg.src_lang} / {cfg.tgt_lang})"]
+    for chain, split, _, _ in chains:
+        report = stages.alignment_report(SplitPaths(cfg.out, chain, split, cfg.suffix))
+        if not report:
+            continue
+        ratios = "  ".join(f"{lang} {value:.3f}" for lang, value in report["unaligned"].items())
+        lines.append(f"    {chain}/{split}: {ratios}  ({report['model']})")
+    return "\n".join(lines)

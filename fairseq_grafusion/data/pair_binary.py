@@ -17,7 +17,10 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 ``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows, and
                        across languages in a split that holds several)
 ``PREFIX.meta.json``   manifest: format version, size, fields, ``languages`` (the target language
-                       codes, ``null`` for unknown), ``language_counts``, ``src_lang``; written last
+                       codes, ``null`` for unknown), ``language_counts``, ``src_lang``, and from
+                       grafusion-preprocess ``alignment`` (the alignment model used and the
+                       unaligned-word ratio per language; per target language in a combined
+                       split); written last
 =====================  ===========================================================================
 
 Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
@@ -115,12 +118,14 @@ class PairWriter:
     ``vocab_size`` sets the token dtype as ``fairseq-preprocess`` does.  ``extra_fields`` names
     optional int fields beyond the required ones (``span`` included when examples carry answers).
     ``lang`` is the target language of every example (``add`` may name another one per example);
-    ``src_lang`` the source language of the split, recorded in the manifest.
+    ``src_lang`` the source language of the split, recorded in the manifest; ``meta`` more
+    manifest entries (e.g. the pipeline's ``alignment`` report).
     """
 
     def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), lang=None,
-                 src_lang=None, token_dtype=None):
+                 src_lang=None, token_dtype=None, meta=None):
         self.prefix = prefix
+        self.meta = dict(meta or {})
         self.fields = self.base_fields(with_span) + list(extra_fields)
         self.lang, self.src_lang = lang, src_lang
         self._dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}
@@ -232,6 +237,7 @@ class PairWriter:
                 "fields": self.fields, "languages": self._languages,
                 "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
                 "src_lang": self.src_lang}
+        meta.update({k: v for k, v in self.meta.items() if k not in meta})
         with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
         self._files.commit()  # the manifest last
