@@ -179,6 +179,7 @@ def run_align(paths, cfg):
     sentences."""
     alignments = cfg.alignment_file(paths.chain, paths.split)
     mode, model_file = _alignment_model(paths, cfg)
+    shown = model_file and (model_file if cfg.align_priors else os.path.relpath(model_file, cfg.out))
     extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments and mode != "apply" else []
     given = [cfg.align_priors] if cfg.align_priors else []  # the run's own model: by its key
     key = fingerprint([alignments] + extra_paths + given, prev=key_of(paths.words), mode=mode,
@@ -207,18 +208,18 @@ def run_align(paths, cfg):
             f"alignment model {model_file}")
         segment_links = align_mod.align_with_priors(src_lines, tgt_lines,
                                                     align_mod.AlignmentPriors.load(model_file), map_fn)
-        model = f"eflomal started from the alignment model {model_file} + grow-diag-final-and"
+        model = f"eflomal started from the alignment model {shown}"
     else:
         log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
             + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
         if mode == "estimate" and (src_lines or extra):
             segment_links, priors = align_mod.eflomal_align_and_estimate(src_lines, tgt_lines, extra, map_fn)
-            model = (f"eflomal estimated on this split{' + --align-extra' if extra else ''} "
-                     f"(the run's alignment model, {model_file}) + grow-diag-final-and")
+            model = (f"eflomal estimated on this split{' + --align-extra' if extra else ''}: "
+                     f"the run's alignment model, {shown}")
         else:
             segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra, map_fn=map_fn)
             model = (f"eflomal estimated on this split's own text{' + --align-extra' if extra else ''} "
-                     "(no training split in this run and no --align-priors) + grow-diag-final-and")
+                     "(no training split in this run and no --align-priors)")
     s.notes.append(model)
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
