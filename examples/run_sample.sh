@@ -12,11 +12,13 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-sample-run}
 S=examples/sample
 LANGS="de zh ar"
-if [ ! -x .venv/bin/grafusion-preprocess ]; then
+BIN=${BIN:-$PWD/.venv/bin}  # where the project's commands are (the test suite passes its own)
+if [ ! -x "$BIN/grafusion-preprocess" ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q -e .
+  BIN=$PWD/.venv/bin
 fi
-export PATH="$PWD/.venv/bin:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+export PATH="$BIN:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 pairs=() evals=()
 for xx in $LANGS; do
