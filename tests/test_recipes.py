@@ -97,3 +97,24 @@ def test_readme_command_1_and_the_recipe_miniatures(xquad_pairs, tmp_path):
     assert ar == "n/a" and de != "n/a" and avg.split(" / ")[0] == de.split(" / ")[0]
     _, rows = _table((tmp_path / "mlqa" / "table.md").read_text(encoding="utf-8"))
     assert "n/a" not in " ".join(rows["FILTER"])
+
+
+def test_docs_pair_dev_and_test_files_with_their_english_translation():
+    """README and recipes: a target dev / test file is paired with its machine translation into
+    English (XTREME's translate-test, or '-' with --mt-model), never with MLQA's own English file
+    of another language's context."""
+    docs = [os.path.join(REPO, "README.md")] + [
+        os.path.join(REPO, "examples", name, f) for name in ("mlqa", "tydiqa")
+        for f in ("README.md", "run.sh")] + [os.path.join(REPO, "examples", "recipe_lib.sh")]
+    text = "".join(open(path, encoding="utf-8").read() for path in docs)
+    pairs = re.findall(r"--qa (valid|test) (\S+) \\?\s*(\S+)", text)
+    assert len(pairs) >= 4, pairs
+    for split, english, target in pairs:
+        english_of = re.search(r"context-en-question-en", english)
+        target_lang = re.search(r"context-(\w+)-question", target)
+        assert not (english_of and target_lang and target_lang.group(1) != "en"), (split, english, target)
+        # the English side of an MLQA target file is its translate-test file (or '-')
+        if target_lang and target_lang.group(1) != "en":
+            assert english == "-" or "translate-test" in english or english.startswith("$src_test"), \
+                (split, english, target)
+    assert "translate-test/test-context-$xx-question-$xx.json" in text
