@@ -219,7 +219,7 @@ def run_align(paths, cfg):
         else:
             segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra, map_fn=map_fn)
             model = (f"eflomal estimated on this split's own text{' + --align-extra' if extra else ''} "
-                     "(no training split in this run and no --align-priors)")
+                     "(no training split in this run and no alignment model given)")
     s.notes.append(model)
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
