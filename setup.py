@@ -8,7 +8,19 @@ setup(
                 "alignment + dependency graph bias in the fusion layers",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.8",
+    # tested on 3.11 (CI), 3.12 and 3.13; fairseq 0.12.2, the release for older Pythons, resolves on
+    # 3.10 only with pip < 24.1 (its metadata) and is not tested with the plugin
+    python_requires=">=3.11",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Operating System :: POSIX :: Linux",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     # the data pipeline lives in the repository's top-level preprocess/ folder and is installed as
     # fairseq_grafusion.preprocess: no top-level module named "preprocess" (a common name on PyPI)
     packages=find_packages(include=["fairseq_grafusion", "fairseq_grafusion.*"])
@@ -16,12 +28,13 @@ setup(
     package_dir={"fairseq_grafusion.preprocess": "preprocess"},
     include_package_data=True,
     install_requires=[
-        # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package fixed
-        'fairseq==0.12.2; python_version < "3.11"',
-        'fairseq-fixed==0.12.3.1; python_version >= "3.11"',
+        # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package (the
+        # module "fairseq" and the fairseq-* commands), fixed.  A user's own fairseq: README,
+        # "Installing" (pip install --no-deps)
+        "fairseq-fixed==0.12.3.1",
         # >= 2.6: weights_only checkpoint loading by default (fairseq_grafusion.checkpoint_compat);
-        # satisfied by the CPU wheel 2.13.0+cpu; a cluster's own CUDA build in range is kept
-        "torch>=2.6,<=2.13.0",
+        # no upper bound, so that a cluster's newer (CUDA) torch is kept
+        "torch>=2.6",
         "numpy",
         # 0.2.2: encode(..., return_type="offset_mapping") (character offsets of every piece)
         "sentencepiece>=0.2.2",
@@ -31,10 +44,14 @@ setup(
         "eflomal",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "matplotlib"],
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "matplotlib", "sacremoses", "subword-nmt"],
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],
+        # --mt-tokenizer moses, --mt-bpe subword_nmt / fastbpe (fastBPE codes are applied through
+        # subword-nmt; the fastBPE module itself does not build from PyPI on Python >= 3.11:
+        # pip install cython && pip install --no-build-isolation fastBPE), --parallel-format moses
+        "mt": ["sacremoses", "subword-nmt"],
         # Thai words with PyThaiNLP's dictionary segmenter (newmm) when Stanza has no Thai model
         "thai": ["pythainlp"],
     },
@@ -45,6 +62,7 @@ setup(
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",
             "grafusion-results = fairseq_grafusion.cli.results:cli_main",
+            "grafusion-user-dir = fairseq_grafusion.cli.user_dir:cli_main",
         ],
     },
 )

@@ -12,9 +12,11 @@
 #   METRIC           auto (MLQA: per-language MLQA rules) or squad (TyDiQA-GoldP)
 #   NO_PARSER        languages without a dependency parser: n/a in the +ad / +adp rows
 # Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR, SPM, DICT,
-#   STANZA_DIR, MT_MODEL, ALIGN_EXTRA (template "src_file tgt_file"), PARALLEL (templates for +adp
-#   pre-training), BATCH, LR, WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID,
-#   NGPU, TRAIN_EXTRA, PYTHON.
+#   STANZA_DIR, MT_MODEL (both directions) or MT_TRAIN_MODEL (en -> {lang}) / MT_TEST_MODEL
+#   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
+#   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
+#   WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID, NGPU, TRAIN_EXTRA,
+#   PYTHON.
 
 PYTHON=${PYTHON:-python}
 USER_DIR=fairseq_grafusion
@@ -53,8 +55,8 @@ source_side() {  # source_side SRC_TEMPLATE LANG TGT_FILE: the English side of o
     if [[ $2 == en ]]; then echo "$tgt"; return; fi   # English paired with itself
     src=$(expand "$1" "$2")
     if [[ -z $1 || $1 == - || ! -f $src ]]; then
-        [[ -n ${MT_MODEL:-} ]] || { echo "no English translation of $tgt ($src) and no MT_MODEL" >&2; return 1; }
-        echo "-"   # grafusion-preprocess translates it with --mt-model
+        [[ -n ${MT_MODEL:-}${MT_TEST_MODEL:-} ]] || { echo "no English translation of $tgt ($src) and no MT_MODEL / MT_TEST_MODEL" >&2; return 1; }
+        echo "-"   # grafusion-preprocess translates it with --mt-model / --mt-test-model
     else
         echo "$src"
     fi
@@ -81,7 +83,13 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
         fi
         args+=(--spm "$SPM" --dict "$DICT" --max-len 384 --doc-stride 128 --workers "${WORKERS:-1}")
         [[ -z ${STANZA_DIR:-} ]] || args+=(--stanza-dir "$STANZA_DIR")
-        [[ -z ${MT_MODEL:-} ]] || args+=(--mt-model "$MT_MODEL")
+        [[ -z ${MT_MODEL:-} ]] || args+=(--mt-model "$(expand "$MT_MODEL" "$lang")")
+        [[ -z ${MT_TRAIN_MODEL:-} ]] || args+=(--mt-train-model "$(expand "$MT_TRAIN_MODEL" "$lang")")
+        [[ -z ${MT_TEST_MODEL:-} ]] || args+=(--mt-test-model "$(expand "$MT_TEST_MODEL" "$lang")")
+        if [[ -n ${MT_ARGS:-} ]]; then  # e.g. "--mt-tokenizer moses --mt-bpe fastbpe"
+            read -r -a mt_args <<< "$MT_ARGS"
+            args+=("${mt_args[@]}")
+        fi
         if [[ -n ${ALIGN_EXTRA:-} && $lang != en ]]; then
             read -r -a extra <<< "$(expand "$ALIGN_EXTRA" "$lang")"
             args+=(--align-extra "${extra[@]}")

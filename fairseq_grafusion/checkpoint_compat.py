@@ -14,7 +14,7 @@ Two dangers, two guards:
   architectures ``eval()`` configuration strings (``fconv``'s layer specs).  Before anything is
   built, :func:`check_grafusion` requires one of our tasks and an architecture of one of our
   models (``grafusion``, ``filter``), and
-  :func:`check_translation` a fairseq transformer for ``--mt-model``.
+  :func:`check_translation` a fairseq transformer of the direction asked for ``--mt-*-model``.
 """
 import argparse
 import contextlib
@@ -104,6 +104,12 @@ def names(state):
     return task_name, model_name, arch
 
 
+def trained_dictionary(state):
+    """The sha256 of the ``dict.txt`` a checkpoint was trained with (None before it was recorded)."""
+    task_state = state.get("task_state")
+    return task_state.get("dictionary_sha256") if isinstance(task_state, dict) else None
+
+
 def check_grafusion(state, path, tasks=("xmrc_span",)):
     """Refuse, before anything is built, a checkpoint that is not one of our models."""
     from fairseq.models import ARCH_MODEL_REGISTRY
@@ -121,8 +127,14 @@ def check_grafusion(state, path, tasks=("xmrc_span",)):
                              "fairseq-grafusion model; refused before building it")
 
 
-def check_translation(state, path, source_lang=None, target_lang=None):
-    """Refuse an ``--mt-model`` checkpoint that is not a fairseq transformer translation model."""
+def check_translation(state, path, source_lang=None, target_lang=None, option="--mt-model",
+                      data=None):
+    """Refuse an ``option`` checkpoint that is not a fairseq transformer translation model, or
+    one that translates another direction than ``source_lang`` -> ``target_lang``: as its
+    ``cfg.task.source_lang`` / ``target_lang`` say, or, when fairseq-train inferred them from the
+    data directory and stored none, as its embedding tables say (the encoder's rows are the
+    source dictionary's size, the decoder's the target's: ``data/dict.{lang}.txt``; dictionaries
+    of one size cannot tell)."""
     from fairseq.models import ARCH_MODEL_REGISTRY
     from fairseq.models.transformer import TransformerModel
 
@@ -130,8 +142,39 @@ def check_translation(state, path, source_lang=None, target_lang=None):
     cls = ARCH_MODEL_REGISTRY.get(arch)
     if not (task_name or "").startswith("translation") or cls is None \
             or not issubclass(cls, TransformerModel):
-        raise GraFusionError(f"--mt-model {path}: task {task_name!r}, arch {arch!r} is not a "
+        raise GraFusionError(f"{option} {path}: task {task_name!r}, arch {arch!r} is not a "
                              "fairseq transformer translation model; refused before building it")
+    if source_lang is None:
+        return
+    task = _section(state, "task")
+    trained, how = (task.get("source_lang"), task.get("target_lang")), "cfg.task.source_lang/target_lang"
+    if None in trained and data is not None:
+        trained, how = _direction_from_embeddings(state, data, source_lang, target_lang), \
+            "its embedding tables' sizes"
+    if trained and None not in trained and tuple(trained) != (source_lang, target_lang):
+        raise GraFusionError(f"{option} {path}: the checkpoint translates {trained[0]}->{trained[1]} "
+                             f"({how}), but {source_lang}->{target_lang} is asked for: give a "
+                             "model of that direction")
+
+
+def _direction_from_embeddings(state, data, source_lang, target_lang):
+    """``(source, target)`` the embedding sizes show, of the two languages; None if they cannot
+    tell (equal dictionary sizes, a dictionary or a table missing)."""
+    from fairseq.data import Dictionary
+
+    weights = state.get("model") or {}
+    rows = [weights.get(f"{part}.embed_tokens.weight") for part in ("encoder", "decoder")]
+    sizes = {}
+    for lang in (source_lang, target_lang):
+        dict_path = os.path.join(data, f"dict.{lang}.txt")
+        if not os.path.isfile(dict_path):
+            return None
+        sizes[lang] = len(Dictionary.load(dict_path))
+    if any(r is None for r in rows) or sizes[source_lang] == sizes[target_lang]:
+        return None
+    found = {(a, b) for a in sizes for b in sizes if a != b
+             and (sizes[a], sizes[b]) == (rows[0].shape[0], rows[1].shape[0])}
+    return found.pop() if len(found) == 1 else None
 
 
 def install():

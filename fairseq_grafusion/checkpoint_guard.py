@@ -10,6 +10,11 @@
   ``checkpoint_best.pt`` with an early, worse model.  Where ``checkpoint_best.pt`` exists, such a
   run stops with one line, unless told (``--restore-file`` a checkpoint, or any ``--reset-*``).
 
+* **A checkpoint of the run's own task and dictionary.**  ``--restore-file`` (or
+  ``checkpoint_last.pt``) of another task (a ``sa_graph_pretrain`` checkpoint given to an
+  ``xmrc_span`` run) or trained with another ``dict.txt`` is one line before fairseq loads it
+  (fine-tuning from pre-training goes through ``--pretrained-sagraph``).
+
 Damaged checkpoints are reported by :mod:`.checkpoint_compat` (file named, newest readable
 checkpoint suggested).  The atomic copy serves every task of the process (it changes nothing but
 the order of writes); the start-up checks run only for our tasks.
@@ -71,6 +76,52 @@ def check_fresh_start(cfg, trainer):
         "(or pass --reset-meters to start anew here)")
 
 
+def _task_name(task):
+    from fairseq.tasks import TASK_REGISTRY
+
+    return next((name for name, cls in TASK_REGISTRY.items() if cls is type(task)), None)
+
+
+def check_restore_file(cfg, trainer):
+    """The checkpoint fairseq is about to restore was trained with this run's task and dictionary
+    (read through mmap: only its config is looked at; an unreadable file is left to fairseq's
+    loader, which names it)."""
+    from . import checkpoint_compat
+    from .data.fingerprints import check_model_dictionary
+
+    suffix = trainer.checkpoint_suffix or ""
+    if cfg.restore_file == "checkpoint_last.pt":
+        path, option = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt"), "checkpoint_last.pt"
+    else:
+        path = cfg.restore_file
+        option = f"--restore-file {path}"
+    if not os.path.isfile(path):
+        return
+    try:
+        with checkpoint_compat.trusted_globals():
+            state = torch_load_config(path)
+    except Exception:
+        return
+    task = trainer.task
+    task_name, _, _ = checkpoint_compat.names(state)
+    ours = _task_name(task)
+    if task_name and ours and task_name != ours:
+        hint = (f"; to fine-tune from a pre-training checkpoint give --pretrained-sagraph {path}"
+                if task_name == "sa_graph_pretrain" else "")
+        raise GraFusionError(f"{option}: a checkpoint of task {task_name!r}, this run trains "
+                             f"{ours!r}: it cannot be resumed{hint}")
+    check_model_dictionary(checkpoint_compat.trained_dictionary(state),
+                           os.path.join(task.cfg.data, "dict.txt"), path,
+                           getattr(task, "dictionary_sha256", None))
+
+
+def torch_load_config(path):
+    """A checkpoint's dict with its tensors memory-mapped (nothing read but what is looked at)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+
+
 def install():
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
@@ -92,6 +143,7 @@ def install():
         if _is_ours(trainer.task):
             remove_stale_temporaries(cfg.save_dir)
             check_fresh_start(cfg, trainer)
+            check_restore_file(cfg, trainer)
         return original(cfg, trainer, **kwargs)
 
     load_checkpoint._grafusion = True

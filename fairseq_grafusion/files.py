@@ -4,9 +4,12 @@ A file is written under a temporary name next to its final path and moved into p
 :func:`os.replace` only once it is complete, so an interrupted or failed run never leaves a
 half-written file, and a reader never sees one.  :class:`AtomicFiles` does it for a group of
 files that appear together (the files of a binary split, :class:`~.data.PairWriter`),
-:func:`atomic_path` for one.  No torch import: the pipeline's readers and writers use it.
+:func:`atomic_path` for one.  A write that fails (a full disk: ``ENOSPC``) is one line naming the
+file, and its temporary files are removed.  :func:`read_text` is the one way text input is read
+(UTF-8, a byte-order mark skipped).  No torch import: the pipeline's readers and writers use it.
 """
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -16,6 +19,25 @@ from .errors import GraFusionError
 
 def _cannot_write(path, error):
     return GraFusionError(f"cannot write {path}: {error.strerror or error}")
+
+
+def read_text(path, what="file"):
+    """The text of ``path`` as every command reads its input: UTF-8, a leading byte-order mark
+    skipped (Windows editors write one); one line naming ``path`` if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise GraFusionError(f"{what} {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise GraFusionError(f"{what} {path}: cannot read ({e})") from None
+
+
+def is_write_error(error, tmp):
+    """Whether an OSError came from writing ``tmp`` (no file named, or that file; a full disk or
+    quota whatever file it names)."""
+    return isinstance(error, OSError) and (error.filename in (None, tmp) or tmp in (
+        getattr(error, "filename2", None),) or error.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 class AtomicFiles:
@@ -57,8 +79,10 @@ def atomic_path(path):
     try:
         yield tmp
         files.commit()
-    except BaseException:
+    except BaseException as e:
         files.abort()
+        if is_write_error(e, tmp):  # a full disk, a quota: one line, nothing left behind
+            raise _cannot_write(path, e) from None
         raise
 
 

@@ -22,9 +22,17 @@ eflomal's priors are read from ``align_priors`` (default ``model_dir/alignment.p
 exists) or estimated from ``align_extra`` (two line-aligned text files); questions are then aligned
 in this process (:class:`~fairseq_grafusion.preprocess.align.LexicalAligner`).  Without either,
 eflomal runs on each call's questions alone (slow, and weak on so little text).  A model that reads
-no alignment (``--no-fusion``) skips alignment; one without dependency edges (``--graph none`` or
-``align``) skips parsing.  Without ``source_question`` / ``source_context`` the English side is
-translated with ``mt_model`` (a fairseq translation model directory).
+the target stream only (``--no-fusion``, ``xlmr_translate_train_*``) skips alignment; one without
+dependency edges (``--graph none`` or ``align``, FILTER) skips parsing
+(:func:`~fairseq_grafusion.inference.graph_stages`, as ``grafusion-predict --qa``).  Without
+``source_question`` / ``source_context`` the English side is translated by the target -> English
+model of ``mt``, a :class:`~fairseq_grafusion.preprocess.mt_config.MTConfig` (or its fields as a
+dict), with the model's tokenizer and BPE, as ``grafusion-preprocess --mt-test-*`` does::
+
+    qa = GraFusionModel.from_pretrained("model_dir", src_lang="en", tgt_lang="de", mt={"test": {
+        "model": "wmt19.de-en", "checkpoint": "model1.pt", "tokenizer": "moses", "bpe": "fastbpe"}})
+
+(``mt_model=DIR``: one directory for both directions, no tokenizer or BPE.)
 """
 import logging
 import os
@@ -32,10 +40,11 @@ import os
 import torch.nn as nn
 
 from .errors import GraFusionError
-from .inference import load_model, predict
+from .inference import graph_stages, load_model, predict
 from .preprocess.align import PRIORS_FILE, AlignmentPriors, LexicalAligner, estimate_priors
 from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .preprocess.in_memory import InMemoryPipeline
+from .preprocess.mt_config import MTConfig
 from .preprocess.stages import read_extra
 from .scoring.span_decoding import MAX_ANSWER_LENGTH
 
@@ -48,31 +57,27 @@ class GraFusionHubInterface(nn.Module):
     """Answers questions with a loaded ``xmrc_span`` model (see the module docstring)."""
 
     def __init__(self, task, model, spm, dict_path, src_lang="en", tgt_lang="xx", stanza_dir=None,
-                 mt_model=None, priors=None, max_len=MAX_LEN, doc_stride=DOC_STRIDE,
+                 mt=None, mt_model=None, priors=None, max_len=MAX_LEN, doc_stride=DOC_STRIDE,
                  max_query_len=MAX_QUERY_LEN, batch_size=32):
         super().__init__()
         self.task, self.model = task, model.eval()
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
-        self.mt_model, self.priors, self.batch_size = mt_model, priors, batch_size
-        self._translators = {}
-        if model.fusion and priors is None:
+        if isinstance(mt, dict):
+            mt = MTConfig(**mt)
+        if mt_model and mt:
+            raise GraFusionError("give mt (an MTConfig) or mt_model (one directory), not both")
+        self.mt = (MTConfig.both(mt_model) if mt_model else mt) or None
+        self.priors, self.batch_size = priors, batch_size
+        align, parse = graph_stages(model)
+        if align and priors is None:
             logger.warning("no alignment priors (align_priors / align_extra): eflomal runs on each "
                            "call's questions alone")
         self.pipeline = InMemoryPipeline(
             src_lang, tgt_lang, spm, dict_path, stanza_dir=stanza_dir,
-            translator_for=self._translator if mt_model else None,
+            translator_for=self.mt.translator_for(src_lang, tgt_lang) if self.mt else None,
             aligner=LexicalAligner(priors).align if priors is not None else None,
-            align=model.fusion, parse=model.use_dep, max_len=min(max_len, model.max_positions()),
+            align=align, parse=parse, max_len=min(max_len, model.max_positions()),
             doc_stride=doc_stride, max_query_len=max_query_len)
-
-    def _translator(self, source_lang, target_lang):
-        """The ``mt_model`` translator of a direction, loaded on first use."""
-        from .preprocess.translate import load_hub_translator
-
-        key = (source_lang, target_lang)
-        if key not in self._translators:
-            self._translators[key] = load_hub_translator(self.mt_model, source_lang, target_lang)
-        return self._translators[key]
 
     def answer(self, question, context, *, source_question=None, source_context=None, top_k=1,
                max_answer_len=MAX_ANSWER_LENGTH):
@@ -84,9 +89,10 @@ class GraFusionHubInterface(nn.Module):
         questions, contexts = (list(question), list(context)) if many else ([question], [context])
         if (source_question is None) != (source_context is None):
             raise GraFusionError("give both source_question and source_context, or neither")
-        if source_question is None and not self.mt_model:
+        if source_question is None and not (self.mt and self.mt.test.model):
             raise GraFusionError("no English side: pass source_question/source_context or load "
-                                 "the model with mt_model=DIR to translate")
+                                 "the model with mt=MTConfig(test=MTDirection(DIR, ...)) (or "
+                                 "mt_model=DIR) to translate")
         sides = {"tgt": (questions, contexts)}
         if source_question is not None:
             sides["src"] = (list(source_question), list(source_context)) if many \
@@ -132,7 +138,7 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
     directory's ``sentencepiece.bpe.model``.  The alignment priors come from ``align_priors``
     (default ``alignment.priors`` in the model directory, if there) or are estimated once from
     ``align_extra`` (two line-aligned text files).  ``kwargs`` go to
-    :class:`GraFusionHubInterface` (stanza_dir, mt_model, max_len, doc_stride, max_query_len,
+    :class:`GraFusionHubInterface` (stanza_dir, mt, mt_model, max_len, doc_stride, max_query_len,
     batch_size)."""
     model_dir = model_name_or_path
     data = os.path.join(model_dir, data_name_or_path) if data_name_or_path.startswith(".") \
@@ -145,7 +151,7 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
                                  "SentencePiece model and dict.txt the data was encoded with")
     model, task = load_model(os.path.join(model_dir, checkpoint_file), data)
     priors = None
-    if model.fusion:
+    if graph_stages(model)[0]:
         default = os.path.join(model_dir, PRIORS_FILE)
         if align_priors or (not align_extra and os.path.isfile(default)):
             priors = AlignmentPriors.load(align_priors or default)

@@ -28,8 +28,14 @@ def load_model(path, data, use_cuda=False, fp16=False):
     from . import plugin  # noqa: F401  (registers the model, task and criteria)
 
     from . import checkpoint_compat
+    from .data.fingerprints import check_model_dictionary
 
-    checkpoint_compat.check_grafusion(checkpoint_compat.load_state(path), path)
+    state = checkpoint_compat.load_state(path)
+    checkpoint_compat.check_grafusion(state, path)
+    trained = checkpoint_compat.trained_dictionary(state)
+    check_model_dictionary(trained, os.path.join(data, "dict.txt"), path)
+    if trained is None:  # a checkpoint from before the fingerprint: at least the sizes must agree
+        _check_embedding_size(state, data, path)
     overrides = {"data": data}
     state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
@@ -40,6 +46,26 @@ def load_model(path, data, use_cuda=False, fp16=False):
     if fp16:
         model = model.half()
     return model, task
+
+
+def graph_stages(model):
+    """``(align, parse)``: whether the windows a model reads need the pipeline's alignment and
+    parsing stages.  Alignment: a model that reads both streams (``model.fusion``: GraFusion with
+    any ``--graph``, FILTER) -- besides the ``+a`` edges, binarize pairs each target window with
+    the source window sharing the most alignment links.  Parsing: a model with dependency edges
+    (``use_dep``).  A ``--no-fusion`` or ``xlmr_translate_train_*`` model needs neither: its
+    answers come from the target stream alone."""
+    return bool(model.fusion), bool(getattr(model, "use_dep", False))
+
+
+def _check_embedding_size(state, data, path):
+    from .tasks.graph_pair_task import load_task_dictionary
+
+    rows = [v.shape[0] for k, v in (state.get("model") or {}).items() if k.endswith("embed_tokens.weight")]
+    size = len(load_task_dictionary(data))
+    if rows and rows[0] != size:
+        raise GraFusionError(f"{path} has embeddings for {rows[0]} pieces, {os.path.join(data, 'dict.txt')} "
+                             f"gives {size}: use a data directory binarized with the checkpoint's dict.txt")
 
 
 class SpanScorer:
@@ -196,9 +222,11 @@ def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
     ``{lang: {id: n-best}}``); ``kwargs`` go to :func:`predict`."""
     from .data import PairReader
 
+    from .data.fingerprints import check_gold_contexts, check_split_dictionary
     from .data.languages import gold_files
 
     reader = PairReader(os.path.join(data, split))
+    check_split_dictionary(reader, os.path.join(data, "dict.txt"), vocab_size=len(task.source_dictionary))
     if len(reader.languages) > 1:  # a combined split: each language's own gold file
         if gold:
             raise GraFusionError(f"{reader.prefix} holds the languages "
@@ -207,5 +235,7 @@ def predict_split(model, task, data, split, stream="tgt", gold=None, **kwargs):
         contexts = {lang: read_gold(path)[0]
                     for lang, path in gold_files(data, split, stream, reader.languages).items()}
     else:
-        contexts, _ = read_gold(gold or gold_path(data, split, stream))
+        path = gold or gold_path(data, split, stream)
+        contexts, _ = read_gold(path)
+        check_gold_contexts(reader, contexts, stream, path)  # before any decoding
     return predict(model, reader, contexts, task.source_dictionary.pad(), stream, **kwargs)

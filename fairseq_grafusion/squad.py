@@ -11,27 +11,24 @@ and writer of the project.
   context are kept, so every question of the file gets an answer.
 * :func:`read_gold` / :func:`gold_answers` -- gold files for scoring: question ids, contexts and
   answer texts only (an official evaluation script reads no more: ``answer_start`` is not checked).
-* :func:`load_json` -- any JSON file of the commands (gold, predictions), with one-line errors; a
-  UTF-8 byte-order mark is accepted, as Windows editors write it.
+* :func:`load_json` -- any JSON file of the commands (gold, predictions), with one-line errors
+  (malformed or nested too deep to parse).  Every reader goes through
+  :func:`~.files.read_text`, so a UTF-8 byte-order mark (as Windows editors write it) is read the
+  same way by every command.
 * :func:`write_squad` -- passages and questions back to a SQuAD file, atomically.
 
 No torch import: the pipeline's readers and writers work without it.
 """
 import collections
 import json
+import sys
 
 from .errors import GraFusionError
-from .files import atomic_path
+from .files import atomic_path, read_text
 
 
 def _read_text(path, what):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise GraFusionError(f"{what} file {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise GraFusionError(f"{what} file {path}: cannot read ({e})") from None
+    return read_text(path, f"{what} file")
 
 
 def _parse_json(raw, path, what):
@@ -40,6 +37,36 @@ def _parse_json(raw, path, what):
     except json.JSONDecodeError as e:
         raise GraFusionError(f"{what} file {path} line {e.lineno} column {e.colno}: malformed "
                              f"JSON ({e.msg})") from None
+    except RecursionError:  # Python's parser recurses once per level of [ or {
+        depth = _depth_line(raw)
+        raise GraFusionError(f"{what} file {path} line {depth}: JSON nested too deep to read "
+                             f"(more than {sys.getrecursionlimit()} levels of [ or {{)") from None
+
+
+def _depth_line(raw, limit=None):
+    """1-based line where the nesting of ``[`` / ``{`` first exceeds ``limit`` (strings skipped)."""
+    limit = limit or sys.getrecursionlimit() // 2
+    depth, in_string, escaped, line = 0, False, False, 1
+    for char in raw:
+        if char == "\n":
+            line += 1
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        elif char in "]}":
+            depth -= 1
+    return line
+
+
+def _line_breaks(text):
+    """Whether ``text`` holds a character that ends a line for str.splitlines (``\\n``, ``\\r``,
+    U+2028, U+0085, ...): ids are stored one per line."""
+    return len((text + "x").splitlines()) > 1
 
 
 def load_json(path, what):
@@ -95,6 +122,10 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                     where = _where(path, raw, qa.get("question"), qat)
                     raise GraFusionError(f"{where}: question {qa.get('question', '')[:60]!r} has no 'id'")
                 qid = str(qid)
+                if _line_breaks(qid):
+                    where = _where(path, raw, qa.get("question"), qat)
+                    raise GraFusionError(f"{where}: question id {qid!r} contains a line break "
+                                         "(ids are stored one per line); remove it from the id")
                 if qid in seen:
                     raise GraFusionError(f"{path}: question id {qid!r} occurs twice ({seen[qid]} and {qat})")
                 seen[qid] = qat
@@ -116,14 +147,19 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                 continue
             kept = []
             for qa, qid in zip(qas, ids):
-                answers, bad = [], None
+                answers, bad, reason = [], None, "answer does not match its context"
                 for ans in qa.get("answers") or []:
                     text, start = (ans.get("text"), ans.get("answer_start")) if isinstance(ans, dict) else (None, None)
                     if not isinstance(text, str) or not isinstance(start, int):
                         bad = f"answer {ans!r} needs 'text' and an integer 'answer_start'"
                         break
-                    if text == "" and start in (0, -1):
-                        continue  # blanked gold (XTREME's test files): no answer
+                    if not text.strip():
+                        bad, reason = (f"answer_start {start}: empty answer text (a blanked gold file? "
+                                       "--ignore-answers for prediction input)"), "empty answer text"
+                        break
+                    if start < 0:
+                        bad, reason = f"negative answer_start {start}", "negative answer_start"
+                        break
                     if context[start:start + len(text)] != text:
                         bad = (f"answer_start {start} does not match the answer {text!r} (the context "
                                f"has {context[start:start + len(text)]!r} there)")
@@ -132,7 +168,7 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                 if bad:
                     if not skip_bad:
                         raise GraFusionError(f"{path}: question {qid!r}: {bad}; --skip-bad drops such questions")
-                    stats["answer does not match its context (dropped)"] += 1
+                    stats[f"{reason} (dropped)"] += 1
                     continue
                 kept.append({"id": qid, "question": qa["question"], "passage": len(passages),
                              "answers": answers})

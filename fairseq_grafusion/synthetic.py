@@ -26,6 +26,7 @@ import numpy as np
 from fairseq.data import Dictionary
 
 from .data import PairWriter
+from .data.fingerprints import manifest_fields
 from .squad import write_squad
 
 
@@ -237,12 +238,13 @@ class SyntheticXMRC:
         parallel`` does.  Each split has its own text and noise streams, fixed by ``seed``.
         Returns the directory."""
         os.makedirs(data_dir, exist_ok=True)
-        self.dictionary.save(os.path.join(data_dir, "dict.txt"))
+        dict_path = os.path.join(data_dir, "dict.txt")
+        self.dictionary.save(dict_path)
         if not with_span:
             for i, (split, size) in enumerate(splits):
                 rng, noise_rng = self._streams(seed, i)
                 with PairWriter(os.path.join(data_dir, split), len(self.dictionary) + 1,
-                                with_span=False) as writer:
+                                with_span=False, fingerprints=manifest_fields(dict_path)) as writer:
                     for k in range(size):
                         writer.add(f"{split}-{k}", **self.encoded_parallel(rng, noise_rng))
             return data_dir
@@ -259,6 +261,10 @@ class SyntheticXMRC:
                         passages.append({"context": q["context"], "title": split})
                         questions.append({"id": f"{split}-{k}", "question": q["question"], "passage": k,
                                           "answers": [{"text": q["answer"], "answer_start": q["answer_start"]}]})
+                writer.fingerprints.update(manifest_fields(dict_path, {  # read when the manifest is written
+                    lang: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
+                                                          for q in questions})
+                    for lang, (passages, questions) in squad.items()}))
             for lang, (passages, questions) in squad.items():
                 write_squad(os.path.join(data_dir, f"{split}.{lang}.json"), passages, questions)
         return data_dir

@@ -14,14 +14,17 @@ splits: ``grafusion-preprocess`` aligns every other split so) or :class:`Lexical
 :func:`read_pharaoh` imports such a file, checked against the word counts.
 """
 import os
+import re
 import tempfile
 
 import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import read_text
 
 # Koehn et al.'s neighbourhood: the four direct neighbours first, then the diagonals.
 _NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+_INDEX = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit also accepts '²', which int() refuses
 
 
 def grow_diag_final_and(forward, reverse, n_src, n_tgt):
@@ -75,7 +78,7 @@ def parse_pharaoh_line(line, where):
     links = []
     for item in line.split():
         left, sep, right = item.partition("-")
-        if not sep or not left.isdigit() or not right.isdigit():
+        if not sep or not _INDEX.fullmatch(left) or not _INDEX.fullmatch(right):
             raise GraFusionError(f"{where}: '{item}' is not a Pharaoh link 'i-j'")
         links.append((int(left), int(right)))
     return links
@@ -92,11 +95,9 @@ def check_links(links, n_src, n_tgt, where):
 
 def read_pharaoh(path, lengths):
     """Links per segment from a Pharaoh file; ``lengths`` is ``[(n_src, n_tgt), ...]``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise GraFusionError(f"{path}: cannot read the alignment file ({e})") from None
+    lines = read_text(path, "alignment file").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     if len(lines) != len(lengths):
         raise GraFusionError(f"{path}: {len(lines)} lines, but the split has {len(lengths)} "
                              "segments to align (one line per line of the aligner input files)")

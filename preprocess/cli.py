@@ -10,15 +10,18 @@ import logging
 import sys
 
 from fairseq_grafusion.cli import run
+from fairseq_grafusion.cli.mt_options import add_mt_arguments, pop_mt_config
 
 from .config import SAMPLE_OUT, PipelineConfig
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .pipeline import run_pipeline
+from .text_formats import PARALLEL_FORMATS
 
 _EPILOG = """\
 stages (each reads the previous one's output under OUT/work; 'all' chains them):
   pairs     pair the source (English) and target SQuAD files by question id; a missing side is
-            translated with --mt-model (translate-train / translate-test) or reported and dropped
+            translated with --mt-train-model / --mt-test-model (translate-train / translate-test)
+            or reported and dropped
   words     sentences and words with character offsets (Stanza with --stanza-dir, else rules)
   align     eflomal word alignment + grow-diag-final-and, or --alignments FILE (Pharaoh 'i-j',
             one line per line of OUT/work/CHAIN/SPLIT/aligner-input.{src,tgt}.txt); answers of a
@@ -49,7 +52,10 @@ examples:
       --qa train squad.train.en.json squad.train.de.json --qa valid dev.en.json dev.de.json \\
       --spm xlmr.base/sentencepiece.bpe.model --dict xlmr.base/dict.txt --workers 8
   grafusion-preprocess pairs --out data --src-lang en --tgt-lang de --qa train squad.en.json - \\
-      --mt-model wmt19.en-de                    # translate-train, answers projected in 'align'
+      --mt-train-model wmt19.en-de --mt-checkpoint model1.pt --mt-tokenizer moses \\
+      --mt-bpe fastbpe                          # translate-train, answers projected in 'align'
+  grafusion-preprocess parallel --out data --src-lang en --tgt-lang de --parallel-format moses-bpe \\
+      --parallel train data-raw/train.en-de.en data-raw/train.en-de.de ...   # a BPE'd MT corpus
   grafusion-preprocess combine --out data-bin \
       --pair de work/en-de/qa-bin --pair zh work/en-zh/qa-bin --pair ar work/en-ar/qa-bin
 """
@@ -64,11 +70,19 @@ def get_parser():
                         "'all' without --qa/--parallel implies it")
     g.add_argument("--src-lang", help="source (English) language code (sample: en)")
     g.add_argument("--tgt-lang", help="target language code (sample: ro)")
+    g.add_argument("--extra-lang", action="append", default=[], metavar="CODE",
+                   help="accept CODE as a language code although the pipeline does not know it "
+                        "(known: XLM-R's ISO 639-1 codes); its text gets the generic rules")
     g.add_argument("--qa", nargs=3, action="append", default=[], metavar=("SPLIT", "SRC_JSON", "TGT_JSON"),
                    help="a QA split (train, valid, test, ...): SQuAD v1.1 files by language, '-' for a "
                         "side to translate; repeat for more splits")
     g.add_argument("--parallel", nargs=3, action="append", default=[], metavar=("SPLIT", "SRC_TXT", "TGT_TXT"),
-                   help="a parallel-text split: line-aligned files; repeat for more splits")
+                   help="a parallel-text split: line-aligned files (fairseq-preprocess --dataset-impl "
+                        "raw output too); repeat for more splits")
+    g.add_argument("--parallel-format", choices=PARALLEL_FORMATS, default="text",
+                   help="what an MT pipeline did to the --parallel text, undone before anything else: "
+                        "'bpe' removes '@@ ' marks, 'moses' detokenises and unescapes (&apos; ...) "
+                        "with sacremoses, 'moses-bpe' both (default: text, raw)")
     g.add_argument("--skip-bad", action="store_true",
                    help="drop and count questions with an answer that does not match its context or "
                         "an empty context, instead of stopping")
@@ -80,13 +94,7 @@ def get_parser():
     g.add_argument("--num-shards", type=int, default=1, help="split the data into K shards (default 1)")
     g.add_argument("--shard-id", type=int, default=0, help="the shard this run processes (0..K-1)")
     g.add_argument("--force", action="store_true", help="recompute outputs that are up to date")
-    g = common.add_argument_group("translation (pairs)")
-    g.add_argument("--mt-model", metavar="DIR", help="fairseq translation model directory "
-                   "(TransformerModel.from_pretrained) for a missing side")
-    g.add_argument("--mt-checkpoint", default="model.pt", help="checkpoint file in --mt-model (default model.pt)")
-    g.add_argument("--mt-bpe", choices=("sentencepiece", "subword_nmt"), help="the model's BPE")
-    g.add_argument("--mt-bpe-model", metavar="FILE", help="SentencePiece model or BPE codes of --mt-bpe")
-    g.add_argument("--mt-beam", type=int, default=5, help="beam size (default 5)")
+    add_mt_arguments(common)
     g = common.add_argument_group("words, alignment, parsing")
     g.add_argument("--stanza-dir", metavar="DIR", help="local Stanza resources (never downloaded): "
                    "tokenizer and parser per language when present")
@@ -153,7 +161,9 @@ def main(argv=None):
         print(format_alignment_summary(cfg.out))
         print(f"done: {cfg.out}")
         return counts
-    run_pipeline(PipelineConfig(**vars(args)))
+    options = vars(args)
+    mt = pop_mt_config(options)
+    run_pipeline(PipelineConfig(**options, mt=mt))
 
 
 def cli_main(argv=None):

@@ -20,6 +20,9 @@ from typing import Dict, List, Optional, Sequence, Union
 from fairseq_grafusion.errors import GraFusionError
 
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .languages import check_language
+from .mt_config import MTConfig
+from .text_formats import PARALLEL_FORMATS
 from .workdir import shard_suffix
 
 STAGES = ("pairs", "words", "align", "parse", "binarize")
@@ -55,6 +58,7 @@ class PipelineConfig:
     out: Optional[str] = None
     src_lang: Optional[str] = None
     tgt_lang: Optional[str] = None
+    extra_lang: List[str] = field(default_factory=list)  # codes outside languages.KNOWN_LANGUAGES
     qa: List[Sequence[str]] = field(default_factory=list)  # (split, src json, tgt json); "-": translate
     parallel: List[Sequence[str]] = field(default_factory=list)  # (split, src text, tgt text)
     sample: bool = False
@@ -64,11 +68,8 @@ class PipelineConfig:
     num_shards: int = 1
     shard_id: int = 0
     force: bool = False
-    mt_model: Optional[str] = None
-    mt_checkpoint: str = "model.pt"
-    mt_bpe: Optional[str] = None
-    mt_bpe_model: Optional[str] = None
-    mt_beam: int = 5
+    mt: Optional[MTConfig] = None  # translation models of a missing side (or a dict of MTConfig's fields)
+    parallel_format: str = "text"  # of the --parallel files: PARALLEL_FORMATS
     stanza_dir: Optional[str] = None
     # per split ({split or chain/split: file}, or the command line's [SPLIT] FILE entries)
     alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
@@ -77,6 +78,10 @@ class PipelineConfig:
     src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
     tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
+    # False: the stage runs no aligner / parser and writes records without links / arcs (for a
+    # model that reads none: grafusion-predict --qa, inference.graph_stages)
+    align: bool = True
+    parse: bool = True
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN
@@ -91,6 +96,8 @@ class PipelineConfig:
             raise GraFusionError("--out DIR is required (or --sample for the bundled sample)")
         if not self.src_lang or not self.tgt_lang:
             raise GraFusionError("--src-lang and --tgt-lang are required")
+        for code, option in ((self.src_lang, "--src-lang"), (self.tgt_lang, "--tgt-lang")):
+            check_language(code, option, self.extra_lang)
         shard_suffix(self.num_shards, self.shard_id)  # checks the shard options
         if self.workers < 1:
             raise GraFusionError("--workers must be >= 1")
@@ -100,6 +107,12 @@ class PipelineConfig:
                 raise GraFusionError(f"{name} must be >= {least}")
         if self.command == "parallel" and not self.parallel:
             raise GraFusionError("parallel: give --parallel SPLIT SRC_TXT TGT_TXT (or --sample)")
+        if isinstance(self.mt, dict):
+            self.mt = MTConfig(**self.mt)
+        self.mt = self.mt or None
+        if self.parallel_format not in PARALLEL_FORMATS:
+            raise GraFusionError(f"--parallel-format {self.parallel_format}: choose one of "
+                                 f"{', '.join(PARALLEL_FORMATS)}")
         self.qa = [tuple(q) for q in self.qa]
         self.parallel = [tuple(p) for p in self.parallel]
         if not self.chains():

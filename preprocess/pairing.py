@@ -21,6 +21,23 @@ def _passage_key(src_pid, tgt_pid):
     return (src_pid, tgt_pid)
 
 
+UNKNOWN_WARN = 0.05  # share of <unk> source tokens that says the tokenizer / BPE options are wrong
+
+
+def _count_unknown(translator, lang_from, lang_to, side, stats, report):
+    """Count the source tokens a :class:`.translate.Translator` met and how many were ``<unk>``;
+    a note when too many were (the model's tokenizer or BPE is missing or wrong)."""
+    if not hasattr(translator, "unknown"):
+        return
+    stats[f"{lang_from}->{lang_to} source tokens"] = translator.tokens
+    stats[f"{lang_from}->{lang_to} source tokens <unk>"] = translator.unknown
+    if translator.unknown > UNKNOWN_WARN * max(translator.tokens, 1):
+        role = "train" if side == "tgt" else "test"
+        report.append(f"{translator.unknown} of {translator.tokens} source tokens of the "
+                      f"{lang_from}->{lang_to} model are <unk>: check --mt-{role}-tokenizer and "
+                      f"--mt-{role}-bpe / --mt-{role}-bpe-codes (the model's own preprocessing)")
+
+
 def make_units(src, tgt, src_lang, tgt_lang, translator_for=None, stats=None):
     """Units from ``src`` / ``tgt`` = ``(passages, questions)`` or None (side to translate).
 
@@ -63,6 +80,7 @@ def make_units(src, tgt, src_lang, tgt_lang, translator_for=None, stats=None):
         ptext = translate_texts(translator, [passages[p]["context"] for p in pids], lang_from, lang_to)
         qtext = translate_texts(translator, [by_id[other][i]["question"] for i in missing], lang_from, lang_to)
         made[side] = ({p: t for p, t in zip(pids, ptext)}, dict(zip(missing, qtext)))
+        _count_unknown(translator, lang_from, lang_to, side, stats, report)
         stats[f"questions translated to the {'target' if side == 'tgt' else 'source'} side"] += len(missing)
         stats["passages translated"] += len(pids)
 

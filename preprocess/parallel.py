@@ -11,26 +11,55 @@ import collections
 import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import read_text
 
 from .binarize import Encoded, current_encoder, node_links
+from .text_formats import restorer
 
 
-def read_parallel(src_path, tgt_path, stats):
-    """Units from two line-aligned files (a line count mismatch is an error)."""
-    texts = []
-    for path in (src_path, tgt_path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                texts.append(f.read().split("\n"))
-        except (OSError, UnicodeDecodeError) as e:
-            raise GraFusionError(f"{path}: cannot read parallel text ({e})") from None
-    for t in texts:
-        if t and t[-1] == "":
-            t.pop()
-    if len(texts[0]) != len(texts[1]):
-        n = min(len(texts[0]), len(texts[1]))
-        raise GraFusionError(f"{src_path} has {len(texts[0])} lines but {tgt_path} has "
-                             f"{len(texts[1])} (first unmatched line: {n + 1}); parallel files must be line-aligned")
+def read_lines(path):
+    """Lines of a text file (split at ``\\n`` only, a last empty line dropped), read as every
+    input is (:func:`fairseq_grafusion.files.read_text`)."""
+    lines = read_text(path, "parallel text").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def count_lines(path):
+    """The number of lines :func:`read_lines` gives, without keeping them."""
+    n, last = 0, b"\n"
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                n += block.count(b"\n")
+                last = block[-1:]
+    except OSError as e:
+        raise GraFusionError(f"parallel text {path}: cannot read ({e.strerror or e})") from None
+    return n + (last != b"\n")
+
+
+def check_line_counts(src_path, tgt_path, n_src, n_tgt):
+    if n_src != n_tgt:
+        raise GraFusionError(f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt} (first "
+                             f"unmatched line: {min(n_src, n_tgt) + 1}); parallel files must be line-aligned")
+
+
+def check_parallel_files(src_path, tgt_path):
+    """The cheap check of :func:`read_parallel` (equal line counts), run before any stage."""
+    check_line_counts(src_path, tgt_path, count_lines(src_path), count_lines(tgt_path))
+
+
+def read_parallel(src_path, tgt_path, stats, fmt="text", langs=(None, None)):
+    """Units from two line-aligned files (a line count mismatch is an error), each line restored
+    to raw text from ``fmt`` (:data:`.text_formats.PARALLEL_FORMATS`) in the side's language of
+    ``langs``."""
+    texts = [read_lines(path) for path in (src_path, tgt_path)]
+    check_line_counts(src_path, tgt_path, *map(len, texts))
+    if fmt != "text":
+        texts = [[restore(line) for line in side]
+                 for side, restore in zip(texts, (restorer(fmt, lang) for lang in langs))]
+        stats[f"line pairs restored from {fmt}"] = len(texts[0])
     units = []
     for k, (s, t) in enumerate(zip(*texts)):
         if not s.strip() or not t.strip():

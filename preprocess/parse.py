@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import read_text
 
 
 def document_arcs(doc):
@@ -42,17 +43,27 @@ def document_arcs(doc):
     return out
 
 
-def _sentence_lines(path):
-    """The 1-based line number where each CoNLL-U sentence starts."""
-    starts, in_sentence = [], False
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                if not in_sentence:
-                    starts.append(n)
-                in_sentence = True
-            else:
-                in_sentence = False
+def _sentence_lines(path, text):
+    """The 1-based line number where each CoNLL-U sentence starts; a HEAD that is not 0 (the
+    root) or a word of its sentence is one line naming the file and the line."""
+    starts, words = [], []  # words: (line, id, head) of the current sentence
+    in_sentence = False
+    for n, line in enumerate(text.split("\n") + [""], 1):
+        if line.strip():
+            if not in_sentence:
+                starts.append(n)
+            in_sentence = True
+            columns = line.split("\t")
+            if not line.startswith("#") and len(columns) >= 7:
+                words.append((n, columns[0], columns[6]))
+            continue
+        in_sentence = False
+        n_words = sum(1 for _, word, _ in words if word.isascii() and word.isdigit())
+        for k, word, head in words:
+            if head != "_" and not (head.isascii() and head.isdigit() and int(head) <= n_words):
+                raise GraFusionError(f"{path} line {k}: word {word} has head {head!r}, not 0 (the "
+                                     f"root) or a word of its sentence (1..{n_words})")
+        words = []
     return starts
 
 
@@ -62,11 +73,15 @@ def read_conllu(path, sentence_lengths):
 
     if not os.path.isfile(path):
         raise GraFusionError(f"{path}: CoNLL-U file not found")
+    text = read_text(path, "CoNLL-U file")
+    lines = _sentence_lines(path, text)
     try:
-        doc = CoNLL.conll2doc(input_file=path)
+        doc = CoNLL.conll2doc(input_str=text)
     except Exception as e:  # stanza raises plain ValueError / IndexError on malformed input
-        raise GraFusionError(f"{path}: not a readable CoNLL-U file ({type(e).__name__}: {e})") from None
-    lines = _sentence_lines(path)
+        cause = e.__cause__ or e.__context__ or e
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+        raise GraFusionError(f"{path}: not a readable CoNLL-U file ({type(cause).__name__}: "
+                             f"{first})") from None
     if len(doc.sentences) != len(sentence_lengths):
         raise GraFusionError(f"{path}: {len(doc.sentences)} sentences, but the split has "
                              f"{len(sentence_lengths)} (parse the words stage's sentences file)")

@@ -7,6 +7,7 @@ runs the same stages in memory (:mod:`.units`).
 import os
 
 from . import stages
+from .parallel import check_parallel_files
 from .workdir import SplitPaths
 
 
@@ -17,8 +18,10 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 def run_pipeline(cfg):
     """Run ``cfg.command`` on every split of ``cfg`` (the split that estimates the alignment
     model first, then QA splits, then parallel ones): the stages in order
-    (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Ends with the unaligned-word ratio of
-    every split and language."""
+    (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of every input come
+    first, so that no split's alignment runs before a later split's bad input is found.  Ends
+    with the unaligned-word ratio of every split and language."""
+    check_inputs(cfg)
     first = cfg.priors_split()
     chains = sorted(cfg.chains(), key=lambda c: (c[0], c[1]) != first)  # stable: the rest in order
     for chain, split, src, tgt in chains:
@@ -42,6 +45,17 @@ def run_pipeline(cfg):
                 print(f"done: {directory}")
 
 
+def check_inputs(cfg):
+    """Before any stage: parallel text files (``--parallel``, ``--align-extra``) have equal line
+    counts (counted, not read)."""
+    pairs = [(src, tgt) for chain, _, src, tgt in cfg.chains() if chain == "parallel"]
+    if cfg.align_extra and "align" in cfg.stages():
+        pairs.append(tuple(cfg.align_extra))
+    if "pairs" in cfg.stages() or "align" in cfg.stages():
+        for src, tgt in pairs:
+            check_parallel_files(src, tgt)
+
+
 def merge_shards(prefix, num_shards):
     """Concatenate ``PREFIX.shard{i}of{K}`` splits into ``PREFIX`` (ids and fields kept)."""
     from fairseq_grafusion.data import PairReader, PairWriter
@@ -52,7 +66,9 @@ def merge_shards(prefix, num_shards):
                                             "src.dep", "tgt.dep", "span")]
     vocab = max(int(max(r.field("src.tok", i).max(), r.field("tgt.tok", i).max()))
                 for r in readers for i in range(len(r))) + 1
-    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra) as writer:
+    recorded = readers[0].meta.get("dictionary_sha256")
+    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra,
+                    fingerprints={"dictionary_sha256": recorded} if recorded else None) as writer:
         for r in readers:
             for i in range(len(r)):
                 writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})

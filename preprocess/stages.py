@@ -14,7 +14,7 @@ from fairseq_grafusion.squad import read_squad, write_squad
 from . import align as align_mod
 from . import units as unit_ops
 from .pairing import make_units
-from .parallel import read_parallel
+from .parallel import check_line_counts, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
 from .workdir import StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, write_jsonl
 
@@ -26,25 +26,22 @@ def _shard(units, cfg):
 
 
 def translator_for(cfg):
-    """``translator_for(from_lang, to_lang)`` loading ``--mt-model``, or None without one."""
-    if not cfg.mt_model:
-        return None
-    from . import translate
-
-    return lambda source, target: translate.load_hub_translator(
-        cfg.mt_model, source, target, cfg.mt_checkpoint, cfg.mt_bpe, cfg.mt_bpe_model, cfg.mt_beam)
+    """``translator_for(from_lang, to_lang)`` loading the ``--mt-*`` model of that direction, or
+    None without one."""
+    return cfg.mt.translator_for(cfg.src_lang, cfg.tgt_lang) if cfg.mt else None
 
 
 def run_pairs(paths, cfg, src_file, tgt_file):
     """Stage ``pairs``: reads the split's SQuAD files (``QA`` chain: ``None`` for a side to
-    translate with ``--mt-model``) or line-aligned text files (``parallel`` chain); writes
+    translate with the ``--mt-*`` models) or line-aligned text files (``parallel`` chain); writes
     ``paths.units`` (passage and question units paired by question id, or sentence units)."""
     if paths.chain == "qa":
-        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt_model,
+        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
                           shards=(cfg.num_shards, cfg.shard_id), version=1)
     else:
-        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1)
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1,
+                          **({"format": cfg.parallel_format} if cfg.parallel_format != "text" else {}))
     stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
         stage.skip_message(paths.name)
@@ -53,7 +50,8 @@ def run_pairs(paths, cfg, src_file, tgt_file):
     if paths.chain == "qa":
         units = _qa_units(paths, cfg, src_file, tgt_file, s)
     else:
-        units = _shard(read_parallel(src_file, tgt_file, s.counts), cfg)
+        units = _shard(read_parallel(src_file, tgt_file, s.counts, cfg.parallel_format,
+                                     (cfg.src_lang, cfg.tgt_lang)), cfg)
     write_jsonl(paths.units, units, "pairs", key)
     s.print()
 
@@ -77,7 +75,8 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
         s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u["kind"] == "q" for u in units)
     s.notes += report
     if not any(u["kind"] == "q" for u in units):
-        raise GraFusionError(f"split {paths.split}: no question pairs left (see the report above)")
+        s.print()  # the report the error refers to: what was read, paired and dropped
+        raise GraFusionError(f"split {paths.split}: no question pairs left (see the [pairs] report above)")
     return units
 
 
@@ -122,16 +121,8 @@ def read_extra(extra, src_lang, tgt_lang):
     from .wordseg import tokenize, words_of
 
     src_path, tgt_path = extra
-    texts = []
-    for path in (src_path, tgt_path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                texts.append(f.read().splitlines())
-        except (OSError, UnicodeDecodeError) as e:
-            raise GraFusionError(f"{path}: cannot read --align-extra text ({e})") from None
-    if len(texts[0]) != len(texts[1]):
-        raise GraFusionError(f"--align-extra: {src_path} has {len(texts[0])} lines but {tgt_path} "
-                             f"has {len(texts[1])}; parallel files must be line-aligned")
+    texts = [read_lines(path) for path in (src_path, tgt_path)]
+    check_line_counts(src_path, tgt_path, *map(len, texts))
     return tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
                  for side, lang in zip(texts, (src_lang, tgt_lang)))
 
@@ -171,12 +162,15 @@ def run_align(paths, cfg):
     ``--alignments`` file, or ``--align-extra`` text for eflomal); writes ``paths.align`` (word
     links of every unit, and every question's answers, projected for a translated side; its
     header holds the report: the alignment model and the unaligned-word ratio per language).
+    With ``cfg.align`` False no aligner runs: records without links (:func:`run_without`).
 
     The alignment model is estimated once: the training split's eflomal run (+ ``--align-extra``)
     is saved as the run's priors (``work/alignment.priors``), which every other split's eflomal
     run starts from (:func:`.align.align_with_priors`), so that validation and test data are
     aligned by the model learnt on the training data, not by one estimated on their own few
     sentences."""
+    if not cfg.align:
+        return run_without(paths, cfg, "align")
     alignments = cfg.alignment_file(paths.chain, paths.split)
     mode, model_file = _alignment_model(paths, cfg)
     shown = model_file and (model_file if cfg.align_priors else os.path.relpath(model_file, cfg.out))
@@ -245,7 +239,10 @@ def alignment_report(paths):
 def run_parse(paths, cfg):
     """Stage ``parse``: reads ``paths.units`` and ``paths.words`` (and the split's
     ``--src-conllu`` / ``--tgt-conllu`` files); writes ``paths.parse`` (dependency arcs per unit
-    and side, same-word edges for passages and sentences)."""
+    and side, same-word edges for passages and sentences).  With ``cfg.parse`` False no parser
+    runs: records without arcs or same-word edges (:func:`run_without`)."""
+    if not cfg.parse:
+        return run_without(paths, cfg, "parse")
     conllu = {side: cfg.conllu_file(side, paths.chain, paths.split) for side in ("src", "tgt")}
     key = fingerprint([conllu["src"], conllu["tgt"]], stanza=cfg.stanza_dir,
                       same=cfg.same_max_group, prev=key_of(paths.words), version=1)
@@ -272,6 +269,33 @@ def run_parse(paths, cfg):
     s.print()
 
 
+def run_without(paths, cfg, stage):
+    """Stage ``align`` or ``parse`` for a model that reads no such edges: reads ``paths.units``
+    (and ``paths.words`` to project answers); writes the stage's file with records that hold no
+    links (:func:`.units.unlinked`, answers as :func:`run_align` gives them) or no arcs
+    (:func:`.units.unparsed`), as the in-memory pipeline does with ``align=False`` /
+    ``parse=False``."""
+    path = getattr(paths, stage)
+    key = fingerprint(edges="none", prev=key_of(paths.words), version=1)
+    file = StageFile(path, stage, key, cfg.force)
+    if not file.fresh:
+        file.skip_message(paths.name)
+        return
+    units = read_jsonl(paths.units, "pairs")
+    s = Summary(stage, paths.name)
+    s["units in"] = len(units)
+    if stage == "align":
+        records = unit_ops.unlinked(units)
+        if any(u["kind"] == "q" for u in units):
+            unit_ops.project_answers(units, read_jsonl(paths.words, "words"), records, s.counts)
+    else:
+        records = unit_ops.unparsed(units)
+    s.notes.append(f"skipped: the model reads no {'alignment' if stage == 'align' else 'dependency'} "
+                   "edges (records without them)")
+    write_jsonl(path, records, stage, key)
+    s.print()
+
+
 def _binary_current(paths, key, cfg):
     meta = f"{paths.prefix}.meta.json"
     stamp = paths.binarize_key
@@ -279,6 +303,17 @@ def _binary_current(paths, key, cfg):
         return False
     with open(stamp, encoding="utf-8") as f:
         return f.read().strip() == key
+
+
+def _fingerprints(dict_path, golds):
+    """The manifest's fingerprints: the dictionary, and per stream the contexts of the gold files
+    (``golds``: ``{side: (passages, questions)}``)."""
+    from fairseq_grafusion.data.fingerprints import manifest_fields
+
+    contexts = {side: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
+                                                      for q in questions})
+                for side, (passages, questions) in golds.items()}
+    return manifest_fields(dictionary=dict_path, contexts=contexts)
 
 
 def run_binarize(paths, cfg):
@@ -313,18 +348,21 @@ def run_binarize(paths, cfg):
         s["sentence pairs in"] = len(units)
     examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
     extra = ("src.offsets", "tgt.offsets") if with_span else ()
+    ids = {uid for uid, _ in examples}
+    golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
+        if with_span else {}
     report = alignment_report(paths)
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
+                    fingerprints=_fingerprints(cfg.dict, golds),
                     meta={"alignment": report} if report else None) as writer:
         for uid, fields in examples:
             writer.add(uid, **fields)
-    ids = {uid for uid, _ in examples}
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
         f.write(key + "\n")
     copy_dictionary(cfg.dict, paths.bin_dir)
     if with_span:
         for side in ("src", "tgt"):
-            write_squad(f"{paths.prefix}.{side}.json", *unit_ops.gold_questions(units, aligns, ids, side))
+            write_squad(f"{paths.prefix}.{side}.json", *golds[side])
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)

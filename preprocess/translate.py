@@ -1,48 +1,119 @@
-"""Machine translation of a missing side with a user-supplied fairseq model (hub interface).
+"""Machine translation of a missing side with the user's fairseq models (one per direction).
 
-``--mt-model DIR`` is loaded with ``TransformerModel.from_pretrained`` (``DIR/model.pt`` and its
-dictionaries, optionally a BPE model); the direction is the one needed: English -> target for
-translate-train data without a target file, target -> English for translate-test.  Any object
-with ``translate(list_of_str) -> list_of_str`` works in its place (tests use a fake one).
-Texts are translated sentence by sentence (rule-based sentence split) and re-joined.
+A direction (:class:`.mt_config.MTDirection`) is loaded as ``fairseq-interactive`` loads a model:
+the checkpoint (checked first: :func:`fairseq_grafusion.checkpoint_compat.check_translation`,
+then built under :func:`~fairseq_grafusion.checkpoint_compat.trusted_globals`), the dictionaries
+of its data directory, its tokenizer and BPE, in a fairseq ``GeneratorHubInterface``.  fastBPE
+codes are applied by the ``fastBPE`` module when it is installed, else through subword-nmt
+(:class:`.fastbpe_codes.FastBPECodes`, the same segmentation).  Any object with
+``translate(list_of_str) -> list_of_str`` works in place of a :class:`Translator` (tests use fake
+ones).  Texts are translated sentence by sentence (rule-based sentence split) and re-joined.
 """
+import importlib.util
+import os
+
 from fairseq_grafusion.errors import GraFusionError
 
 from .wordseg import split_sentences, tokenize
 
 _NO_SPACE_LANGS = {"zh", "ja", "th", "lo", "km", "my"}
+# the override naming the codes / model file of each BPE (fairseq's config field)
+_CODES_FIELD = {"fastbpe": "bpe_codes", "subword_nmt": "bpe_codes", "sentencepiece": "sentencepiece_model"}
+_NEEDS = {"moses": "sacremoses", "subword_nmt": "subword_nmt", "fastbpe": "subword_nmt",
+          "sentencepiece": "sentencepiece", "nltk": "nltk"}
 
 
-def load_hub_translator(model_dir, source_lang, target_lang, checkpoint="model.pt", bpe=None,
-                        bpe_model=None, beam=5):
-    """A fairseq ``GeneratorHubInterface`` translating ``source_lang`` -> ``target_lang``."""
-    from fairseq.models.transformer import TransformerModel
+def fastbpe_installed():
+    """Whether the ``fastBPE`` module is importable (else its codes go through subword-nmt)."""
+    return importlib.util.find_spec("fastBPE") is not None
 
-    import os
+
+class Translator:
+    """A loaded direction: ``translate(sentences)`` as the hub's, with the direction's beam; counts
+    the source tokens it met and how many of them the model's dictionary did not know."""
+
+    def __init__(self, hub, beam, name):
+        self.hub, self.beam, self.name = hub, beam, name
+        self.tokens = self.unknown = 0
+
+    def encode(self, sentence):
+        """The source token ids of ``sentence`` (tokenizer, BPE, dictionary)."""
+        return self.hub.encode(sentence)
+
+    def translate(self, sentences):
+        ids = [self.encode(s) for s in sentences]
+        unk = self.hub.src_dict.unk()
+        self.tokens += sum(len(t) - 1 for t in ids)  # without </s>
+        self.unknown += sum(int((t == unk).sum()) for t in ids)
+        hypos = self.hub.generate(ids, beam=self.beam)
+        return [self.hub.decode(h[0]["tokens"]) for h in hypos]
+
+
+def _require(name, what):
+    module = _NEEDS.get(name)
+    if module and importlib.util.find_spec(module) is None:
+        raise GraFusionError(f"{what} {name} needs the Python package {module.replace('_', '-')}: "
+                             "pip install 'fairseq-grafusion[mt]'")
+
+
+def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"):
+    """A :class:`Translator` for ``source_lang`` -> ``target_lang`` from ``direction`` (an
+    :class:`.mt_config.MTDirection`); ``option`` names the model's option in errors."""
+    from fairseq import checkpoint_utils, hub_utils
 
     from fairseq_grafusion import checkpoint_compat
 
-    path = os.path.join(model_dir, checkpoint)
+    prefix = option[:-len("-model")] if option.endswith("-model") else option
+    model_dir = direction.model
+    path = os.path.join(model_dir, direction.checkpoint)
+    what = f"{option} {model_dir}: cannot load a {source_lang}->{target_lang} fairseq translation model"
     try:
         state = checkpoint_compat.load_state(path)
     except GraFusionError as e:
-        raise GraFusionError(f"--mt-model {model_dir}: cannot load a {source_lang}->{target_lang} "
-                             f"fairseq translation model ({e})") from None
-    checkpoint_compat.check_translation(state, path)
-    kwargs = {"source_lang": source_lang, "target_lang": target_lang, "beam": beam}
-    if bpe == "sentencepiece":
-        kwargs.update(bpe="sentencepiece", sentencepiece_model=bpe_model)
-    elif bpe == "subword_nmt":
-        kwargs.update(bpe="subword_nmt", bpe_codes=bpe_model)
+        raise GraFusionError(f"{what} ({e})") from None
+    data = direction.data or model_dir
+    checkpoint_compat.check_translation(state, path, source_lang, target_lang, option, data)
+    del state
+    for lang in (source_lang, target_lang):
+        if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
+            raise GraFusionError(f"{what}: {os.path.join(data, f'dict.{lang}.txt')} is missing "
+                                 f"(give the dictionaries' directory with {prefix}-data DIR)")
+    overrides = {"data": os.path.abspath(data), "source_lang": source_lang,
+                 "target_lang": target_lang, "beam": direction.beam}
+    if direction.tokenizer:
+        _require(direction.tokenizer, f"{prefix}-tokenizer")
+        overrides["tokenizer"] = direction.tokenizer
+    in_memory_fastbpe = direction.bpe == "fastbpe" and not fastbpe_installed()
+    if direction.bpe:
+        if not in_memory_fastbpe:
+            _require(direction.bpe, f"{prefix}-bpe")
+        overrides["bpe"] = None if in_memory_fastbpe else direction.bpe
+        if direction.bpe == "gpt2":
+            overrides.update(gpt2_encoder_json=os.path.join(direction.bpe_codes, "encoder.json"),
+                             gpt2_vocab_bpe=os.path.join(direction.bpe_codes, "vocab.bpe"))
+        elif not in_memory_fastbpe:
+            overrides[_CODES_FIELD[direction.bpe]] = direction.bpe_codes
     try:
         with checkpoint_compat.trusted_globals():  # fairseq's own load, scoped to this call
-            hub = TransformerModel.from_pretrained(model_dir, checkpoint_file=checkpoint,
-                                                   data_name_or_path=model_dir, **kwargs)
-    except Exception as e:  # fairseq raises many kinds (missing dict, bad checkpoint, ...)
-        raise GraFusionError(f"--mt-model {model_dir}: cannot load a {source_lang}->{target_lang} "
-                             f"fairseq translation model ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+                [path], arg_overrides=overrides)
+            if in_memory_fastbpe:  # a checkpoint trained with --bpe fastbpe keeps its section
+                from omegaconf import open_dict
+
+                with open_dict(cfg):
+                    cfg.bpe = None
+            hub = hub_utils.GeneratorHubInterface(cfg, task, models)
+        if in_memory_fastbpe:
+            from .fastbpe_codes import FastBPECodes
+
+            hub.bpe = FastBPECodes(direction.bpe_codes)
+    except GraFusionError:
+        raise
+    except (Exception, SystemExit) as e:  # fairseq raises many kinds; subword-nmt exits
+        raise GraFusionError(f"{what} ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})") from None
     hub.eval()
-    return hub
+    return Translator(hub, direction.beam, f"{source_lang}->{target_lang}")
 
 
 def sentence_spans(text, lang):

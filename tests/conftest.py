@@ -1,14 +1,45 @@
 """Shared fixtures: synthetic data written by the tests, and fairseq-train as a user runs it."""
 import os
+import pickle
 import re
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the workers share the cores: one thread each
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "fairseq_grafusion")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (setup.cfg): one worker per core, at most 4 (each worker imports torch and
+    trains its own tiny models; test files are kept whole on one worker, ``--dist loadfile``)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def shared_once(tmp_path_factory, name, build):
+    """A session fixture's value built once per test run, also under pytest-xdist: the first
+    worker to ask builds it in the run's shared temporary directory under a file lock, the others
+    wait and read the pickled result.  ``build(directory)`` returns a picklable value."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent
+    result = root / f"{name}.pickle"
+    with FileLock(str(root / f"{name}.lock")):
+        if not result.exists():
+            directory = root / name
+            shutil.rmtree(directory, ignore_errors=True)  # a build that failed on another worker
+            directory.mkdir()
+            value = build(directory)
+            result.write_bytes(pickle.dumps(value))
+        return pickle.loads(result.read_bytes())
 
 
 def run_fairseq(module, *args, timeout=600, check=True):
@@ -79,20 +110,118 @@ def marker_data(tmp_path_factory):
     """The easy synthetic task: learnable by every variant in a few hundred updates."""
     from fairseq_grafusion.synthetic import SyntheticXMRC
 
-    path = str(tmp_path_factory.mktemp("marker_data"))
-    return SyntheticXMRC(task="marker").write(path, splits=(("train", 1000), ("valid", 100)))
+    return shared_once(tmp_path_factory, "marker_data", lambda path: SyntheticXMRC(task="marker").write(
+        str(path), splits=(("train", 1000), ("valid", 100))))
 
 
 @pytest.fixture(scope="session")
 def sample_run(tmp_path_factory):
     """``grafusion-preprocess all`` on the bundled sample, once per session: (out, proc, seconds).
     Tests that change the output work on a copy."""
-    out = tmp_path_factory.mktemp("run") / "sample-run"
-    start = time.time()
-    proc = preprocess("all", "--out", out)
-    seconds = time.time() - start
-    print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
-    return out, proc, seconds
+    def build(tmp):
+        out = tmp / "sample-run"
+        start = time.time()
+        proc = preprocess("all", "--out", out)
+        seconds = time.time() - start
+        print(f"grafusion-preprocess all on the sample: {seconds:.1f}s")
+        return out, proc, seconds
+
+    return shared_once(tmp_path_factory, "run", build)
+
+
+@pytest.fixture(scope="session")
+def moses_bpe_mt(tmp_path_factory):
+    """A real (tiny) fairseq Romanian -> English transformer on moses-tokenised, escaped and BPE'd
+    text, as fairseq's wmt models are made: the sample's parallel text through sacremoses (as
+    fairseq's ``moses`` tokenizer encodes: dash splits, escaping), joint subword-nmt codes (1000
+    merges) applied to both sides, ``fairseq-preprocess --dataset-impl raw``, ``fairseq-train``
+    (1 layer, d=64, 100 updates; no source/target language given, so the checkpoint stores none,
+    as with fairseq's own examples).  Returns a namespace: ``model`` (model.pt + dict.{ro,en}.txt),
+    ``codes`` (subword-nmt codes), ``fastbpe_codes`` (the same merges in fastBPE's file format:
+    no header, a count column; the counts are ranks, apply ignores them), ``raw`` (the
+    fairseq-preprocess'd raw text directory: train/valid.ro-en.{ro,en}), ``text`` (tokenised +
+    BPE'd files {train,valid}.{en,ro})."""
+    def build(tmp):
+        import io
+        import shutil
+        import types
+
+        from sacremoses import MosesTokenizer
+        from subword_nmt.apply_bpe import BPE
+        from subword_nmt.learn_bpe import learn_bpe
+
+        text = tmp / "text"
+        text.mkdir()
+        sample = os.path.join(REPO, "examples", "sample", "parallel")
+        tokenised = {}
+        for lang in ("en", "ro"):
+            tok = MosesTokenizer(lang)
+            for split in ("train", "valid"):
+                with open(os.path.join(sample, f"{split}.{lang}"), encoding="utf-8") as f:
+                    tokenised[split, lang] = [tok.tokenize(line, aggressive_dash_splits=True, escape=True,
+                                                           return_str=True) for line in f.read().splitlines()]
+        codes = io.StringIO()
+        learn_bpe(io.StringIO("\n".join(tokenised["train", "en"] + tokenised["train", "ro"]) + "\n"),
+                  codes, 1000, min_frequency=2)
+        (tmp / "codes").write_text(codes.getvalue(), encoding="utf-8")
+        merges = codes.getvalue().splitlines()[1:]  # without the '#version: 0.2' header
+        (tmp / "codes.fastbpe").write_text("".join(f"{m} {len(merges) - k}\n" for k, m in enumerate(merges)),
+                                           encoding="utf-8")
+        bpe = BPE(io.StringIO(codes.getvalue()))
+        for (split, lang), lines in tokenised.items():
+            (text / f"{split}.{lang}").write_text("".join(bpe.process_line(x) + "\n" for x in lines),
+                                                  encoding="utf-8")
+        from fairseq import options  # fairseq-preprocess in this process: no second interpreter start
+        from fairseq_cli import preprocess as fairseq_preprocess
+
+        fairseq_preprocess.main(options.get_preprocessing_parser().parse_args(map(str, [
+            "--source-lang", "ro", "--target-lang", "en", "--trainpref", text / "train", "--validpref",
+            text / "valid", "--destdir", tmp / "raw", "--dataset-impl", "raw", "--workers", "1"])))
+        run_fairseq("train", tmp / "raw", "--dataset-impl", "raw", "--arch", "transformer",
+                    "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "64",
+                    "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
+                    "--decoder-ffn-embed-dim", "128", "--encoder-attention-heads", "2",
+                    "--decoder-attention-heads", "2", "--share-decoder-input-output-embed",
+                    "--optimizer", "adam", "--lr", "5e-3", "--lr-scheduler", "inverse_sqrt",
+                    "--warmup-updates", "20", "--max-tokens", "2000", "--max-update", "100", "--seed", "1",
+                    "--cpu", "--save-dir", tmp / "ck", "--no-epoch-checkpoints", "--save-interval", "1000",
+                    "--disable-validation")
+        model = tmp / "model"
+        model.mkdir()
+        shutil.copy(tmp / "ck" / "checkpoint_last.pt", model / "model.pt")
+        for lang in ("ro", "en"):
+            shutil.copy(tmp / "raw" / f"dict.{lang}.txt", model / f"dict.{lang}.txt")
+        return types.SimpleNamespace(model=str(model), codes=str(tmp / "codes"),
+                                     fastbpe_codes=str(tmp / "codes.fastbpe"), raw=str(tmp / "raw"),
+                                     text=str(text))
+
+    return shared_once(tmp_path_factory, "moses_bpe_mt", build)
+
+
+@pytest.fixture(scope="session")
+def readme_run(sample_run, tmp_path_factory):
+    """The README's blocks marked ``<!-- ci: run -->`` (``readme_blocks``), run as written by
+    bash, in order, in a directory holding what command 1 writes on the sample (``sample-run/``:
+    the outputs of :func:`sample_run`, linked) and the repository's ``examples/``, with the
+    environment's commands first on the PATH: (directory, [(block, completed process)])."""
+    from readme_blocks import blocks
+
+    work = tmp_path_factory.mktemp("readme")
+    (work / "sample-run").mkdir()
+    for entry in os.listdir(sample_run[0]):
+        os.symlink(sample_run[0] / entry, work / "sample-run" / entry)
+    os.symlink(os.path.join(REPO, "examples"), work / "examples")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    runs = []
+    for block in blocks():
+        if block.marker == "run":
+            start = time.time()
+            runs.append((block, subprocess.run(
+                ["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=work, env=env, text=True,
+                capture_output=True, timeout=600, stdin=subprocess.DEVNULL)))
+            print(f"{block}: {time.time() - start:.1f}s")
+    return work, runs
 
 
 XQUAD_LANGS = ("de", "zh", "ar")
@@ -112,13 +241,15 @@ def xquad_pair_args(xx, out):
 
 @pytest.fixture(scope="session")
 def xquad_pairs(tmp_path_factory):
-    """The three pairs of the multilingual sample preprocessed once per session:
+    """The three pairs of the multilingual sample preprocessed once per test run:
     ``{lang: pair directory}`` (each with ``qa-bin/`` and ``work/``).  Tests copy them."""
-    root = tmp_path_factory.mktemp("xquad-pairs")
-    start = time.time()
-    dirs = {}
-    for xx in XQUAD_LANGS:
-        dirs[xx] = root / f"en-{xx}"
-        preprocess(*xquad_pair_args(xx, dirs[xx]))
-    print(f"grafusion-preprocess all on the sample's en-de, en-zh, en-ar: {time.time() - start:.1f}s")
-    return dirs
+    def build(tmp):
+        start = time.time()
+        dirs = {}
+        for xx in XQUAD_LANGS:
+            dirs[xx] = tmp / f"en-{xx}"
+            preprocess(*xquad_pair_args(xx, dirs[xx]))
+        print(f"grafusion-preprocess all on the sample's en-de, en-zh, en-ar: {time.time() - start:.1f}s")
+        return dirs
+
+    return shared_once(tmp_path_factory, "xquad_pairs", build)

@@ -23,6 +23,7 @@ COMMANDS = {
     "grafusion-predict --help": ("fairseq_grafusion.cli.predict", ["--help"]),
     "grafusion-plot-attention --help": ("fairseq_grafusion.cli.plot_attention", ["--help"]),
     "grafusion-preprocess --help": ("fairseq_grafusion.preprocess.cli", ["--help"]),
+    "grafusion-user-dir": ("fairseq_grafusion.cli.user_dir", []),  # inside $(...) of fairseq commands
 }
 
 # the package directory as a namespace, without running fairseq_grafusion/__init__.py

@@ -245,3 +245,27 @@ def test_predict_answers_every_question_whatever_its_gold(model_dir, tmp_path):
     proc = predict("--path", os.path.join(model, "checkpoint_best.pt"), "--qa", files["en"], files["ro"],
                    "--tgt-lang", "ro", "--output", out, "--cpu")
     assert proc.returncode == 1 and "--spm" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_hub_translates_with_the_mt_options(model_dir, moses_bpe_mt):
+    """Without an English side, the hub (mt=) translates the Romanian question and context with
+    the moses + fastBPE ro->en model (conftest.moses_bpe_mt): no <unk> in the source, an exact
+    substring of the context as the answer; the same model as the English -> Romanian one is
+    refused in one line.  (grafusion-predict --qa passes its --mt-* options to the pipeline:
+    test_preprocess_mt.test_options_reach_every_command.)"""
+    model, _ = model_dir
+    mt = moses_bpe_mt
+    direction = {"model": mt.model, "tokenizer": "moses", "bpe": "fastbpe",
+                 "bpe_codes": mt.fastbpe_codes, "beam": 1}
+    qa = GraFusionModel.from_pretrained(model, src_lang="en", tgt_lang="ro", mt={"test": direction})
+    ro = os.path.join(REPO, "examples", "sample", "qa", "valid.ro.json")
+    _, question, context = first_question(ro)
+    got = qa.answer(question, context)
+    assert got["text"] == context[got["char_start"]:got["char_end"]] and got["char_start"] >= 0
+    translator = qa.pipeline.translator_for("ro", "en")
+    assert translator.tokens > 20 and translator.unknown == 0, (translator.tokens, translator.unknown)
+    wrong = GraFusionModel.from_pretrained(model, src_lang="en", tgt_lang="ro", mt={"train": direction})
+    with pytest.raises(GraFusionError, match=r"no English side"):  # only a train model
+        wrong.answer(question, context)
+    with pytest.raises(GraFusionError, match=r"--mt-train-model .*translates ro->en .*en->ro is asked"):
+        wrong.pipeline.translator_for("en", "ro")

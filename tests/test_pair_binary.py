@@ -58,6 +58,25 @@ def test_round_trip(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]
 
 
+def test_a_field_empty_in_every_example_round_trips(tmp_path):
+    """No dependency edges anywhere (a split for a model without them): the field's data file has
+    0 bytes, which fairseq's mmap reader cannot open; the reader still gives empty edge lists."""
+    rng = np.random.RandomState(1)
+    examples = [dict(random_example(rng), src_dep=np.zeros(0, np.int64), tgt_dep=np.zeros(0, np.int64))
+                for _ in range(3)]
+    prefix = str(tmp_path / "test")
+    write_split(prefix, examples)
+    assert os.path.getsize(prefix + ".src.dep.bin") == 0
+    reader = PairReader(prefix)
+    for i, ex in enumerate(examples):
+        got = reader[i]
+        assert got["src.dep"].shape == got["tgt.dep"].shape == (0, 2)
+        np.testing.assert_array_equal(got["align"], ex["align"].reshape(-1, 2))
+    dataset = GraphPairDataset(reader, pad_idx=1)
+    dep = dataset.collater([dataset[i] for i in range(3)])["net_input"]["dep_edges"]
+    assert dep.shape == (3, 1, 2) and (dep == -1).all()  # padding only
+
+
 def test_writer_rejects_edges_outside_the_example_and_leaves_nothing(tmp_path):
     rng = np.random.RandomState(1)
     good = random_example(rng)

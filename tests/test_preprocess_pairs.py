@@ -60,8 +60,8 @@ def test_translated_side_with_projected_answers(tmp_path, monkeypatch, capsys, d
     fake = LookupTranslator(reverse=direction == "translate-test")
     made = []
 
-    def load(model_dir, source_lang, target_lang, *args):
-        made.append((model_dir, source_lang, target_lang))
+    def load(direction, source_lang, target_lang, *args):  # direction: an MTDirection
+        made.append((direction.model, source_lang, target_lang))
         return fake
 
     monkeypatch.setattr(fairseq_grafusion.preprocess.translate, "load_hub_translator", load)

@@ -8,7 +8,9 @@
         --output preds.{lang}.json      # a combined split: one file per language
 
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
-directory; ``-`` for the English file translates the target side with ``--mt-model``), gold
+directory; ``-`` for the English file translates the target side with ``--mt-test-model`` and
+the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them; alignment and parsing only if
+the model reads such edges, as in the hub), gold
 answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
 empty context, whose answer is ""); score the output against the original files.
 
@@ -28,8 +30,10 @@ from typing import Optional, Sequence
 from ..errors import GraFusionError
 from ..files import write_json
 from ..preprocess.encode import DOC_STRIDE, MAX_LEN
+from ..preprocess.mt_config import MTConfig
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST
 from . import run, setup_logging
+from .mt_options import add_mt_arguments, pop_mt_config
 
 logger = logging.getLogger("grafusion-predict")
 
@@ -46,13 +50,15 @@ def get_parser():
     raw = p.add_argument_group("raw input (--qa), for the pipeline")
     raw.add_argument("--src-lang", default="en")
     raw.add_argument("--tgt-lang")
+    raw.add_argument("--extra-lang", action="append", default=[], metavar="CODE",
+                     help="accept CODE as a language code although the pipeline does not know it")
     raw.add_argument("--spm", help="SentencePiece model the checkpoint's data was encoded with")
     raw.add_argument("--dict", help="its fairseq dict.txt")
     raw.add_argument("--max-len", type=int, default=MAX_LEN)
     raw.add_argument("--doc-stride", type=int, default=DOC_STRIDE)
     raw.add_argument("--stanza-dir")
-    raw.add_argument("--mt-model")
     raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"))
+    add_mt_arguments(p)
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
     p.add_argument("--gold", help="SQuAD file with the contexts (default DATA/<split>.<stream>.json)")
@@ -82,12 +88,13 @@ class PredictConfig:
     split: str = "test"
     src_lang: str = "en"
     tgt_lang: Optional[str] = None
+    extra_lang: Sequence[str] = ()
     spm: Optional[str] = None
     dict: Optional[str] = None
     max_len: int = MAX_LEN
     doc_stride: int = DOC_STRIDE
     stanza_dir: Optional[str] = None
-    mt_model: Optional[str] = None
+    mt: Optional[MTConfig] = None  # translation models (--mt-*) for a '-' side of --qa
     align_extra: Optional[Sequence[str]] = None
     stream: str = "tgt"
     gold: Optional[str] = None
@@ -102,6 +109,8 @@ class PredictConfig:
     def __post_init__(self):
         if (self.data is None) == (self.qa is None):
             raise GraFusionError("give --data DIR (a binarized split) or --qa SRC_JSON TGT_JSON")
+        if isinstance(self.mt, dict):
+            self.mt = MTConfig(**self.mt)
         if self.qa is not None:
             if not self.tgt_lang:
                 raise GraFusionError("--qa needs --tgt-lang (the target language code)")
@@ -119,23 +128,33 @@ class PredictConfig:
         from ..preprocess.config import PipelineConfig
 
         return PipelineConfig(command="all", out=out, src_lang=self.src_lang, tgt_lang=self.tgt_lang,
+                              extra_lang=list(self.extra_lang),
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
-                              stanza_dir=self.stanza_dir, mt_model=self.mt_model,
+                              stanza_dir=self.stanza_dir, mt=self.mt,
                               align_extra=self.align_extra, ignore_answers=True)
 
 
 def main(argv=None):
-    cfg = PredictConfig(**vars(get_parser().parse_args(argv)))
+    options = vars(get_parser().parse_args(argv))
+    mt = pop_mt_config(options)
+    cfg = PredictConfig(**options, mt=mt)
     setup_logging()
     if cfg.qa:
+        from ..inference import graph_stages
+        from ..preprocess.binarize import copy_dictionary
         from ..preprocess.pipeline import run_pipeline
 
         with tempfile.TemporaryDirectory(prefix="grafusion-predict-") as tmp:
-            run_pipeline(cfg.pipeline_config(tmp))
-            nbest = _predict(cfg, os.path.join(tmp, "qa-bin"), "test")
+            pipeline = cfg.pipeline_config(tmp)  # checks the options and files first
+            data = os.path.join(tmp, "qa-bin")
+            copy_dictionary(pipeline.dict, data)  # then the model: it says which stages to run
+            model, task = _load(cfg, data)
+            pipeline.align, pipeline.parse = graph_stages(model)
+            run_pipeline(pipeline)
+            nbest = _predict(cfg, model, task, data, "test")
     else:
-        nbest = _predict(cfg, cfg.data, cfg.split)
+        nbest = _predict(cfg, *_load(cfg, cfg.data), cfg.data, cfg.split)
     per_language = nbest if _is_per_language(nbest) else {None: nbest}
     for lang, answers in per_language.items():
         output = cfg.output.replace("{lang}", str(lang))
@@ -156,13 +175,18 @@ def _is_per_language(nbest):
     return bool(nbest) and all(isinstance(v, dict) for v in nbest.values())
 
 
-def _predict(cfg, data, split):
+def _load(cfg, data):
     import torch
 
-    from ..inference import load_model, predict_split
+    from ..inference import load_model
 
     use_cuda = torch.cuda.is_available() and not cfg.cpu
-    model, task = load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+    return load_model(cfg.path, data, use_cuda, cfg.fp16 and use_cuda)
+
+
+def _predict(cfg, model, task, data, split):
+    from ..inference import predict_split
+
     _check_outputs(cfg, data, split)
     return predict_split(model, task, data, split, cfg.stream, cfg.gold, n_best=cfg.n_best,
                          max_answer_length=cfg.max_answer_length, batch_size=cfg.batch_size,

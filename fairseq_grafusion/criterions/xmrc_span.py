@@ -6,10 +6,12 @@ per-language ``tgt_loss`` / ``src_loss`` (base 2, per example) and start/end acc
 (``f1`` / ``em`` of ``--eval-span-f1`` are the task's: ``XMRCSpanTask.valid_step``.)
 """
 import math
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
 
 from ..errors import GraFusionError
 
@@ -28,7 +30,13 @@ def log_loss(logging_outputs):
     return total
 
 
-@register_criterion("xmrc_span")
+@dataclass
+class XMRCSpanCriterionConfig(FairseqDataclass):
+    """No options: a dataclass all the same, so that hydra configs (``criterion: xmrc_span``)
+    and fairseq's registries treat it like the other criteria."""
+
+
+@register_criterion("xmrc_span", dataclass=XMRCSpanCriterionConfig)
 class XMRCSpanCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         if "target" not in sample:

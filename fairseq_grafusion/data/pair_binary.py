@@ -17,9 +17,10 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 ``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows, and
                        across languages in a split that holds several)
 ``PREFIX.meta.json``   manifest: format version, size, fields, ``languages`` (the target language
-                       codes, ``null`` for unknown), ``language_counts``, ``src_lang``, and from
-                       grafusion-preprocess ``alignment`` (the alignment model used and the
-                       unaligned-word ratio per language; per target language in a combined
+                       codes, ``null`` for unknown), ``language_counts``, ``src_lang``, the
+                       fingerprints of the dictionary and the contexts (:mod:`.fingerprints`),
+                       and from grafusion-preprocess ``alignment`` (the alignment model used and
+                       the unaligned-word ratio per language; per target language in a combined
                        split); written last
 =====================  ===========================================================================
 
@@ -42,7 +43,8 @@ import torch
 from fairseq.data import indexed_dataset
 
 from ..errors import GraFusionError
-from ..files import AtomicFiles
+from ..files import AtomicFiles, is_write_error
+from . import fingerprints
 
 FORMAT_NAME = "grafusion-pairs"
 FORMAT_VERSION = 2
@@ -118,13 +120,16 @@ class PairWriter:
     ``vocab_size`` sets the token dtype as ``fairseq-preprocess`` does.  ``extra_fields`` names
     optional int fields beyond the required ones (``span`` included when examples carry answers).
     ``lang`` is the target language of every example (``add`` may name another one per example);
-    ``src_lang`` the source language of the split, recorded in the manifest; ``meta`` more
-    manifest entries (e.g. the pipeline's ``alignment`` report).
+    ``src_lang`` the source language of the split, recorded in the manifest, and
+    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts);
+    ``meta`` more manifest entries (e.g. the pipeline's ``alignment`` report).
+    A write that fails (a full disk) is one line; nothing of the split is left on disk.
     """
 
     def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), lang=None,
-                 src_lang=None, token_dtype=None, meta=None):
+                 src_lang=None, token_dtype=None, fingerprints=None, meta=None):
         self.prefix = prefix
+        self.fingerprints = dict(fingerprints or {})
         self.meta = dict(meta or {})
         self.fields = self.base_fields(with_span) + list(extra_fields)
         self.lang, self.src_lang = lang, src_lang
@@ -147,6 +152,8 @@ class PairWriter:
     def like(cls, reader, prefix, **kwargs):
         """A writer for ``prefix`` with the fields and dtypes of ``reader``'s split."""
         extra = [f for f in reader.fields if f not in cls.base_fields(reader.has_span)]
+        recorded = reader.meta.get(fingerprints.DICTIONARY)  # contexts: per split, not copied
+        kwargs.setdefault("fingerprints", {fingerprints.DICTIONARY: recorded} if recorded else None)
         return cls(prefix, None, with_span=reader.has_span, extra_fields=extra,
                    token_dtype=reader.dtype("src.tok").type, **kwargs)
 
@@ -163,14 +170,14 @@ class PairWriter:
     def add(self, example_id, lang=None, **fields):
         """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays,
         ``lang`` is its target language (default: the writer's ``lang``)."""
+        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
+            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
         example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
         missing = [f for f in self.fields if f not in example]
         unknown = [f for f in example if f not in self.fields]
         if missing or unknown:
             raise GraFusionError(
                 f"{self.prefix}: example {example_id!r}: missing fields {missing}, unknown {unknown}")
-        if "\n" in str(example_id):
-            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a newline")
         where = f"{self.prefix}: example {example_id!r}"
         check_example(example, where)
         for f in self.fields:
@@ -236,7 +243,7 @@ class PairWriter:
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "size": len(self._ids),
                 "fields": self.fields, "languages": self._languages,
                 "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
-                "src_lang": self.src_lang}
+                "src_lang": self.src_lang, **self.fingerprints}
         meta.update({k: v for k, v in self.meta.items() if k not in meta})
         with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
@@ -246,7 +253,10 @@ class PairWriter:
     def abort(self):
         """Remove the temporary files; nothing of this split is left on disk."""
         for builder in self._builders.values():
-            builder._data_file.close()  # fairseq's builder has no public close
+            try:
+                builder._data_file.close()  # fairseq's builder has no public close
+            except OSError:  # its buffer could not be flushed (a full disk): removed below
+                pass
         self._files.abort()
         self._done = True
 
@@ -255,10 +265,38 @@ class PairWriter:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException as e:
+                self.abort()
+                if is_write_error(e, None):
+                    raise GraFusionError(f"cannot write {self.prefix}.*: {e.strerror or e}") from None
+                raise
         else:
             self.abort()
+            if is_write_error(exc, None):
+                raise GraFusionError(f"cannot write {self.prefix}.*: {exc.strerror or exc}") from None
         return False
+
+
+class _EmptyField:
+    """A field that is empty in every example (e.g. the dependency edges of a split prepared for a
+    model without them): its data file has 0 bytes, which numpy cannot map, so fairseq's
+    ``MMapIndexedDataset`` cannot open it."""
+
+    def __init__(self, prefix):
+        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
+        if index.sizes.any():
+            raise GraFusionError(f"{prefix}.bin is empty but its index holds "
+                                 f"{int(index.sizes.sum())} values; re-run grafusion-preprocess binarize")
+        self.sizes = index.sizes
+        self._empty = torch.from_numpy(np.empty(0, dtype=index.dtype))
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        return self._empty
 
 
 class PairReader:
@@ -294,7 +332,7 @@ class PairReader:
             for ext in (".bin", ".idx"):
                 if not os.path.exists(f"{prefix}.{f}{ext}"):
                     raise GraFusionError(f"{prefix}.{f}{ext} is missing (field '{f}' of the split)")
-            self._data[f] = indexed_dataset.MMapIndexedDataset(f"{prefix}.{f}")
+            self._data[f] = _open_field(f"{prefix}.{f}")
         ids_path = f"{prefix}.ids.txt"
         if not os.path.exists(ids_path):
             raise GraFusionError(f"{ids_path} is missing (example ids of the split)")
@@ -349,6 +387,15 @@ class PairReader:
     def has_span(self):
         return SPAN_FIELD in self.fields
 
+    def max_token(self):
+        """The largest token id of both streams (one pass over the mmap'ed files)."""
+        largest = -1
+        for f in ("src.tok", "tgt.tok"):
+            path = indexed_dataset.data_file_path(f"{self.prefix}.{f}")
+            if os.path.getsize(path):
+                largest = max(largest, int(np.memmap(path, dtype=self.dtype(f), mode="r").max()))
+        return largest
+
     def __len__(self):
         return self.meta["size"]
 
@@ -367,6 +414,24 @@ class PairReader:
         example = {f: self._data[f][i].numpy() for f in self.fields}
         check_example(example, f"{self.prefix}: example {i} (id {self.ids[i]!r})")
         return _edges_as_pairs(example)
+
+
+def _open_field(prefix):
+    """One field's ``MMapIndexedDataset`` (:class:`_EmptyField` for a field without values); a
+    damaged index or a data file shorter or longer than its index says (a truncated copy) is one line naming the file."""
+    try:
+        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
+        expected = int(index.sizes.sum()) * np.dtype(index.dtype).itemsize
+    except Exception as e:  # fairseq asserts on the magic bytes, numpy raises on short buffers
+        raise GraFusionError(f"{prefix}.idx: damaged index ({type(e).__name__}: "
+                             f"{(str(e).splitlines() or [''])[0][:120]}); binarize the split again") from None
+    found = os.path.getsize(indexed_dataset.data_file_path(prefix))
+    if found != expected:
+        raise GraFusionError(f"{prefix}.bin: {found} bytes, its index describes {expected} (a "
+                             "truncated or damaged copy); copy or binarize the split again")
+    if found == 0:  # numpy cannot mmap an empty file
+        return _EmptyField(prefix)
+    return indexed_dataset.MMapIndexedDataset(prefix)
 
 
 def _edges_as_pairs(example):

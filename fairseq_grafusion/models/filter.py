@@ -25,13 +25,14 @@ import torch
 import torch.nn as nn
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr
 
 from ..errors import GraFusionError
 from ..modules import TransformerLayer
 from . import xlmr_init
+from .arch import register_arch
 from .span_model import SpanModel
 
 
@@ -167,38 +168,38 @@ def _sizes(args, dim, ffn, heads, layers, m, k):
     args.activation_dropout = safe_getattr(args, "activation_dropout", 0.0)
 
 
-@register_model_architecture("filter", "filter_large")
+@register_arch("filter", "filter_large")
 def filter_large(args):
     """XLM-R large, FILTER's QA split (train.sh): 1 local + 20 fusion + 3 domain layers."""
     _sizes(args, 1024, 4096, 16, 24, 1, 20)
 
 
-@register_model_architecture("filter", "filter_base")
+@register_arch("filter", "filter_base")
 def filter_base(args):
     """XLM-R base: 1 local + 10 fusion + 1 domain layers (ours: FILTER published no base split
     for QA; this is the fusion depth of grafusion_base)."""
     _sizes(args, 768, 3072, 12, 12, 1, 10)
 
 
-@register_model_architecture("filter", "filter_tiny")
+@register_arch("filter", "filter_tiny")
 def filter_tiny(args):
     """For tests and the ablation: 1 local + 2 fusion + 1 domain layers, d=64, 4 heads."""
     _sizes(args, 64, 128, 4, 4, 1, 2)
 
 
-@register_model_architecture("filter", "xlmr_translate_train_large")
+@register_arch("filter", "xlmr_translate_train_large")
 def xlmr_translate_train_large(args):
     """Plain XLM-R large (24 layers) with one span head; each language an independent example."""
     _sizes(args, 1024, 4096, 16, 24, 24, 0)
 
 
-@register_model_architecture("filter", "xlmr_translate_train_base")
+@register_arch("filter", "xlmr_translate_train_base")
 def xlmr_translate_train_base(args):
     """Plain XLM-R base (12 layers) with one span head; each language an independent example."""
     _sizes(args, 768, 3072, 12, 12, 12, 0)
 
 
-@register_model_architecture("filter", "xlmr_translate_train_tiny")
+@register_arch("filter", "xlmr_translate_train_tiny")
 def xlmr_translate_train_tiny(args):
     """For tests and the ablation: 4 plain layers, d=64, 4 heads."""
     _sizes(args, 64, 128, 4, 4, 4, 0)

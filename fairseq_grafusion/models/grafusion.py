@@ -26,13 +26,14 @@ import torch.nn as nn
 import torch.utils.checkpoint
 from fairseq import utils
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 from fairseq.utils import safe_getattr
 
 from ..errors import GraFusionError
 from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
 from . import xlmr_init
+from .arch import register_arch
 from .pretrain_heads import PretrainingHeads
 from .span_model import SpanModel
 
@@ -302,19 +303,19 @@ def _sizes(args, dim, ffn, heads, sa_layers, max_positions=512):
     args.activation_dropout = safe_getattr(args, "activation_dropout", 0.0)
 
 
-@register_model_architecture("grafusion", "grafusion_base")
+@register_arch("grafusion", "grafusion_base")
 def grafusion_base(args):
     """XLM-R base: 1 + 10 SA + 1 layers, d=768, 12 heads, FFN 3072."""
     _sizes(args, 768, 3072, 12, 10)
 
 
-@register_model_architecture("grafusion", "grafusion_large")
+@register_arch("grafusion", "grafusion_large")
 def grafusion_large(args):
     """XLM-R large: 1 + 22 SA + 1 layers, d=1024, 16 heads, FFN 4096."""
     _sizes(args, 1024, 4096, 16, 22)
 
 
-@register_model_architecture("grafusion", "grafusion_tiny")
+@register_arch("grafusion", "grafusion_tiny")
 def grafusion_tiny(args):
     """For tests and the bundled sample: 1 + 2 SA + 1 layers, d=64, 4 heads, FFN 128."""
     _sizes(args, 64, 128, 4, 2)

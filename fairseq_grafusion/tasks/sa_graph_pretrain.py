@@ -46,6 +46,9 @@ class SAGraphPretrainConfig(FairseqDataclass):
 class SAGraphPretrainTask(GraphPairTask):
     """TLM + graph-node recovery on parallel sentence pairs with their SA-Graph."""
 
+    instead_of_generation = ("its checkpoints to initialise fine-tuning (--pretrained-sagraph), "
+                             "then grafusion-predict")
+
     @classmethod
     def check_config(cls, cfg):
         if not 0.0 < cfg.mask_prob < 1.0:
@@ -60,6 +63,7 @@ class SAGraphPretrainTask(GraphPairTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
+        self.check_split(reader)
         pairs = GraphPairDataset(reader, self.dictionary.pad(), shuffle=not self.cfg.no_shuffle,
                                  seed=self.cfg.seed)
         self.datasets[split] = GraphMaskingDataset(

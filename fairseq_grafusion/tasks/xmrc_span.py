@@ -26,6 +26,7 @@ from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
 from ..errors import GraFusionError
+from ..data.fingerprints import check_gold_contexts
 from ..data.languages import gold_files
 from ..inference import LanguageSpanScorer, SpanScorer, gold_path
 from ..scoring.per_language import reduce_per_language
@@ -64,6 +65,7 @@ class XMRCSpanTask(GraphPairTask):
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         reader = PairReader(os.path.join(self.cfg.data, split))
+        self.check_split(reader)
         if not reader.has_span:
             raise GraFusionError(f"{reader.prefix}: the split has no answer spans (field 'span'); "
                                  "xmrc_span needs QA data, not parallel text")
@@ -78,7 +80,9 @@ class XMRCSpanTask(GraphPairTask):
                 stream=self.cfg.eval_span_stream, metric=self.cfg.eval_span_metric,
                 default_lang=self.cfg.eval_span_lang, max_answer_length=self.cfg.max_answer_length)
         elif scored:
-            contexts, answers = read_gold(gold_path(self.cfg.data, split, self.cfg.eval_span_stream))
+            path = gold_path(self.cfg.data, split, self.cfg.eval_span_stream)
+            contexts, answers = read_gold(path)
+            check_gold_contexts(reader, contexts, self.cfg.eval_span_stream, path)
             self.span_scorers[split] = SpanScorer(
                 reader, contexts, answers, stream=self.cfg.eval_span_stream,
                 lang=self.cfg.eval_span_lang, metric=self.cfg.eval_span_metric,

@@ -1,0 +1,115 @@
+"""Models without a graph skip word alignment and parsing, in ``grafusion-predict --qa`` and the hub
+(``inference.graph_stages``), and answer exactly as through the full pipeline."""
+import json
+import os
+import sys
+
+import pytest
+from fairseq.data import Dictionary
+
+import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
+import fairseq_grafusion.preprocess.align as align_mod
+import fairseq_grafusion.preprocess.units as units_mod
+from conftest import REPO, run_fairseq, train_args
+from fairseq_grafusion.cli.predict import main as predict_main
+from fairseq_grafusion.hub import GraFusionHubInterface
+from fairseq_grafusion.inference import graph_stages
+from fairseq_grafusion.models import FilterConfig, FilterModel
+from fairseq_grafusion.models.grafusion import GraFusionConfig, GraFusionModel
+
+SPM = os.path.join(REPO, "examples", "sample", "spm")
+QA = os.path.join(REPO, "examples", "sample", "qa")
+
+
+def tiny(kind, value):
+    """A small untrained model of each kind: GraFusion with ``--no-fusion`` / ``--graph value``,
+    FILTER with ``--filter-k value`` (0: xlmr_translate_train)."""
+    d = Dictionary()
+    sizes = dict(encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_attention_heads=2)
+    if kind == "filter":
+        return FilterModel(FilterConfig(encoder_layers=3, filter_m=1, filter_k=value, **sizes), d)
+    if value == "no-fusion":
+        return GraFusionModel(GraFusionConfig(sa_layers=1, no_fusion=True, graph="align,dep", **sizes), d)
+    return GraFusionModel(GraFusionConfig(sa_layers=1, graph=value, **sizes), d)
+
+
+@pytest.mark.parametrize("kind,value,expected", [
+    ("grafusion", "no-fusion", (False, False)), ("grafusion", "none", (True, False)),
+    ("grafusion", "align", (True, False)), ("grafusion", "dep", (True, True)),
+    ("grafusion", "align,dep", (True, True)), ("filter", 0, (False, False)),
+    ("filter", 1, (True, False))])
+def test_which_stages_each_model_needs(kind, value, expected):
+    """Alignment for every model that reads both streams (windows are paired by alignment links),
+    parsing for dependency edges; the hub runs the same stages (FILTER has no ``use_dep``)."""
+    model = tiny(kind, value)
+    assert graph_stages(model) == expected
+    hub = GraFusionHubInterface(None, model, os.path.join(SPM, "sentencepiece.bpe.model"),
+                                os.path.join(SPM, "dict.txt"), "en", "ro")
+    assert (hub.pipeline.align, hub.pipeline.parse) == expected
+
+
+@pytest.fixture(scope="module")
+def checkpoints(sample_run, tmp_path_factory):
+    """Tiny ``--no-fusion`` and ``--graph align`` models, a few updates on the preprocessed sample."""
+    data = str(sample_run[0] / "qa-bin")
+    paths = {}
+    for name, flags in (("no-fusion", ["--no-fusion"]), ("align", ["--graph", "align"])):
+        save = tmp_path_factory.mktemp(name)
+        run_fairseq("train", *train_args(data, str(save), *flags, "--disable-validation", updates=10))
+        paths[name] = str(save / "checkpoint_last.pt")
+    return data, paths
+
+
+def qa_predict(checkpoint, out, *extra):
+    predict_main(["--path", checkpoint, "--output", str(out), "--nbest-output", str(out) + ".nbest",
+                  "--cpu", *map(str, extra)])
+    with open(out, encoding="utf-8") as f, open(str(out) + ".nbest", encoding="utf-8") as g:
+        return json.load(f), json.load(g)
+
+
+RAW = ["--qa", os.path.join(QA, "valid.en.json"), os.path.join(QA, "valid.ro.json"), "--src-lang",
+       "en", "--tgt-lang", "ro", "--spm", os.path.join(SPM, "sentencepiece.bpe.model"), "--dict",
+       os.path.join(SPM, "dict.txt")]
+
+
+def forbid_aligner_and_parser(monkeypatch, eflomal_runs=None):
+    """eflomal cannot be imported (or, with ``eflomal_runs``, is counted), parsing raises."""
+    if eflomal_runs is None:
+        monkeypatch.setitem(sys.modules, "eflomal", None)  # `import eflomal` raises ImportError
+    else:
+        links = align_mod._eflomal_links
+        monkeypatch.setattr(align_mod, "_eflomal_links",
+                            lambda *a, **k: eflomal_runs.append(len(a[0])) or links(*a, **k))
+
+    def no_parser(*args, **kwargs):
+        raise AssertionError("the parser ran for a model without dependency edges")
+
+    monkeypatch.setattr(units_mod, "parse_units", no_parser)
+
+
+def test_no_fusion_qa_skips_alignment_and_parsing(checkpoints, tmp_path, monkeypatch):
+    """A --no-fusion model: --qa runs neither eflomal nor the parser and gives the n-best lists
+    of the binarized split (made by ``grafusion-preprocess all``: eflomal, same-word edges)."""
+    data, paths = checkpoints
+    full = qa_predict(paths["no-fusion"], tmp_path / "bin.json", "--data", data, "--split", "valid")
+    with monkeypatch.context() as m:
+        forbid_aligner_and_parser(m)
+        with pytest.raises(ImportError):  # the trick works: eflomal really cannot run
+            align_mod._eflomal_links(["a b"], ["a b"])
+        raw = qa_predict(paths["no-fusion"], tmp_path / "raw.json", *RAW)
+    gold = json.load(open(os.path.join(QA, "valid.ro.json"), encoding="utf-8"))
+    ids = {qa["id"] for a in gold["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    assert set(raw[0]) == ids and raw[0] == full[0]
+    for qid in ids:
+        assert [e["text"] for e in raw[1][qid]] == [e["text"] for e in full[1][qid]]
+        assert [e["score"] for e in raw[1][qid]] == pytest.approx([e["score"] for e in full[1][qid]],
+                                                                 rel=1e-5, abs=1e-5)
+
+
+def test_align_model_qa_still_aligns(checkpoints, tmp_path, monkeypatch):
+    """A --graph align model: one eflomal run over the split's segments, no parser."""
+    _, paths = checkpoints
+    runs = []
+    forbid_aligner_and_parser(monkeypatch, eflomal_runs=runs)
+    preds, _ = qa_predict(paths["align"], tmp_path / "raw.json", *RAW)
+    assert len(runs) == 1 and runs[0] > 27 and len(preds) == 27
