@@ -15,11 +15,8 @@
 #   STANZA_DIR, MT_MODEL (both directions) or MT_TRAIN_MODEL (en -> {lang}) / MT_TEST_MODEL
 #   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
 #   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
-#   WARMUP (percent), EPOCHS, GRID, NGPU, TRAIN_EXTRA, PYTHON.
-#
-# Calls marked "ISSUE-9 API" use the pipeline's command line as it is today; they change when
-# the pipeline becomes a library with one config object (grafusion-preprocess combine, predictions
-# per language from one grafusion-predict call, per-language validation in fairseq-train).
+#   WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID, NGPU, TRAIN_EXTRA,
+#   PYTHON.
 
 PYTHON=${PYTHON:-python}
 USER_DIR=fairseq_grafusion
@@ -98,7 +95,6 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
             args+=(--align-extra "${extra[@]}")
         fi
         mkdir -p "$(dirname "$out")"
-        # ISSUE-9 API: grafusion-preprocess's command line
         "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
     done
 }
@@ -107,7 +103,6 @@ combine_pairs() {  # one directory: training data of every language mixed, dev /
     local lang pairs=()
     for lang in $LANGS; do pairs+=(--pair "$lang" "$(pair_dir "$lang")/qa-bin"); done
     log "combine ${LANGS// /, } -> $WORK/data-bin"
-    # ISSUE-9 API: becomes `grafusion-preprocess combine`
     "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
 }
 
@@ -118,7 +113,6 @@ pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every langu
     for lang in $LANGS; do
         [[ $lang == en ]] && continue
         read -r -a files <<< "$(expand "$PARALLEL" "$lang")"
-        # ISSUE-9 API: grafusion-preprocess's command line
         "$PYTHON" -m fairseq_grafusion.preprocess parallel --out "$WORK/parallel/en-$lang" --src-lang en --tgt-lang "$lang" \
             --parallel train "${files[@]}" --spm "$SPM" --dict "$DICT" \
             ${STANZA_DIR:+--stanza-dir "$STANZA_DIR"} > "$WORK/parallel/en-$lang.log"
@@ -152,8 +146,9 @@ finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
     per_gpu=$(( batch / NGPU )); freq=1
     while (( per_gpu > ${MAX_PER_GPU:-32} )); do per_gpu=$(( per_gpu / 2 )); freq=$(( freq * 2 )); done
     total=$(( ( $(train_size) + batch - 1 ) / batch * EPOCHS ))
+    [[ -z ${UPDATES:-} ]] || total=$UPDATES   # a fixed number of updates (the test suite's miniatures)
     local eval_flags=()
-    if [[ $VALID_F1 == 1 ]]; then  # ISSUE-9 API: per-language F1 in the task's validation
+    if [[ $VALID_F1 == 1 ]]; then  # per-language F1 in the task's validation
         eval_flags=(--eval-span-f1 --eval-span-metric "$METRIC" --best-checkpoint-metric f1_avg
                     --maximize-best-checkpoint-metric)
     fi
@@ -175,10 +170,10 @@ gold_of() {  # gold_of SPLIT LANG: the benchmark's own file (never XTREME's blan
 predict_and_score() {  # predict_and_score CHECKPOINT SPLIT ROW_NAME SCORES_JSON
     local ckpt=$1 split=$2 name=$3 scores=$4 lang preds=${4%.json}.pred evals=()
     mkdir -p "$preds"
+    # one call on the combined directory writes every language's predictions ({lang})
+    "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$WORK/data-bin" \
+        --split "$split" --output "$preds/{lang}.json" ${PREDICT_EXTRA:-} 2>> "$preds/predict.log"
     for lang in $LANGS; do
-        # ISSUE-9 API: one call on $WORK/data-bin will write every language's predictions
-        "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$(pair_dir "$lang")/qa-bin" \
-            --split "$split" --output "$preds/$lang.json" ${PREDICT_EXTRA:-} 2>> "$preds/predict.log"
         evals+=(--eval "$lang" "$(gold_of "$split" "$lang")" "$preds/$lang.json")
     done
     "$PYTHON" -m fairseq_grafusion.cli.evaluate --metric "$METRIC" "${evals[@]}" --name "$name" \

@@ -7,8 +7,9 @@ model), so the model is estimated on the whole corpus.
 
 An alignment model can also be estimated once and applied to other text:
 :func:`estimate_priors` (eflomal's priors from a bitext, saved and loaded with
-:class:`AlignmentPriors`), then :func:`align_with_priors` (eflomal started from them, for whole
-splits) or :class:`LexicalAligner` (in this process, for a few questions at a time: the hub).  Links are Pharaoh ``i-j`` pairs
+:class:`AlignmentPriors`; :func:`eflomal_align_and_estimate` aligns the training split and returns
+the model of that run), then :func:`align_with_priors` (eflomal started from them, for whole
+splits: ``grafusion-preprocess`` aligns every other split so) or :class:`LexicalAligner` (in this process, for a few questions at a time: the hub).  Links are Pharaoh ``i-j`` pairs
 (source word i, target word j), the format GIZA++, fast_align, eflomal and awesome-align write;
 :func:`read_pharaoh` imports such a file, checked against the word counts.
 """
@@ -222,30 +223,54 @@ class AlignmentPriors:
                                  "<TAB>count', 'HMMF<TAB>jump<TAB>count', ...)") from None
 
 
-def estimate_priors(src_lines, tgt_lines):
-    """eflomal's priors from line-aligned text (aligner lines, :func:`aligner_line`): one eflomal
-    run in both directions, then eflomal's own ``calculate_priors`` over its links."""
+def priors_from_links(src_lines, tgt_lines, forward, reverse):
+    """eflomal's own ``calculate_priors`` (what ``eflomal-makepriors`` writes) over the Pharaoh
+    lines of both directions of every line pair."""
     import eflomal
 
-    _check_pairs(src_lines, tgt_lines)
-    if not src_lines:
-        raise GraFusionError("no parallel text to estimate the alignment priors from")
-    forward, reverse = _eflomal_links(src_lines, tgt_lines)
     lexical, hmmf, hmmr, ferf, ferr = eflomal.calculate_priors(src_lines, tgt_lines, forward, reverse)
     return AlignmentPriors([(s, t, a) for (s, t), a in sorted(lexical.items())], dict(hmmf), dict(hmmr),
                            [(w, f, a) for (w, f), a in sorted(ferf.items())],
                            [(w, f, a) for (w, f), a in sorted(ferr.items())])
 
 
-def align_with_priors(src_lines, tgt_lines, priors):
+def estimate_priors(src_lines, tgt_lines):
+    """eflomal's priors from line-aligned text (aligner lines, :func:`aligner_line`): one eflomal
+    run in both directions, then :func:`priors_from_links` over its links."""
+    _check_pairs(src_lines, tgt_lines)
+    if not src_lines:
+        raise GraFusionError("no parallel text to estimate the alignment priors from")
+    forward, reverse = _eflomal_links(src_lines, tgt_lines)
+    return priors_from_links(src_lines, tgt_lines, forward, reverse)
+
+
+def eflomal_align_and_estimate(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run.SEED,
+                               tmp_prefix=None):
+    """:func:`eflomal_align` that also returns the alignment model of its run: ``(links of every
+    line pair, AlignmentPriors)``, the priors over the links of every line pair and of ``extra``
+    (the training split's run, whose model the other splits then apply)."""
+    _check_pairs(src_lines, tgt_lines)
+    src_all, tgt_all = list(src_lines), list(tgt_lines)
+    if extra is not None:
+        src_all += list(extra[0])
+        tgt_all += list(extra[1])
+    if not src_all:
+        raise GraFusionError("no parallel text to estimate the alignment priors from")
+    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix)
+    lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
+    links = _symmetrise(forward, reverse, lens, map_fn)
+    return links, priors_from_links(src_all, tgt_all, forward, reverse)
+
+
+def align_with_priors(src_lines, tgt_lines, priors, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None):
     """Symmetrised alignments of every line pair by eflomal started from ``priors`` (estimated on
     other text, e.g. the training bitext): one eflomal run, links as :func:`eflomal_align`'s."""
     _check_pairs(src_lines, tgt_lines)
     if not src_lines:
         return []
-    forward, reverse = _eflomal_links(list(src_lines), list(tgt_lines), priors)
+    forward, reverse = _eflomal_links(list(src_lines), list(tgt_lines), priors, seed, tmp_prefix)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
-    return _symmetrise(forward, reverse, lens)
+    return _symmetrise(forward, reverse, lens, map_fn)
 
 
 class LexicalAligner:

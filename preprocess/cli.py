@@ -26,7 +26,10 @@ stages (each reads the previous one's output under OUT/work; 'all' chains them):
   words     sentences and words with character offsets (Stanza with --stanza-dir, else rules)
   align     eflomal word alignment + grow-diag-final-and, or --alignments FILE (Pharaoh 'i-j',
             one line per line of OUT/work/CHAIN/SPLIT/aligner-input.{src,tgt}.txt); answers of a
-            translated side are projected through the alignment
+            translated side are projected through the alignment.  The alignment model (eflomal's
+            priors) is estimated once, on the split 'train' (+ --align-extra), saved as
+            OUT/work/alignment.priors and applied to every other split (or --align-priors FILE
+            to every split); each split's manifest reports its unaligned-word ratio per language
   parse     dependency arcs (Stanza with --stanza-dir, or --src-conllu/--tgt-conllu parsed from
             OUT/work/CHAIN/SPLIT/sentences.{src,tgt}.txt) and same-word edges
   binarize  SentencePiece + fairseq dictionary, windows, answer positions, graph edges ->
@@ -104,6 +107,10 @@ def get_parser():
     g.add_argument("--seed", type=int, default=SEED,
                    help="seed of eflomal's sampler: the same input and seed give the same "
                         "alignments (default %(default)s)")
+    g.add_argument("--align-priors", metavar="FILE",
+                   help="an alignment model (eflomal priors, e.g. OUT/work/alignment.priors of the "
+                        "training data's run) applied to every split; default: estimated on the "
+                        "split 'train' (+ --align-extra) and applied to the others")
     g.add_argument("--src-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
                    help="import source dependency parses (CoNLL-U of sentences.src.txt)")
     g.add_argument("--tgt-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
@@ -150,11 +157,12 @@ def main(argv=None):
     args = get_parser().parse_args(argv)
     if args.command == "combine":
         # imported here: it loads fairseq, which sets up INFO logging when first imported
-        from .combine import CombineConfig, combine, format_summary
+        from .combine import CombineConfig, combine, format_alignment_summary, format_summary
 
         cfg = CombineConfig(out=args.out, pairs=[tuple(p) for p in args.pair], splits=args.splits)
         counts = combine(cfg)
         print(format_summary(counts, [lang for lang, _ in cfg.pairs]))
+        print(format_alignment_summary(cfg.out))
         print(f"done: {cfg.out}")
         return counts
     options = vars(args)

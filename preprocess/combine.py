@@ -17,7 +17,8 @@ which aligns and parses that pair); this stage joins their ``qa-bin`` directorie
 ``OUT/dict.txt``
     the dictionary, which must be the same file in every input.
 ``OUT/combine.json``
-    the inputs and, per split and language, the windows and questions written (written last).
+    the inputs and, per split and language, the windows and questions written and the pair's
+    alignment report (model, unaligned-word ratio per language; written last).
 
 Nothing is dropped: a language that lacks a split is listed in the summary with ``-``.
 The English originals join the training data as one more pair, ``en`` (English paired with
@@ -98,10 +99,10 @@ def _combine(cfg):
         if not any(split in names for names in found.values()):
             raise GraFusionError(f"combine: no input has a split '{split}' ({', '.join(d for _, d in cfg.pairs)})")
     os.makedirs(cfg.out, exist_ok=True)
-    counts = {}
+    counts, reports = {}, {}
     src_langs = set()
     for split in splits:
-        counts[split] = {}
+        counts[split], reports[split] = {}, {}
         writer = None
         try:
             for lang, directory in cfg.pairs:
@@ -113,6 +114,8 @@ def _combine(cfg):
                     writer = PairWriter.like(reader, os.path.join(cfg.out, split))
                 writer.append_split(reader, lang)
                 counts[split][lang] = (len(reader), len(set(reader.ids)))
+                if reader.meta.get("alignment"):
+                    reports[split][lang] = reader.meta["alignment"]
                 if reader.has_span:
                     for stream in ("src", "tgt"):
                         source = os.path.join(directory, f"{split}.{stream}.json")
@@ -122,6 +125,8 @@ def _combine(cfg):
                         # written with the split, listed in its manifest
                         _link_or_copy(source, writer.companion(gold_file(cfg.out, split, stream, lang)))
             writer.src_lang = next(iter(src_langs - {None}), None)
+            if reports[split]:
+                writer.meta["alignment"] = reports[split]
             writer.close()
         except BaseException:
             if writer is not None:
@@ -131,7 +136,9 @@ def _combine(cfg):
         shutil.copyfile(os.path.join(cfg.pairs[0][1], "dict.txt"), tmp)
     manifest = {"src_lang": next(iter(src_langs - {None}), None),
                 "inputs": {lang: os.path.abspath(d) for lang, d in cfg.pairs},
-                "splits": {s: {lang: {"windows": w, "questions": q} for lang, (w, q) in c.items()}
+                "splits": {s: {lang: {"windows": w, "questions": q,
+                                      **({"alignment": reports[s][lang]} if lang in reports[s] else {})}
+                               for lang, (w, q) in c.items()}
                            for s, c in counts.items()}}
     with atomic_path(os.path.join(cfg.out, COMBINE_MANIFEST)) as tmp, open(tmp, "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1)
@@ -150,3 +157,18 @@ def format_summary(counts, langs):
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(["[combine] windows / questions per split and target language"] +
                      ["    " + line for line in lines])
+
+
+def format_alignment_summary(out):
+    """The unaligned-word ratio per split and language of a combined directory (from its
+    ``combine.json``): ``split  lang: src-language ratio / target-language ratio``."""
+    with open(os.path.join(out, COMBINE_MANIFEST), encoding="utf-8") as f:
+        splits = json.load(f)["splits"]
+    lines = ["[combine] unaligned-word ratio per split and language (English side / target side)"]
+    for split, per_lang in splits.items():
+        cells = []
+        for lang, entry in per_lang.items():
+            ratios = list(entry.get("alignment", {}).get("unaligned", {}).values())
+            cells.append(f"{lang} " + (" / ".join(f"{r:.3f}" for r in ratios) if ratios else "-"))
+        lines.append(f"    {split}: " + "   ".join(cells))
+    return "\n".join(lines)

@@ -75,6 +75,7 @@ class PipelineConfig:
     # per split ({split or chain/split: file}, or the command line's [SPLIT] FILE entries)
     alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
     align_extra: Optional[Sequence[str]] = None  # (src text, tgt text) for the eflomal model only
+    align_priors: Optional[str] = None  # an alignment model (eflomal priors) for every split
     src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
     tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
@@ -125,6 +126,8 @@ class PipelineConfig:
         self.tgt_conllu = per_split(self.tgt_conllu, "--tgt-conllu", names)
         if self.align_extra is not None:
             self.align_extra = tuple(self.align_extra)
+        if self.align_priors is not None and not os.path.isfile(self.align_priors):
+            raise GraFusionError(f"--align-priors {self.align_priors}: file not found")
         if self.command in ("binarize", "all", "parallel"):
             self._check_vocabulary()
 
@@ -169,6 +172,15 @@ class PipelineConfig:
         qa = [] if self.command == "parallel" else self.qa
         parallel = [] if self.command == "pairs" else self.parallel
         return [("qa", *q) for q in qa] + [("parallel", *p) for p in parallel]
+
+    def priors_split(self):
+        """``(chain, split)`` whose eflomal run estimates the alignment model that every other
+        split applies: the QA split ``train``, else the parallel split ``train``; None when the
+        run has neither or ``--align-priors`` gives the model."""
+        if self.align_priors:
+            return None
+        names = [(chain, split) for chain, split, _, _ in self.chains()]
+        return next((c for c in (("qa", "train"), ("parallel", "train")) if c in names), None)
 
     def stages(self):
         """The stages the command runs on every split, in order (none for ``merge``)."""

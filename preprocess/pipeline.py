@@ -16,11 +16,13 @@ RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages
 
 
 def run_pipeline(cfg):
-    """Run ``cfg.command`` on every split of ``cfg`` (QA splits first, then parallel ones):
-    the stages in order (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of
-    every input come first, so that no split's alignment runs before a later split's bad input
-    is found.  The run holds ``cfg.out`` (its shard of it) while it works: a second run there
-    fails at once (:mod:`.outlock`), and what a killed run left there is removed first."""
+    """Run ``cfg.command`` on every split of ``cfg`` (the split that estimates the alignment
+    model first, then QA splits, then parallel ones): the stages in order
+    (:meth:`.config.PipelineConfig.stages`), or ``merge``.  Cheap checks of every input come
+    first, so that no split's alignment runs before a later split's bad input is found.  The run
+    holds ``cfg.out`` (its shard of it) while it works: a second run there fails at once
+    (:mod:`.outlock`), and what a killed run left there is removed first.  Ends with the
+    unaligned-word ratio of every split and language."""
     check_inputs(cfg)
     with outlock.hold(cfg.out, "" if cfg.command == "merge" else cfg.suffix,
                       f"grafusion-preprocess {cfg.command}"):
@@ -28,7 +30,9 @@ def run_pipeline(cfg):
 
 
 def _run(cfg):
-    for chain, split, src, tgt in cfg.chains():
+    first = cfg.priors_split()
+    chains = sorted(cfg.chains(), key=lambda c: (c[0], c[1]) != first)  # stable: the rest in order
+    for chain, split, src, tgt in chains:
         paths = SplitPaths(cfg.out, chain, split, cfg.suffix)
         if cfg.command == "merge":
             prefix = os.path.join(paths.bin_dir, split)
@@ -40,6 +44,8 @@ def _run(cfg):
                 stages.run_pairs(paths, cfg, None if src == "-" else src, None if tgt == "-" else tgt)
             else:
                 RUNNERS[stage](paths, cfg)
+    if cfg.command in ("all", "align", "parallel") and cfg.num_shards == 1:
+        print(format_alignment_report(cfg, chains))
     if cfg.command in ("all", "binarize", "parallel"):
         for sub in ("qa-bin", "parallel-bin"):
             directory = os.path.join(cfg.out, sub)
@@ -75,3 +81,16 @@ def merge_shards(prefix, num_shards):
             for i in range(len(r)):
                 writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})
     return len(writer)
+
+
+def format_alignment_report(cfg, chains):
+    """The ``[align report]`` block: per split, the unaligned-word ratio of each language and the
+    alignment model used."""
+    lines = [f"[align report] unaligned-word ratio per split and language ({cfg.src_lang} / {cfg.tgt_lang})"]
+    for chain, split, _, _ in chains:
+        report = stages.alignment_report(SplitPaths(cfg.out, chain, split, cfg.suffix))
+        if not report:
+            continue
+        ratios = "  ".join(f"{lang} {value:.3f}" for lang, value in report["unaligned"].items())
+        lines.append(f"    {chain}/{split}: {ratios}  ({report['model']})")
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from . import units as unit_ops
 from .pairing import make_units
 from .parallel import check_line_counts, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
-from .workdir import StageFile, fingerprint, key_of, read_jsonl, write_jsonl
+from .workdir import StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, write_jsonl
 
 
 def _shard(units, cfg):
@@ -145,19 +145,60 @@ def read_extra(extra, src_lang, tgt_lang):
                  for side, lang in zip(texts, (src_lang, tgt_lang)))
 
 
+def _priors_key(path):
+    """The key the run's alignment model was estimated with (its ``.key`` file), or None."""
+    try:
+        with open(path + ".key", encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _save_priors(priors, path, key):
+    """Write the alignment model, then its key (a model without a current key is re-estimated)."""
+    priors.save(path)
+    with atomic_path(path + ".key") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+
+
+def _alignment_model(paths, cfg):
+    """How this split is aligned: ``("estimate", priors_file)`` for the training split (its
+    eflomal run is the model), ``("apply", priors_file)`` for a split that applies a model, or
+    ``("own", None)`` (eflomal estimated on this split's own text, + --align-extra)."""
+    if cfg.align_priors:
+        return "apply", cfg.align_priors
+    path = priors_path(cfg.out, cfg.suffix)
+    if cfg.priors_split() == (paths.chain, paths.split):
+        return "estimate", path
+    if os.path.isfile(path) and _priors_key(path):
+        return "apply", path  # written by this --out's training split (this run or an earlier one)
+    return "own", None
+
+
 def run_align(paths, cfg):
     """Stage ``align``: reads ``paths.units`` and ``paths.words`` (and the split's
     ``--alignments`` file, or ``--align-extra`` text for eflomal); writes ``paths.align`` (word
-    links of every unit, and every question's answers, projected for a translated side).  With
-    ``cfg.align`` False no aligner runs: records without links (:func:`run_without`)."""
+    links of every unit, and every question's answers, projected for a translated side; its
+    header holds the report: the alignment model and the unaligned-word ratio per language).
+    With ``cfg.align`` False no aligner runs: records without links (:func:`run_without`).
+
+    The alignment model is estimated once: the training split's eflomal run (+ ``--align-extra``)
+    is saved as the run's priors (``work/alignment.priors``), which every other split's eflomal
+    run starts from (:func:`.align.align_with_priors`), so that validation and test data are
+    aligned by the model learnt on the training data, not by one estimated on their own few
+    sentences."""
     if not cfg.align:
         return run_without(paths, cfg, "align")
     alignments = cfg.alignment_file(paths.chain, paths.split)
-    extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments else []
-    key = fingerprint([alignments] + extra_paths, prev=key_of(paths.words), version=1,
-                      **({} if alignments else {"seed": cfg.seed}))
+    mode, model_file = _alignment_model(paths, cfg)
+    shown = model_file and (model_file if cfg.align_priors else os.path.relpath(model_file, cfg.out))
+    extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments and mode != "apply" else []
+    given = [cfg.align_priors] if cfg.align_priors else []  # the run's own model: by its key
+    key = fingerprint([alignments] + extra_paths + given, prev=key_of(paths.words), mode=mode,
+                      model=_priors_key(model_file) if mode == "apply" and not given else None,
+                      version=2, **({} if alignments else {"seed": cfg.seed}))
     stage = StageFile(paths.align, "align", key, cfg.force)
-    if not stage.fresh:
+    if not stage.fresh and (mode != "estimate" or _priors_key(model_file) == key):
         stage.skip_message(paths.name)
         return
     extra = read_extra(extra_paths, cfg.src_lang, cfg.tgt_lang)
@@ -166,22 +207,55 @@ def run_align(paths, cfg):
     s = Summary("align", paths.name)
     s["units in"] = len(units)
     s["segments"] = len(lengths)
+    map_fn = lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}")  # noqa: E731
+    # eflomal seeded (same input and seed, same links), its files under work/ (a killed run's are
+    # removed by the next run)
+    seeded = dict(seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"))
+    priors = None
     if alignments:
         segment_links = align_mod.read_pharaoh(alignments, lengths)
-        s.notes.append(f"links imported from {alignments}")
+        model = f"links imported from {alignments}"
+        if mode == "estimate" and src_lines:
+            pharaoh = [align_mod.format_pharaoh(links) for links in segment_links]
+            priors = align_mod.priors_from_links(src_lines, tgt_lines, pharaoh, pharaoh)
+    elif mode == "apply":
+        log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs, started from the "
+            f"alignment model {model_file}")
+        segment_links = align_mod.align_with_priors(
+            src_lines, tgt_lines, align_mod.AlignmentPriors.load(model_file), map_fn, **seeded)
+        model = f"eflomal started from the alignment model {shown}"
     else:
         log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
             + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
-        segment_links = align_mod.eflomal_align(
-            src_lines, tgt_lines, extra,
-            map_fn=lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}"),
-            seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"))
-        s.notes.append(f"eflomal (both directions, seed {cfg.seed}) + grow-diag-final-and")
+        if mode == "estimate" and (src_lines or extra):
+            segment_links, priors = align_mod.eflomal_align_and_estimate(
+                src_lines, tgt_lines, extra, map_fn, **seeded)
+            model = (f"eflomal estimated on this split{' + --align-extra' if extra else ''}: "
+                     f"the run's alignment model, {shown}")
+        else:
+            segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra, map_fn=map_fn, **seeded)
+            model = (f"eflomal estimated on this split's own text{' + --align-extra' if extra else ''} "
+                     "(no training split in this run and no alignment model given)")
+    s.notes.append(model + ("" if alignments else f"; seed {cfg.seed}, both directions + grow-diag-final-and"))
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
         unit_ops.project_answers(units, words, records, s.counts)
-    write_jsonl(paths.align, records, "align", key)
+    report = {"model": model, "unaligned": {cfg.src_lang: s["unaligned src word ratio"],
+                                            cfg.tgt_lang: s["unaligned tgt word ratio"]}}
+    if cfg.src_lang == cfg.tgt_lang:
+        report["unaligned"] = {f"src:{cfg.src_lang}": s["unaligned src word ratio"],
+                               f"tgt:{cfg.tgt_lang}": s["unaligned tgt word ratio"]}
+    write_jsonl(paths.align, records, "align", key, header={"alignment": report})
+    if priors is not None:
+        _save_priors(priors, model_file, key)
+        s.notes.append(f"alignment model saved: {model_file} (applied to the other splits)")
     s.print()
+
+
+def alignment_report(paths):
+    """The align stage's report of a split (model, unaligned-word ratio per language), or None."""
+    header = read_header(paths.align)
+    return header.get("alignment") if header else None
 
 
 def run_parse(paths, cfg):
@@ -316,8 +390,10 @@ def run_binarize(paths, cfg):
     ids = {uid for uid, _ in examples}
     golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
         if with_span else {}
+    report = alignment_report(paths)
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
-                    fingerprints=_fingerprints(cfg.dict, golds), inputs=key) as writer:
+                    fingerprints=_fingerprints(cfg.dict, golds), inputs=key,
+                    meta={"alignment": report} if report else None) as writer:
         for uid, fields in examples:
             writer.add(uid, **fields)
         for side, gold in golds.items():

@@ -7,6 +7,9 @@ Layout under ``--out DIR``::
     DIR/work/{qa,parallel}/SPLIT/           units / words / align / parse JSONL, aligner input
                                             (aligner-input.{src,tgt}.txt) and parser input
                                             (sentences.{src,tgt}.txt) for external tools
+    DIR/work/alignment.priors               the alignment model of the training split's eflomal
+                                            run (+ --align-extra), applied to every other split
+                                            (eflomal's priors format; ``.key`` beside it)
 
 With ``--num-shards K --shard-id i`` every file of a split gets the suffix ``.shard{i}of{K}``
 (binary splits: ``SPLIT.shard{i}of{K}``); a shard holds every K-th passage with all its
@@ -46,6 +49,11 @@ class SplitPaths:
         self.sentences = {s: os.path.join(self.work, f"sentences{suffix}.{s}.txt") for s in ("src", "tgt")}
 
 
+def priors_path(out, suffix=""):
+    """The run's alignment model (:mod:`.align` priors), estimated on the training split."""
+    return os.path.join(out, "work", f"alignment{suffix}.priors")
+
+
 def fingerprint(paths=(), **options):
     """A short stable hash of files (path, size, mtime) and option values."""
     h = hashlib.sha1()
@@ -59,10 +67,11 @@ def fingerprint(paths=(), **options):
     return h.hexdigest()[:16]
 
 
-def write_jsonl(path, records, stage, key):
-    """Write the header and ``records`` (an iterable of dicts) atomically."""
+def write_jsonl(path, records, stage, key, header=None):
+    """Write the header (``stage``, ``key`` and the entries of ``header``, e.g. a stage's report)
+    and ``records`` (an iterable of dicts) atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as out:
-        out.write(json.dumps({"stage": stage, "key": key}) + "\n")
+        out.write(json.dumps({**(header or {}), "stage": stage, "key": key}, ensure_ascii=False) + "\n")
         for record in records:
             out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
 

@@ -238,3 +238,34 @@ def restamp_split(prefix):
     meta["files"] = digests.record({name: f"{prefix}.{name}" for name in meta["files"]})
     with open(meta_path, "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
+
+
+XQUAD_LANGS = ("de", "zh", "ar")
+
+
+def xquad_pair_args(xx, out):
+    """``grafusion-preprocess all`` of the (English, xx) pair of the bundled XQuAD sample, exactly
+    as README command 1 (examples/run_sample.sh) and the recipes' miniatures run it (paths
+    relative to the repository, so that their runs find these stages up to date)."""
+    s = "examples/sample"
+    return ["all", "--out", out, "--src-lang", "en", "--tgt-lang", xx,
+            "--qa", "train", f"{s}/qa/train.en.json", f"{s}/qa/train.{xx}.json",
+            "--qa", "valid", f"{s}/qa/valid.en.json", f"{s}/qa/valid.{xx}.json",
+            "--align-extra", f"{s}/parallel/train.en-{xx}.en", f"{s}/parallel/train.en-{xx}.{xx}",
+            "--spm", f"{s}/spm-xquad/sentencepiece.bpe.model", "--dict", f"{s}/spm-xquad/dict.txt"]
+
+
+@pytest.fixture(scope="session")
+def xquad_pairs(tmp_path_factory):
+    """The three pairs of the multilingual sample preprocessed once per test run:
+    ``{lang: pair directory}`` (each with ``qa-bin/`` and ``work/``).  Tests copy them."""
+    def build(tmp):
+        start = time.time()
+        dirs = {}
+        for xx in XQUAD_LANGS:
+            dirs[xx] = tmp / f"en-{xx}"
+            preprocess(*xquad_pair_args(xx, dirs[xx]))
+        print(f"grafusion-preprocess all on the sample's en-de, en-zh, en-ar: {time.time() - start:.1f}s")
+        return dirs
+
+    return shared_once(tmp_path_factory, "xquad_pairs", build)

@@ -19,9 +19,11 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 ``PREFIX.meta.json``   manifest: format version, size, fields, ``languages`` (the target language
                        codes, ``null`` for unknown), ``language_counts``, ``src_lang``, the
                        fingerprints of the dictionary and the contexts (:mod:`.fingerprints`),
-                       ``inputs`` (the writer's fingerprint of its inputs and options) and
+                       ``inputs`` (the writer's fingerprint of its inputs and options),
                        ``files`` (size and SHA-1 of every file of the split, gold files
-                       included); written last
+                       included) and from grafusion-preprocess ``alignment`` (the alignment
+                       model used and the unaligned-word ratio per language; per target language
+                       in a combined split); written last
 =====================  ===========================================================================
 
 Word ids are local to their stream and dense (``0..n-1``); edges use those local ids.  The writer
@@ -127,15 +129,17 @@ class PairWriter:
     optional int fields beyond the required ones (``span`` included when examples carry answers).
     ``lang`` is the target language of every example (``add`` may name another one per example);
     ``src_lang`` the source language of the split, recorded in the manifest,
-    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts), and
-    ``inputs`` the caller's fingerprint of what the split is made from (files and options).
+    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts),
+    ``inputs`` the caller's fingerprint of what the split is made from (files and options), and
+    ``meta`` more manifest entries (e.g. the pipeline's ``alignment`` report).
     A write that fails (a full disk) is one line; nothing of the split is left on disk.
     """
 
     def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), lang=None,
-                 src_lang=None, token_dtype=None, fingerprints=None, inputs=None):
+                 src_lang=None, token_dtype=None, fingerprints=None, inputs=None, meta=None):
         self.prefix = prefix
         self.fingerprints = dict(fingerprints or {})
+        self.meta = dict(meta or {})
         self.fields = self.base_fields(with_span) + list(extra_fields)
         self.lang, self.src_lang, self.inputs = lang, src_lang, inputs
         self._companions = {}  # name in the manifest -> temporary path
@@ -273,6 +277,7 @@ class PairWriter:
                 "language_counts": dict(zip((str(x) for x in self._languages), self._lang_counts)),
                 "src_lang": self.src_lang, **self.fingerprints, "inputs": self.inputs,
                 "files": digests.record(pending)}
+        meta.update({k: v for k, v in self.meta.items() if k not in meta})
         with open(self._files.path(f"{self.prefix}.meta.json"), "w", encoding="utf-8") as out:
             json.dump(meta, out, indent=1)
         self._files.commit()  # the manifest last
