@@ -15,6 +15,7 @@ LANGS="de zh ar"
 BIN=${BIN:-$PWD/.venv/bin}  # where the project's commands are (the test suite passes its own)
 if [ ! -x "$BIN/grafusion-preprocess" ]; then
   python3 -m venv .venv
+  .venv/bin/pip install -q torch==2.13.0  # the CPU build, first (as the README's test command)
   .venv/bin/pip install -q -e .
   BIN=$PWD/.venv/bin
 fi
