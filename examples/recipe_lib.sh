@@ -219,3 +219,20 @@ run_protocol() {  # every variant x seed, then the table
     "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
         ${NO_PARSER:+--no-parser $NO_PARSER} --output "$WORK/table.md" --json "$WORK/table.json"
 }
+
+# MINI=1: the bundled XQuAD sample ($S) as a recipe's data (XQuAD's English original stands in for
+# the English machine translation) and the CPU miniature's settings; VARIANTS and WARMUP, set by
+# the recipe, are kept.
+sample_inputs() {
+    TRAIN_SRC=$S/qa/train.en.json
+    TRAIN_TGT="$S/qa/train.{lang}.json"
+    DEV_SRC=$S/qa/valid.en.json; DEV_TGT="$S/qa/valid.{lang}.json"
+    SPM=$S/spm-xquad/sentencepiece.bpe.model; DICT=$S/spm-xquad/dict.txt
+    ALIGN_EXTRA="$S/parallel/train.en-{lang}.en $S/parallel/train.en-{lang}.{lang}"
+    PARALLEL=$ALIGN_EXTRA
+    ARCH=${ARCH:-grafusion_tiny}; SEEDS=${SEEDS:-"1 2"}
+    BATCH=${BATCH:-8}; LR=${LR:-1e-3}; EPOCHS=${EPOCHS:-4}
+    PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-100}; PRETRAIN_BATCH=8; PRETRAIN_LR=1e-3
+    TRAIN_EXTRA="--cpu ${TRAIN_EXTRA:-}"
+    PREDICT_EXTRA="--cpu"
+}

@@ -23,17 +23,8 @@ if [[ ${MINI:-0} == 1 ]]; then
     LANGS=${LANGS:-"de ar"}
     NO_PARSER=${NO_PARSER:-ar}
     WORK=${WORK:-runs/tydiqa-mini}
-    TRAIN_SRC=$S/qa/train.en.json
-    TRAIN_TGT="$S/qa/train.{lang}.json"
-    DEV_SRC=$S/qa/valid.en.json; DEV_TGT="$S/qa/valid.{lang}.json"
-    SPM=$S/spm-xquad/sentencepiece.bpe.model; DICT=$S/spm-xquad/dict.txt
-    ALIGN_EXTRA="$S/parallel/train.en-{lang}.en $S/parallel/train.en-{lang}.{lang}"
-    PARALLEL=$ALIGN_EXTRA
-    ARCH=${ARCH:-grafusion_tiny}; VARIANTS=${VARIANTS:-"a ad"}; SEEDS=${SEEDS:-"1 2"}
-    BATCH=${BATCH:-8}; LR=${LR:-1e-3}; WARMUP=${WARMUP:-5}; EPOCHS=${EPOCHS:-4}
-    PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-100}; PRETRAIN_BATCH=8; PRETRAIN_LR=1e-3
-    TRAIN_EXTRA="--cpu ${TRAIN_EXTRA:-}"
-    PREDICT_EXTRA="--cpu"
+    VARIANTS=${VARIANTS:-"a ad"}; WARMUP=${WARMUP:-5}
+    sample_inputs  # recipe_lib.sh: the sample's files and the CPU miniature's settings
 else
     DATA=${DATA:-downloads}
     : "${XLMR:?set XLMR to the xlmr.base (or xlmr.large) fairseq directory: model.pt, dict.txt, sentencepiece.bpe.model}"
