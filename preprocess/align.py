@@ -13,9 +13,7 @@ splits: ``grafusion-preprocess`` aligns every other split so) or :class:`Lexical
 (source word i, target word j), the format GIZA++, fast_align, eflomal and awesome-align write;
 :func:`read_pharaoh` imports such a file, checked against the word counts.
 """
-import os
 import re
-import tempfile
 
 import numpy as np
 

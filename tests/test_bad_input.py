@@ -12,7 +12,6 @@ import shutil
 
 import numpy as np
 import pytest
-from fairseq.data import indexed_dataset
 
 from fairseq_grafusion.cli import evaluate
 from fairseq_grafusion.data import PairReader, PairWriter
