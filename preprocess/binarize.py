@@ -23,7 +23,8 @@ arcs and the window's same-word edges.
 
 Per token, ``src.offsets`` / ``tgt.offsets`` hold ``[char_start, char_end]`` in the original
 context (``-1 -1`` outside the passage), so a predicted token span maps back to the exact
-substring of the context.
+substring of the context; a token's end leaves out the clause punctuation its piece glues to it
+(``).`` ends after ``)``: :func:`.encode.answer_ends`), for gold answers and predictions alike.
 """
 import os
 import shutil
@@ -33,7 +34,7 @@ import numpy as np
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import atomic_path
 
-from .encode import char_span_to_tokens, remap_pairs, token_windows, word_nodes
+from .encode import answer_ends, char_span_to_tokens, remap_pairs, token_windows, word_nodes
 
 _ENCODER = {}  # the encoder of this process: see use_encoder
 
@@ -57,7 +58,8 @@ class Encoded:
 
     def __init__(self, enc, text, offsets):
         self.text = text
-        self.ids, self.starts, self.ends, word = enc.encode(text, offsets)
+        self.ids, self.starts, ends, word = enc.encode(text, offsets)
+        self.ends = answer_ends(text, self.starts, ends, word, offsets)  # answers end before `.`, `,`
         self.word, self.node_of_word, self.n_words = word_nodes(word, len(offsets) // 2)
         self.per_word = np.bincount(self.word, minlength=self.n_words)
         self.cum = np.concatenate([[0], np.cumsum(self.per_word)])

@@ -23,7 +23,10 @@ boundaries):
   character: a word that shares its first piece with the word before it (``,`` in ``▁Hello,``;
   ``京`` in ``▁北京``) joins that word's node (:func:`word_nodes`).  So every node has at least one
   token, the token-to-node map is non-decreasing, and alignment / dependency edges of merged words
-  are mapped to their node (an edge inside one node disappears, as inside a multi-word token).
+  are mapped to their node (an edge inside one node disappears, as inside a multi-word token);
+* for answers, a token ends before the trailing clause punctuation (``.`` ``,`` ``،`` ``。`` ...)
+  that its piece glues to its first word (``).`` gives ``)``: :func:`answer_ends`), so an answer is
+  reproducible when its start is a piece start and its end a piece end or such a cut.
 """
 import numpy as np
 
@@ -122,6 +125,41 @@ def _first_non_space(text, start, end):
     while k < end and (text[k].isspace() or text[k] in "\u200b\ufeff"):
         k += 1
     return k
+
+
+# Clause and sentence punctuation (ASCII, Arabic, CJK, Indic, Ethiopic, Armenian, Myanmar, Khmer):
+# what :func:`answer_ends` cuts off a token's end.  Brackets, quotes, ``%`` and the like are kept.
+CLAUSE_PUNCTUATION = ".,;:!?\u2026\u060c\u061b\u061f\u06d4\u3001\u3002\uff0c\uff1b\uff1a\uff01\uff1f" \
+    "\uff0e\uff61\uff64\u0964\u0965\u1361\u1362\u1363\u1364\u0589\u104a\u104b\u17d4\u17d5"
+_CLAUSE_CODES = np.array(sorted(map(ord, CLAUSE_PUNCTUATION)), dtype=np.uint32)
+
+
+def answer_ends(text, starts, ends, word, offsets):
+    """Token ends for answers: a token whose characters run over several pipeline words ends,
+    for answers, before its trailing words made only of :data:`CLAUSE_PUNCTUATION`.
+
+    XLM-R's pieces glue such marks to what precedes them (``).`` ``),`` ``136,``), so without this
+    an answer ending in ``)`` or ``136`` could not be reproduced from tokens: the token span would
+    give ``(ARTS),``.  The word holding the token's first character (``word``, as
+    :meth:`Encoder.encode` gives it) is never cut, and the token ids are unchanged.  ``offsets``
+    is the flat ``[s0, e0, ...]`` list of the words.  The cost: a gold answer that itself ends
+    in such a glued mark (``T-Lymphozyten),``) is reproduced without it.
+    """
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(ends) == 0 or len(spans) < 2:
+        return ends
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    other = np.concatenate([[0], np.cumsum(~np.isin(codes, _CLAUSE_CODES))])  # non-clause marks before
+    w_start, w_end = spans[:, 0], spans[:, 1]
+    clause_word = (w_end > w_start) & (other[w_end] == other[w_start])
+    at = np.arange(len(spans))
+    last_other = np.maximum.accumulate(np.where(clause_word, -1, at))  # last other word <= each
+    last = np.searchsorted(w_end, ends, side="right") - 1  # last word ending by the token's end
+    safe = np.maximum(last, 0)
+    cut_from = np.maximum(last_other[safe] + 1, word + 1)  # first trailing clause word to cut
+    keep_end = w_end[np.maximum(cut_from - 1, 0)]
+    cut = (last > word) & (w_end[safe] == ends) & (cut_from <= last) & (keep_end > starts)
+    return np.where(cut, keep_end, ends)
 
 
 def word_nodes(word, n_words):

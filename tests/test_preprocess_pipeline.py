@@ -60,7 +60,7 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
     gold = gold_answers(split)
     assert set(reader.ids) == set(gold)
     found = {qid: set() for qid in gold}
-    unrepresentable = set()
+    unrepresentable, cut = set(), set()
     for i in range(len(reader)):
         ex = reader[i]  # PairReader checks every edge against the word counts
         qid = reader.ids[i]
@@ -83,7 +83,11 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
                 assert context[off[a, 0]:off[b, 1]] == answer["text"]
                 decoded = "".join(d[t] for t in tok[a:b + 1]).replace("\u2581", "")
                 assert decoded.replace(" ", "") == answer["text"].replace(" ", "")
-            else:  # a boundary inside a piece ("136," is one piece): the smallest covering span
+            elif context[off[a, 0]:off[b, 1]] == answer["text"]:
+                # "136," is one piece, but its answer end leaves out the comma (answer_ends)
+                assert context[end:off[b, 1] + 1].strip(" ")[:1] in ",.;:!?"
+                cut.add((qid, side))
+            else:  # a boundary inside a piece ("(118" is one piece): the smallest covering span
                 assert off[a, 0] < start < off[a, 1] or off[b, 0] < end < off[b, 1]
                 assert off[a, 0] <= start < off[a, 1] and off[b, 0] < end <= off[b, 1]
                 unrepresentable.add((qid, side))
@@ -92,8 +96,10 @@ def test_answers_edges_and_offsets_read_back(sample_run, split):
         align = {tuple(x) for x in ex["align"].tolist()}
         assert (0, 0) in align and (ex["src.word"][-1], ex["tgt.word"][-1]) in align
     assert all(v == {"src", "tgt"} for v in found.values())  # every answer is in some window
-    # the bundled 1000-piece model glues "136," "(118" "23–16," (3 questions, both languages)
-    assert len({qid for qid, _ in unrepresentable}) <= 3
+    # the bundled 1000-piece model glues "136," "(118" "23–16," (3 questions, both languages);
+    # the commas are not part of the answer's tokens (answer_ends), so only "(118" is left
+    assert len({qid for qid, _ in unrepresentable}) <= 1
+    assert len({qid for qid, _ in cut | unrepresentable}) <= 3
     # the gold files next to the split hold its questions, contexts and answers, per language
     for side, lang in (("src", "en"), ("tgt", "ro")):
         written = json.load(open(out / "qa-bin" / f"{split}.{side}.json", encoding="utf-8"))
