@@ -116,14 +116,19 @@ def format_pharaoh(links):
 
 def aligner_line(words):
     """One line of aligner input: words joined by spaces (spaces inside a word become '_')."""
+    line = " ".join(words)
+    parts = line.split()
+    if len(parts) == len(words) and " ".join(parts) == line:  # no word empty or holding a space
+        return line
     return " ".join("_".join(w.split()) or "_" for w in words)
 
 
-def _eflomal_links(src_lines, tgt_lines, priors=None, seed=eflomal_run.SEED, tmp_prefix=None):
+def _eflomal_links(src_lines, tgt_lines, priors=None, seed=eflomal_run.SEED, tmp_prefix=None,
+                   processes=None):
     """eflomal's forward and reverse Pharaoh lines for every line pair (one seeded run,
-    :mod:`.eflomal_run`; its files in ``tmp_prefix.tmp-XXXXXXXX``)."""
-    forward, reverse = eflomal_run.links(src_lines, tgt_lines,
-                                         priors.lines() if priors is not None else None, seed, tmp_prefix)
+    :mod:`.eflomal_run`; its files in ``tmp_prefix.tmp-XXXXXXXX``; ``processes`` as there)."""
+    forward, reverse = eflomal_run.links(src_lines, tgt_lines, priors.lines() if priors is not None else None,
+                                         seed, tmp_prefix, processes)
     if len(forward) < len(src_lines) or len(reverse) < len(src_lines):
         raise GraFusionError(f"eflomal returned {len(forward)} / {len(reverse)} lines for "
                              f"{len(src_lines)} pairs")
@@ -149,14 +154,15 @@ def _check_pairs(src_lines, tgt_lines):
         raise GraFusionError(f"aligner input: {len(src_lines)} source but {len(tgt_lines)} target lines")
 
 
-def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None):
+def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None,
+                  processes=None):
     """Symmetrised alignments of every line pair in one eflomal run.
 
     ``src_lines`` / ``tgt_lines``: whitespace-tokenised strings; ``extra``: optional
     ``(src_lines, tgt_lines)`` appended to the training data only; ``map_fn`` runs the
     symmetrisation (e.g. over ``--workers`` processes); ``seed`` seeds eflomal's sampler (same
     input and seed, same links); eflomal's files are in ``tmp_prefix.tmp-XXXXXXXX``
-    while it runs.  Returns a
+    while it runs; ``processes``: see :func:`.eflomal_run.links`.  Returns a
     list of link lists, one per input pair.
     """
     _check_pairs(src_lines, tgt_lines)
@@ -167,7 +173,7 @@ def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run
     if extra is not None:
         src_all += list(extra[0])
         tgt_all += list(extra[1])
-    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix)
+    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix, processes=processes)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
     return _symmetrise(forward, reverse, lens, map_fn)
 
@@ -243,7 +249,7 @@ def estimate_priors(src_lines, tgt_lines):
 
 
 def eflomal_align_and_estimate(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run.SEED,
-                               tmp_prefix=None):
+                               tmp_prefix=None, processes=None):
     """:func:`eflomal_align` that also returns the alignment model of its run: ``(links of every
     line pair, AlignmentPriors)``, the priors over the links of every line pair and of ``extra``
     (the training split's run, whose model the other splits then apply)."""
@@ -254,19 +260,20 @@ def eflomal_align_and_estimate(src_lines, tgt_lines, extra=None, map_fn=map, see
         tgt_all += list(extra[1])
     if not src_all:
         raise GraFusionError("no parallel text to estimate the alignment priors from")
-    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix)
+    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix, processes=processes)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
     links = _symmetrise(forward, reverse, lens, map_fn)
     return links, priors_from_links(src_all, tgt_all, forward, reverse)
 
 
-def align_with_priors(src_lines, tgt_lines, priors, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None):
+def align_with_priors(src_lines, tgt_lines, priors, map_fn=map, seed=eflomal_run.SEED, tmp_prefix=None,
+                      processes=None):
     """Symmetrised alignments of every line pair by eflomal started from ``priors`` (estimated on
     other text, e.g. the training bitext): one eflomal run, links as :func:`eflomal_align`'s."""
     _check_pairs(src_lines, tgt_lines)
     if not src_lines:
         return []
-    forward, reverse = _eflomal_links(list(src_lines), list(tgt_lines), priors, seed, tmp_prefix)
+    forward, reverse = _eflomal_links(list(src_lines), list(tgt_lines), priors, seed, tmp_prefix, processes)
     lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
     return _symmetrise(forward, reverse, lens, map_fn)
 

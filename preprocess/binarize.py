@@ -56,10 +56,11 @@ class Encoded:
     ``offsets`` (see :func:`.encode.word_nodes`), ``n_words`` the number of nodes, ``per_word``
     and ``cum`` their token counts and cumulative sums."""
 
-    def __init__(self, enc, text, offsets):
+    def __init__(self, enc, text, offsets, passage=False):
         self.text = text
-        self.ids, self.starts, ends, word = enc.encode(text, offsets)
-        self.ends = answer_ends(text, self.starts, ends, word, offsets)  # answers end before `.`, `,`
+        self.ids, self.starts, self.ends, word = enc.encode(text, offsets)
+        if passage:  # where answers are: they end before the `.` `,` a piece glues on
+            self.ends = answer_ends(text, self.starts, self.ends, word, offsets)
         self.word, self.node_of_word, self.n_words = word_nodes(word, len(offsets) // 2)
         self.per_word = np.bincount(self.word, minlength=self.n_words)
         self.cum = np.concatenate([[0], np.cumsum(self.per_word)])
@@ -174,7 +175,7 @@ def build_group(task):
     enc = current_encoder()
     (p_unit, p_words, p_align, p_parse), questions, opts = task
     out, stats = [], {}
-    p = {side: Encoded(enc, p_unit[side], p_words[side]) for side in ("src", "tgt")}
+    p = {side: Encoded(enc, p_unit[side], p_words[side], passage=True) for side in ("src", "tgt")}
     p_arcs = {side: p[side].arcs(p_parse[side], p_parse.get(side + "_same", [])) for side in p}
     p_links = node_links(p_align["links"], p["src"], p["tgt"])
     window_cache = {}

@@ -91,7 +91,8 @@ def get_parser():
                    help="prediction input: keep every question, neither check nor use gold answers "
                         "(they are only for scoring), keep questions of empty contexts")
     g = common.add_argument_group("run")
-    g.add_argument("--workers", type=int, default=1, help="processes for CPU-bound stages (default 1)")
+    g.add_argument("--workers", type=int, default=1, help="processes for the CPU-bound stages; from 2, eflomal also "
+                   "runs its two directions side by side (default 1)")
     g.add_argument("--num-shards", type=int, default=1, help="split the data into K shards (default 1)")
     g.add_argument("--shard-id", type=int, default=0, help="the shard this run processes (0..K-1)")
     g.add_argument("--force", action="store_true", help="recompute outputs that are up to date")

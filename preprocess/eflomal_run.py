@@ -10,7 +10,8 @@ text differ.  To make a run a function of its input and ``seed``:
   derived from ``seed`` (never 0, the xorshift generator's fixed point);
 * its samplers are run one after the other (``OMP_NUM_THREADS=N,1``): each takes its seed from the
   shared generator inside an OpenMP critical section, in whatever order the threads arrive.
-  The two directions (forward and reverse) still run in parallel; each reads the seed file.
+  The two directions (forward and reverse) run in parallel when two processes are allowed
+  (``--workers 2`` or more); each reads the seed file, so the links are the same either way.
 
 A binary without that path (another build) runs unseeded, with a warning.  The files eflomal
 reads and writes are made here (with eflomal's own ``Aligner.prepare_files``) in a directory
@@ -78,17 +79,21 @@ def seeded_copy(binary, directory):
     return path
 
 
-def _threads():
-    """``N,1``: both directions at once (N = 2, or 1 under OMP_NUM_THREADS=1), samplers in turn."""
-    first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return "1,1" if first == "1" else "2,1"
+def _threads(processes=None):
+    """``N,1``: the two directions at once (N = 2) or in turn (N = 1), the samplers in turn.
+    ``processes`` (``--workers``) caps N; without it N is 2, or 1 under ``OMP_NUM_THREADS=1``."""
+    if processes is None:
+        first = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        processes = 1 if first == "1" else 2
+    return "2,1" if processes >= 2 else "1,1"
 
 
-def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None):
+def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None, processes=None):
     """eflomal's forward and reverse Pharaoh lines for every line pair of ``src_lines`` /
     ``tgt_lines`` (whitespace-tokenised strings), started from ``priors_lines`` (eflomal's
     priors file, as lines) when given; its files in ``TMP_PREFIX.tmp-XXXXXXXX`` (default: the
-    system's temporary directory)."""
+    system's temporary directory); the two directions side by side when ``processes`` (the
+    pipeline's ``--workers``) is 2 or more (:func:`_threads`).  The links do not depend on it."""
     import eflomal
 
     binary = eflomal_binary()
@@ -120,7 +125,7 @@ def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None):
                 "-f", files["fwd"], "-r", files["rev"]]
         if priors_lines is not None:
             args += ["-p", files["priors"]]
-        status = child_process.run(args, cwd=tmp, env=dict(os.environ, OMP_NUM_THREADS=_threads()))
+        status = child_process.run(args, cwd=tmp, env=dict(os.environ, OMP_NUM_THREADS=_threads(processes)))
         if status != 0:
             raise GraFusionError(f"eflomal ({binary}) failed with exit status {status} on "
                                  f"{len(src_lines)} line pairs")

@@ -131,7 +131,8 @@ def _first_non_space(text, start, end):
 # what :func:`answer_ends` cuts off a token's end.  Brackets, quotes, ``%`` and the like are kept.
 CLAUSE_PUNCTUATION = ".,;:!?\u2026\u060c\u061b\u061f\u06d4\u3001\u3002\uff0c\uff1b\uff1a\uff01\uff1f" \
     "\uff0e\uff61\uff64\u0964\u0965\u1361\u1362\u1363\u1364\u0589\u104a\u104b\u17d4\u17d5"
-_CLAUSE_CODES = np.array(sorted(map(ord, CLAUSE_PUNCTUATION)), dtype=np.uint32)
+_IS_CLAUSE = np.zeros(0x10000, dtype=bool)  # by code point (all of them are in the BMP)
+_IS_CLAUSE[[ord(c) for c in CLAUSE_PUNCTUATION]] = True
 
 
 def answer_ends(text, starts, ends, word, offsets):
@@ -149,7 +150,8 @@ def answer_ends(text, starts, ends, word, offsets):
     if len(ends) == 0 or len(spans) < 2:
         return ends
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    other = np.concatenate([[0], np.cumsum(~np.isin(codes, _CLAUSE_CODES))])  # non-clause marks before
+    other = np.zeros(len(codes) + 1, dtype=np.int64)  # characters other than clause marks before
+    np.cumsum(~_IS_CLAUSE[np.minimum(codes, 0xFFFF)], out=other[1:])
     w_start, w_end = spans[:, 0], spans[:, 1]
     clause_word = (w_end > w_start) & (other[w_end] == other[w_start])
     at = np.arange(len(spans))

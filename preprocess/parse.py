@@ -129,23 +129,27 @@ def stanza_arcs(lang, stanza_dir, sentences, batch_words=PARSE_BATCH_WORDS, chun
 
 
 def same_word_edges(forms, max_group=8):
-    """Flat ``[i, j, ...]`` edges between identical word forms (see the module docstring)."""
-    keep = np.array([any(c.isalnum() for c in w) for w in forms], dtype=bool)
-    if keep.sum() < 2:
+    """Flat ``[i, j, ...]`` edges between identical word forms (see the module docstring), form
+    by form in sorted order, each form's pairs ``(i, j)``, ``i < j``, in text order."""
+    keep = np.fromiter((any(c.isalnum() for c in w) for w in forms), dtype=bool, count=len(forms))
+    idx = np.flatnonzero(keep)
+    if len(idx) < 2:
         return []
-    idx = np.nonzero(keep)[0]
     _, inverse, counts = np.unique([forms[i].casefold() for i in idx], return_inverse=True,
                                    return_counts=True)
+    inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
-    groups = np.split(idx[order], np.cumsum(counts)[:-1])
-    edges = []
-    for g in groups:
-        if len(g) < 2:
-            continue
-        if len(g) > max_group:
-            pairs = np.stack([g[:-1], g[1:]], axis=1)
-        else:
-            a, b = np.triu_indices(len(g), k=1)
-            pairs = np.stack([g[a], g[b]], axis=1)
-        edges.append(pairs.reshape(-1))
-    return np.concatenate(edges).tolist() if edges else []
+    members, group = idx[order], inverse[order]  # occurrences form by form, in text order
+    rank = np.arange(len(members)) - (np.cumsum(counts) - counts)[group]
+    clique = counts[group] <= max_group
+    firsts, seconds = [], []
+    for d in range(1, max(2, min(max_group, int(counts.max())))):  # distance inside a form
+        p = np.arange(len(members) - d)
+        ok = (group[p] == group[p + d]) & (clique[p] | (d == 1))  # a large form: chained (d = 1)
+        firsts.append(p[ok])
+        seconds.append(p[ok] + d)
+    if not firsts:
+        return []
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    o = np.lexsort((rank[b], rank[a], group[a]))
+    return np.stack([members[a[o]], members[b[o]]], axis=1).reshape(-1).tolist()

@@ -51,16 +51,24 @@ def parallel_map(func, items, workers, desc, initializer=None, initargs=()):
 
     ``initializer(*initargs)`` runs once in every process that calls ``func`` (this one when
     ``workers`` is 1); forked workers inherit ``initargs`` without pickling them."""
+    return list(parallel_iter(func, items, workers, desc, initializer, initargs))
+
+
+def parallel_iter(func, items, workers, desc, initializer=None, initargs=()):
+    """:func:`parallel_map` as a generator: each result as soon as it and those before it are
+    done, so the caller's own work on them overlaps the workers' (the pool ends with the
+    generator, also when the caller stops early)."""
     items = list(items)
     if workers <= 1 or len(items) < 2:
         if initializer:
             initializer(*initargs)
-        return [func(x) for x in progress(items, desc)]
+        yield from (func(x) for x in progress(items, desc))
+        return
     chunk = max(1, len(items) // (workers * 8))
     gc.freeze()  # the forked workers' garbage collector then leaves the parent's objects (and pages) alone
     try:
         # workers die with this process, also when it is killed (child_process)
         with multiprocessing.get_context("fork").Pool(workers, child_setup(initializer, initargs)) as pool:
-            return list(progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items)))
+            yield from progress(pool.imap(func, items, chunksize=chunk), desc, total=len(items))
     finally:
         gc.unfreeze()

@@ -5,6 +5,7 @@ records with the functions of :mod:`.units` (plain values, no files), writes its
 (atomically; reused while up to date, :class:`.workdir.StageFile`) and prints a summary.
 ``cfg`` is the :class:`.config.PipelineConfig` of the run.
 """
+import collections
 import json
 import os
 
@@ -209,8 +210,9 @@ def run_align(paths, cfg):
     s["segments"] = len(lengths)
     map_fn = lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}")  # noqa: E731
     # eflomal seeded (same input and seed, same links), its files under work/ (a killed run's are
-    # removed by the next run)
-    seeded = dict(seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"))
+    # removed by the next run); its two directions side by side from --workers 2
+    seeded = dict(seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"),
+                  processes=cfg.workers)
     priors = None
     if alignments:
         segment_links = align_mod.read_pharaoh(alignments, lengths)
@@ -384,18 +386,20 @@ def run_binarize(paths, cfg):
         s["questions in"] = sum(len(t[1]) for t in tasks)
     else:
         s["sentence pairs in"] = len(units)
-    examples, counts = unit_ops.build_examples(func, tasks, encoder, cfg.workers, f"binarize {paths.name}")
     copy_dictionary(cfg.dict, paths.bin_dir)
     extra = ("src.offsets", "tgt.offsets") if with_span else ()
-    ids = {uid for uid, _ in examples}
-    golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
-        if with_span else {}
     report = alignment_report(paths)
+    ids, counts = set(), collections.Counter()
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
-                    fingerprints=_fingerprints(cfg.dict, golds), inputs=key,
-                    meta={"alignment": report} if report else None) as writer:
-        for uid, fields in examples:
-            writer.add(uid, **fields)
+                    inputs=key, meta={"alignment": report} if report else None) as writer:
+        # each passage's windows are written as soon as a worker has built them
+        for part in unit_ops.iter_examples(func, tasks, encoder, counts, cfg.workers, f"binarize {paths.name}"):
+            for uid, fields in part:
+                writer.add(uid, **fields)
+                ids.add(uid)
+        golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
+            if with_span else {}
+        writer.fingerprints = _fingerprints(cfg.dict, golds)
         for side, gold in golds.items():
             write_squad(writer.companion(f"{paths.prefix}.{side}.json"), *gold)
     with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:

@@ -30,7 +30,7 @@ from . import parse as parse_mod
 from .binarize import build_group, use_encoder
 from .parallel import build_sentences
 from .projection import project_answer
-from .runner import parallel_map
+from .runner import parallel_iter, parallel_map
 from .wordseg import Segmenter, words_of
 
 SENTENCES_PER_TASK = 64  # parallel text: sentence pairs per binarize task
@@ -218,12 +218,18 @@ def example_tasks(chain, units, words, aligns, parses, window_options):
 def build_examples(func, tasks, encoder, workers=1, desc="binarize"):
     """``([(uid, fields)], counts)``: ``func`` over ``tasks`` with ``encoder`` (an
     :class:`.encode.Encoder`), in this process or in ``workers`` forked processes."""
-    results = parallel_map(func, tasks, workers, desc, use_encoder, (encoder,))
     examples, counts = [], collections.Counter()
-    for part, part_counts in results:
+    for part in iter_examples(func, tasks, encoder, counts, workers, desc):
         examples += part
-        counts.update(part_counts)
     return examples, counts
+
+
+def iter_examples(func, tasks, encoder, counts, workers=1, desc="binarize"):
+    """:func:`build_examples` task by task: yields each task's ``[(uid, fields)]`` in order as
+    the workers finish it (so that writing overlaps building) and adds its counts to ``counts``."""
+    for part, part_counts in parallel_iter(func, tasks, workers, desc, use_encoder, (encoder,)):
+        counts.update(part_counts)
+        yield part
 
 
 def gold_questions(units, aligns, kept, side):

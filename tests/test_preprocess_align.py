@@ -58,6 +58,12 @@ def test_pharaoh_parsing_and_checks(tmp_path):
 
 def test_aligner_line_keeps_one_token_per_word():
     assert aligner_line(["New York", "a", ""]) == "New_York a _"
+    assert aligner_line(["a", "b\tc", "d"]) == "a b_c d"
+    rng = np.random.RandomState(0)
+    for _ in range(500):  # one token per word, whatever whitespace the words hold
+        words = ["".join(rng.choice(list("ab \t\u3000"), rng.randint(0, 4))) for _ in range(rng.randint(1, 6))]
+        line = aligner_line(words)
+        assert line.split(" ") == ["_".join(w.split()) or "_" for w in words], words
 
 
 # Hand-checked links (source word, target word) of sentence pairs of the bundled parallel text.

@@ -121,8 +121,9 @@ def assert_same_outputs(out, reference):
 
 
 def test_two_clean_runs_are_byte_identical(clean, tmp_path):
-    # eflomal samples: unseeded, work/qa/valid/align.jsonl and valid.align.* differed run to run
-    ok(preprocess("all", "--out", tmp_path / "out", *ARGS))
+    # eflomal samples: unseeded, work/qa/valid/align.jsonl and valid.align.* differed run to run;
+    # the second run with 2 worker processes and eflomal's two directions side by side
+    ok(preprocess("all", "--out", tmp_path / "out", *ARGS, "--workers", "2"))
     assert_same_outputs(tmp_path / "out", clean)
     assert len(outputs(clean)) > 25
 

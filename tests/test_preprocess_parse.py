@@ -1,6 +1,7 @@
 """Dependency edges from real UD CoNLL-U through stanza.utils.conll, and same-word edges."""
 import os
 
+import numpy as np
 import pytest
 from stanza.utils.conll import CoNLL
 
@@ -65,3 +66,29 @@ def test_no_parser_without_local_model(tmp_path):
     assert not has_parser("ro", str(tmp_path))
     (tmp_path / "ro" / "depparse").mkdir(parents=True)
     assert has_parser("ro", str(tmp_path))
+
+
+def same_word_edges_reference(forms, max_group=8):
+    """The edges by loops: forms in sorted (case-folded) order; a clique of a form's occurrences,
+    or a chain of them when it occurs more than ``max_group`` times."""
+    occurrences = {}
+    for i, w in enumerate(forms):
+        if any(c.isalnum() for c in w):
+            occurrences.setdefault(w.casefold(), []).append(i)
+    edges = []
+    for form in sorted(occurrences):
+        at = occurrences[form]
+        if len(at) > max_group:
+            edges += [x for i, j in zip(at, at[1:]) for x in (i, j)]
+        else:
+            edges += [x for k, i in enumerate(at) for j in at[k + 1:] for x in (i, j)]
+    return edges
+
+
+def test_same_word_edges_match_loops_on_random_forms():
+    rng = np.random.RandomState(0)
+    vocab = ["a", "A", "b", "B", "c", ",", ".", "é", "É", "x1", "--", "ß", "SS"]
+    for _ in range(500):
+        forms = [vocab[k] for k in rng.randint(0, len(vocab), rng.randint(0, 40))]
+        max_group = int(rng.randint(1, 6))
+        assert same_word_edges(forms, max_group) == same_word_edges_reference(forms, max_group), (forms, max_group)

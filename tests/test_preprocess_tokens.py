@@ -310,7 +310,7 @@ def reproduction(enc, examples, lang):
     cache = {}
     for qid, context, _, answer in examples:
         if context not in cache:
-            p = binarize.Encoded(enc, context, tokenize(context, lang))
+            p = binarize.Encoded(enc, context, tokenize(context, lang), passage=True)
             cache[context] = (p.starts, p.ends, piece_boundaries(enc, context))
         starts, ends, (piece_starts, piece_ends) = cache[context]
         a, b = answer["answer_start"], answer["answer_start"] + len(answer["text"])

@@ -63,6 +63,16 @@ SPAN_FIELD = "span"
 _SIDE = {"src": "source", "tgt": "target"}
 
 
+class _Builder(indexed_dataset.MMapIndexedDatasetBuilder):
+    """fairseq's builder of one field, plus :meth:`add_array` for numpy arrays whose values are
+    known to fit (``add_item`` takes a torch tensor and converts it back to numpy)."""
+
+    def add_array(self, array):
+        data = array.astype(self._dtype, copy=False)
+        self._data_file.write(data.tobytes())
+        self._sizes.append(data.size)
+
+
 def _field_dtype(field, vocab_size, token_dtype=None):
     """Token ids fit the vocabulary; word ids, edges and spans are < 65536; extras are signed."""
     if field.endswith(".tok"):
@@ -73,6 +83,8 @@ def _field_dtype(field, vocab_size, token_dtype=None):
 
 
 def _as_int_array(value, name):
+    if type(value) is np.ndarray and value.dtype.kind in "iu":  # what the pipeline passes
+        return value.astype(np.int64, copy=False).reshape(-1)
     array = np.asarray(value)
     if array.size == 0:
         return np.zeros(0, dtype=np.int64)
@@ -129,7 +141,8 @@ class PairWriter:
     optional int fields beyond the required ones (``span`` included when examples carry answers).
     ``lang`` is the target language of every example (``add`` may name another one per example);
     ``src_lang`` the source language of the split, recorded in the manifest,
-    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts),
+    ``fingerprints`` what :func:`.fingerprints.manifest_fields` gives (dictionary, contexts; the
+    attribute may also be set later, before :meth:`close`),
     ``inputs`` the caller's fingerprint of what the split is made from (files and options), and
     ``meta`` more manifest entries (e.g. the pipeline's ``alignment`` report).
     A write that fails (a full disk) is one line; nothing of the split is left on disk.
@@ -150,8 +163,8 @@ class PairWriter:
         self._done = False
         self._files = AtomicFiles()
         self._bins = {f: self._files.path(f"{prefix}.{f}.bin") for f in self.fields + [LANG_FIELD]}
-        self._builders = {f: indexed_dataset.MMapIndexedDatasetBuilder(path, dtype=self._dtypes[f])
-                          for f, path in self._bins.items()}
+        self._builders = {f: _Builder(path, dtype=self._dtypes[f]) for f, path in self._bins.items()}
+        self._limits = {f: (int(np.iinfo(d).min), int(np.iinfo(d).max)) for f, d in self._dtypes.items()}
 
     @staticmethod
     def base_fields(with_span):
@@ -191,14 +204,14 @@ class PairWriter:
         where = f"{self.prefix}: example {example_id!r}"
         check_example(example, where)
         for f in self.fields:
-            info = np.iinfo(self._dtypes[f])
+            low, high = self._limits[f]
             values = example[f]
-            if len(values) and (values.min() < info.min or values.max() > info.max):
-                raise GraFusionError(f"{where}: field '{f}' has values outside {info.dtype}")
+            if len(values) and (values.min() < low or values.max() > high):
+                raise GraFusionError(f"{where}: field '{f}' has values outside {np.dtype(self._dtypes[f])}")
         for f in self.fields:
-            self._builders[f].add_item(torch.from_numpy(example[f]))
+            self._builders[f].add_array(example[f])
         k = self._lang_index(self.lang if lang is None else lang)
-        self._builders[LANG_FIELD].add_item(torch.tensor([k]))
+        self._builders[LANG_FIELD].add_array(np.array([k]))
         self._ids.append(str(example_id))
 
     def add_from(self, reader, index):
@@ -234,7 +247,7 @@ class PairWriter:
         else:
             new = np.full(len(reader), self._lang_index(lang, len(reader)), dtype=np.int64)
         for k in new.tolist():
-            self._builders[LANG_FIELD].add_item(torch.tensor([k]))
+            self._builders[LANG_FIELD].add_array(np.array([k]))
         self._ids.extend(reader.ids)
 
     def __len__(self):

@@ -158,10 +158,11 @@ def stage_costs(args):
     import contextlib
     import resource
 
-    from fairseq_grafusion.preprocess import cli, stages
+    from fairseq_grafusion.preprocess import cli, runner, stages, units
 
     inner = {"cpu": 0.0}
-    original = stages.parallel_map
+    original = runner.parallel_map
+    users = (stages, units)  # the modules that call parallel_map
 
     def timed(func, items, workers, desc, initializer=None, initargs=()):
         def run(item):
@@ -172,7 +173,8 @@ def stage_costs(args):
                 inner["cpu"] += time.process_time() - start
         return original(run, items, 1, desc, initializer, initargs)
 
-    stages.parallel_map = timed
+    for module in users:
+        module.parallel_map = timed
     out, printed = {}, io.StringIO()
     try:
         for stage in STAGES:
@@ -187,7 +189,8 @@ def stage_costs(args):
                           "parallel": inner["cpu"],
                           "child": after.ru_utime + after.ru_stime - child.ru_utime - child.ru_stime}
     finally:
-        stages.parallel_map = original
+        for module in users:
+            module.parallel_map = original
     segments = int(re.search(r"segments: (\d+)", printed.getvalue()).group(1))
     out["binarize"]["windows"] = int(re.search(r"examples out \(windows\): (\d+)", printed.getvalue()).group(1))
     return out, segments

@@ -29,7 +29,7 @@ def rates(enc, data, cut):
         ok, cache = 0, {}
         for _, context, _, answer in examples:
             if context not in cache:
-                p = binarize.Encoded(enc, context, tokenize(context, lang))
+                p = binarize.Encoded(enc, context, tokenize(context, lang), passage=True)
                 cache[context] = (p.starts, p.ends if cut else enc.encode_text(context)[2])
             starts, ends = cache[context]
             a, b = answer["answer_start"], answer["answer_start"] + len(answer["text"])
