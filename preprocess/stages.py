@@ -278,7 +278,7 @@ def run_parse(paths, cfg):
     s = Summary("parse", paths.name)
     s["units in"] = len(units)
     records = unit_ops.parse_units(units, words, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir, conllu,
-                                   cfg.same_max_group)
+                                   cfg.same_max_group, cfg.workers, f"parse {paths.name}")
     for side, lang in (("src", cfg.src_lang), ("tgt", cfg.tgt_lang)):
         source = unit_ops.parser_of(lang, cfg.stanza_dir, conllu[side])
         if source is None:

@@ -160,34 +160,38 @@ def parser_of(lang, stanza_dir=None, conllu=None):
     return None
 
 
-def parse_units(units, words, src_lang, tgt_lang, stanza_dir=None, conllu=None, same_max_group=8):
+def parse_units(units, words, src_lang, tgt_lang, stanza_dir=None, conllu=None, same_max_group=8,
+                workers=1, desc="parse"):
     """Stage ``parse``: dependency arcs per unit and side (none for a language without a
-    parser, see :func:`parser_of`), plus same-word edges for passages and sentences."""
+    parser, see :func:`parser_of`), plus same-word edges for passages and sentences (over
+    ``workers`` processes)."""
     conllu = conllu or {}
-    records = [{"uid": u["uid"]} for u in units]
+    records = [{"uid": u["uid"], "src": [], "tgt": []} for u in units]
     for side, lang in (("src", src_lang), ("tgt", tgt_lang)):
-        sentences, owners = [], []
-        for k, (u, w) in enumerate(zip(units, words)):
-            ws = words_of(u[side], w[side])
-            starts = w[side[0] + "s"]
-            for a, b in zip(starts, starts[1:] + [len(ws)]):
-                sentences.append(ws[a:b])
-                owners.append((k, a))
-        if conllu.get(side):
-            arcs = parse_mod.read_conllu(conllu[side], [len(x) for x in sentences])
-        elif parse_mod.has_parser(lang, stanza_dir):
-            arcs = parse_mod.stanza_arcs(lang, stanza_dir, sentences)
-        else:
-            arcs = None
-        for r in records:
-            r[side] = []
-        if arcs is not None:
+        if conllu.get(side) or parse_mod.has_parser(lang, stanza_dir):
+            sentences, owners = [], []
+            for k, (u, w) in enumerate(zip(units, words)):
+                ws = words_of(u[side], w[side])
+                starts = w[side[0] + "s"]
+                for a, b in zip(starts, starts[1:] + [len(ws)]):
+                    sentences.append(ws[a:b])
+                    owners.append((k, a))
+            if conllu.get(side):
+                arcs = parse_mod.read_conllu(conllu[side], [len(x) for x in sentences])
+            else:
+                arcs = parse_mod.stanza_arcs(lang, stanza_dir, sentences)
             for (k, offset), sent_arcs in zip(owners, arcs):
                 records[k][side] += [x + offset for x in sent_arcs]
-        for r, u, w in zip(records, units, words):
-            if u["kind"] in ("p", "s"):
-                r[side + "_same"] = parse_mod.same_word_edges(words_of(u[side], w[side]), same_max_group)
+        owners = [k for k, u in enumerate(units) if u["kind"] in ("p", "s")]
+        tasks = [(units[k][side], words[k][side], same_max_group) for k in owners]
+        for k, edges in zip(owners, parallel_map(_same_word_edges, tasks, workers, f"{desc} same-word {side}")):
+            records[k][side + "_same"] = edges
     return records
+
+
+def _same_word_edges(task):
+    text, offsets, max_group = task
+    return parse_mod.same_word_edges(words_of(text, offsets), max_group)
 
 
 def unparsed(units):

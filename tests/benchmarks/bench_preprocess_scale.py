@@ -17,10 +17,10 @@
   with eflomal and with imported alignments (``--alignments``: the pipeline's own stages only);
 * extrapolation to translate-train-all SQuAD (87,599 questions x 7 target languages, each an
   English-X run) from CPU seconds (robust on a shared machine): per language
-  ``serial * s + parallel * s / cores + eflomal * s * r / min(3, cores)``, ``s`` the ratio of
+  ``serial * s + parallel * s / cores + eflomal * s * r / min(2, cores)``, ``s`` the ratio of
   questions, ``r`` the ratio of eflomal's sampling sweeps per sentence at the two sizes (its
-  default schedule, ``5000 / sqrt(n)`` iterations, falls with the corpus size; 3 samplers run in
-  parallel), for 8 and 32 cores, the 7 languages one after the other with all cores each or side
+  default schedule, ``5000 / sqrt(n)`` iterations, falls with the corpus size; its two directions
+  run side by side, its samplers in turn so that it is seeded), for 8 and 32 cores, the 7 languages one after the other with all cores each or side
   by side with cores / 7 each.  Parsing is not included.
 
 A SentencePiece model like XLM-R's (unigram, nmt_nfkc, 8000 pieces) is trained on the data first.
@@ -47,7 +47,7 @@ XQUAD = os.path.join(os.path.dirname(REPO), "shared", "data", "xquad")
 SAMPLE = os.path.join(REPO, "examples", "sample")
 SQUAD_QUESTIONS, LANGUAGES = 87599, 7
 STAGES = ("pairs", "words", "align", "parse", "binarize")
-EFLOMAL_THREADS = 3  # eflomal's default n_samplers
+EFLOMAL_THREADS = 2  # eflomal's two directions side by side (its samplers in turn: eflomal_run)
 
 
 def inputs():
@@ -153,16 +153,16 @@ def bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp):
 
 def stage_costs(args):
     """Per stage, run in this process with ``--workers 1``: wall seconds, CPU seconds of the
-    stage outside ``parallel_map`` (serial), inside it (what ``--workers`` spreads) and of
+    stage outside ``parallel_map`` / ``parallel_iter`` (serial), inside them (what ``--workers`` spreads) and of
     eflomal's process; plus the number of aligner segments."""
     import contextlib
     import resource
 
-    from fairseq_grafusion.preprocess import cli, runner, stages, units
+    from fairseq_grafusion.preprocess import cli, runner, units
 
     inner = {"cpu": 0.0}
-    original = runner.parallel_map
-    users = (stages, units)  # the modules that call parallel_map
+    original = runner.parallel_iter  # parallel_map runs through it too
+    users = (runner, units)  # the modules that look parallel_iter up
 
     def timed(func, items, workers, desc, initializer=None, initargs=()):
         def run(item):
@@ -174,7 +174,7 @@ def stage_costs(args):
         return original(run, items, 1, desc, initializer, initargs)
 
     for module in users:
-        module.parallel_map = timed
+        module.parallel_iter = timed
     out, printed = {}, io.StringIO()
     try:
         for stage in STAGES:
@@ -190,7 +190,7 @@ def stage_costs(args):
                           "child": after.ru_utime + after.ru_stime - child.ru_utime - child.ru_stime}
     finally:
         for module in users:
-            module.parallel_map = original
+            module.parallel_iter = original
     segments = int(re.search(r"segments: (\d+)", printed.getvalue()).group(1))
     out["binarize"]["windows"] = int(re.search(r"examples out \(windows\): (\d+)", printed.getvalue()).group(1))
     return out, segments
