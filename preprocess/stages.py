@@ -393,10 +393,12 @@ def run_binarize(paths, cfg):
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
                     inputs=key, meta={"alignment": report} if report else None) as writer:
         # each passage's windows are written as soon as a worker has built them
-        for part in unit_ops.iter_examples(func, tasks, encoder, counts, cfg.workers, f"binarize {paths.name}"):
-            for uid, fields in part:
-                writer.add(uid, **fields)
-                ids.add(uid)
+        # checked and cast by the workers: only written here
+        for part in unit_ops.iter_examples(func, tasks, encoder, counts, cfg.workers, f"binarize {paths.name}",
+                                           writer.layout):
+            for prepared in part:
+                writer.add_prepared(prepared)
+                ids.add(prepared[0])
         golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
             if with_span else {}
         writer.fingerprints = _fingerprints(cfg.dict, golds)

@@ -17,7 +17,8 @@ stage          function                         record per unit
 ``parse``      :func:`parse_units`              ``src`` / ``tgt`` dependency arcs,
                                                 ``src_same`` / ``tgt_same`` same-word edges
 ``binarize``   :func:`example_tasks`,           windows: ``(uid, fields)`` examples of
-               :func:`build_examples`           :class:`fairseq_grafusion.data.PairWriter`
+               :func:`build_examples` /         :class:`fairseq_grafusion.data.PairWriter`
+               :func:`iter_examples`
 =============  ===============================  =============================================
 """
 import collections
@@ -228,12 +229,20 @@ def build_examples(func, tasks, encoder, workers=1, desc="binarize"):
     return examples, counts
 
 
-def iter_examples(func, tasks, encoder, counts, workers=1, desc="binarize"):
+def iter_examples(func, tasks, encoder, counts, workers=1, desc="binarize", layout=None):
     """:func:`build_examples` task by task: yields each task's ``[(uid, fields)]`` in order as
-    the workers finish it (so that writing overlaps building) and adds its counts to ``counts``."""
-    for part, part_counts in parallel_iter(func, tasks, workers, desc, use_encoder, (encoder,)):
+    the workers finish it (so that writing overlaps building) and adds its counts to ``counts``.
+    With ``layout`` (a writer's :class:`fairseq_grafusion.data.pair_binary.ExampleLayout`) the
+    examples come checked and cast by the workers (``layout.prepare``), for ``add_prepared``."""
+    work = func if layout is None else functools.partial(_prepared, func, layout)
+    for part, part_counts in parallel_iter(work, tasks, workers, desc, use_encoder, (encoder,)):
         counts.update(part_counts)
         yield part
+
+
+def _prepared(func, layout, task):
+    part, part_counts = func(task)
+    return [layout.prepare(uid, fields) for uid, fields in part], part_counts
 
 
 def gold_questions(units, aligns, kept, side):

@@ -63,6 +63,10 @@ SPAN_FIELD = "span"
 _SIDE = {"src": "source", "tgt": "target"}
 
 
+def _base_fields(with_span):
+    return list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else [])
+
+
 class _Builder(indexed_dataset.MMapIndexedDatasetBuilder):
     """fairseq's builder of one field, plus :meth:`add_array` for numpy arrays whose values are
     known to fit (``add_item`` takes a torch tensor and converts it back to numpy)."""
@@ -71,6 +75,46 @@ class _Builder(indexed_dataset.MMapIndexedDatasetBuilder):
         data = array.astype(self._dtype, copy=False)
         self._data_file.write(data.tobytes())
         self._sizes.append(data.size)
+
+    def add_bytes(self, data, size):
+        """An item already in this builder's dtype (:meth:`ExampleLayout.prepare`)."""
+        self._data_file.write(data)
+        self._sizes.append(size)
+
+
+class ExampleLayout:
+    """The fields of a split, their dtypes and value ranges: checks and casts one example for a
+    :class:`PairWriter` (:meth:`prepare`).  Picklable, so worker processes can prepare examples
+    that the writer's process then only writes (:meth:`PairWriter.add_prepared`)."""
+
+    def __init__(self, prefix, vocab_size, with_span=True, extra_fields=(), token_dtype=None):
+        self.prefix = prefix
+        self.fields = _base_fields(with_span) + list(extra_fields)
+        self.dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}  # numpy types, as fairseq
+        self.limits = {f: (int(np.iinfo(d).min), int(np.iinfo(d).max)) for f, d in self.dtypes.items()}
+
+    def prepare(self, example_id, fields):
+        """``(id, [bytes per field], [length per field])``: the example checked
+        (:func:`check_example`, value ranges; a problem is one line naming it) and cast."""
+        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
+            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
+        example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
+        missing = [f for f in self.fields if f not in example]
+        unknown = [f for f in example if f not in self.fields]
+        if missing or unknown:
+            raise GraFusionError(
+                f"{self.prefix}: example {example_id!r}: missing fields {missing}, unknown {unknown}")
+        where = f"{self.prefix}: example {example_id!r}"
+        check_example(example, where)
+        data, sizes = [], []
+        for f in self.fields:
+            low, high = self.limits[f]
+            values = example[f]
+            if len(values) and (values.min() < low or values.max() > high):
+                raise GraFusionError(f"{where}: field '{f}' has values outside {np.dtype(self.dtypes[f])}")
+            data.append(values.astype(self.dtypes[f]).tobytes())
+            sizes.append(len(values))
+        return str(example_id), data, sizes
 
 
 def _field_dtype(field, vocab_size, token_dtype=None):
@@ -153,10 +197,11 @@ class PairWriter:
         self.prefix = prefix
         self.fingerprints = dict(fingerprints or {})
         self.meta = dict(meta or {})
-        self.fields = self.base_fields(with_span) + list(extra_fields)
+        self.layout = ExampleLayout(prefix, vocab_size, with_span, extra_fields, token_dtype)
+        self.fields = self.layout.fields
         self.lang, self.src_lang, self.inputs = lang, src_lang, inputs
         self._companions = {}  # name in the manifest -> temporary path
-        self._dtypes = {f: _field_dtype(f, vocab_size, token_dtype) for f in self.fields}
+        self._dtypes = dict(self.layout.dtypes)
         self._dtypes[LANG_FIELD] = np.uint16
         self._ids = []
         self._languages, self._lang_counts = [], []
@@ -164,12 +209,11 @@ class PairWriter:
         self._files = AtomicFiles()
         self._bins = {f: self._files.path(f"{prefix}.{f}.bin") for f in self.fields + [LANG_FIELD]}
         self._builders = {f: _Builder(path, dtype=self._dtypes[f]) for f, path in self._bins.items()}
-        self._limits = {f: (int(np.iinfo(d).min), int(np.iinfo(d).max)) for f, d in self._dtypes.items()}
 
     @staticmethod
     def base_fields(with_span):
         """The fields every split has (``span`` for QA splits), before any extra field."""
-        return list(REQUIRED_FIELDS) + ([SPAN_FIELD] if with_span else [])
+        return _base_fields(with_span)
 
     @classmethod
     def like(cls, reader, prefix, **kwargs):
@@ -193,26 +237,17 @@ class PairWriter:
     def add(self, example_id, lang=None, **fields):
         """Add one example; ``fields`` maps names like ``src_tok`` / ``src.tok`` to int arrays,
         ``lang`` is its target language (default: the writer's ``lang``)."""
-        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
-            raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
-        example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
-        missing = [f for f in self.fields if f not in example]
-        unknown = [f for f in example if f not in self.fields]
-        if missing or unknown:
-            raise GraFusionError(
-                f"{self.prefix}: example {example_id!r}: missing fields {missing}, unknown {unknown}")
-        where = f"{self.prefix}: example {example_id!r}"
-        check_example(example, where)
-        for f in self.fields:
-            low, high = self._limits[f]
-            values = example[f]
-            if len(values) and (values.min() < low or values.max() > high):
-                raise GraFusionError(f"{where}: field '{f}' has values outside {np.dtype(self._dtypes[f])}")
-        for f in self.fields:
-            self._builders[f].add_array(example[f])
+        self.add_prepared(self.layout.prepare(example_id, fields), lang)
+
+    def add_prepared(self, prepared, lang=None):
+        """Add an example that ``self.layout.prepare`` checked and cast (possibly in another
+        process): only its bytes are written here."""
+        example_id, data, sizes = prepared
+        for f, item, size in zip(self.fields, data, sizes):
+            self._builders[f].add_bytes(item, size)
         k = self._lang_index(self.lang if lang is None else lang)
         self._builders[LANG_FIELD].add_array(np.array([k]))
-        self._ids.append(str(example_id))
+        self._ids.append(example_id)
 
     def add_from(self, reader, index):
         """Copy example ``index`` of a :class:`PairReader` split, its id and language included."""
