@@ -364,8 +364,9 @@ def run_binarize(paths, cfg):
     from .binarize import copy_dictionary
     from .encode import Encoder
 
+    # answer_ends: a split binarized before the clause-punctuation cut is made again
     key = fingerprint([cfg.spm, cfg.dict], max_len=cfg.max_len, stride=cfg.doc_stride,
-                      query=cfg.max_query_len, encoding="raw-text",
+                      query=cfg.max_query_len, encoding="raw-text", answer_ends="clause-cut",
                       prev=[key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)])
     if _binary_current(paths, key, cfg):
         log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")
