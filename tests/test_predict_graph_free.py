@@ -113,3 +113,30 @@ def test_align_model_qa_still_aligns(checkpoints, tmp_path, monkeypatch):
     forbid_aligner_and_parser(monkeypatch, eflomal_runs=runs)
     preds, _ = qa_predict(paths["align"], tmp_path / "raw.json", *RAW)
     assert len(runs) == 1 and runs[0] > 27 and len(preds) == 27
+
+
+def test_qa_applies_the_training_alignment_model(checkpoints, sample_run, tmp_path, monkeypatch):
+    """--qa aligns with the model's alignment priors: ``--align-priors FILE``, or
+    ``alignment.priors`` beside the checkpoint (where the hub looks); else eflomal on the
+    questions' own text, as before."""
+    import shutil
+
+    _, paths = checkpoints
+    priors = sample_run[0] / "work" / "alignment.priors"
+    assert priors.is_file()
+    given = []
+    links = align_mod._eflomal_links
+    monkeypatch.setattr(align_mod, "_eflomal_links",
+                        lambda *a, **k: given.append(a[2] if len(a) > 2 else k.get("priors")) or links(*a, **k))
+    beside = tmp_path / "model"
+    beside.mkdir()
+    shutil.copy(paths["align"], beside / "checkpoint_last.pt")
+    checkpoint = str(beside / "checkpoint_last.pt")
+    own, _ = qa_predict(checkpoint, tmp_path / "own.json", *RAW)
+    shutil.copy(priors, beside / "alignment.priors")
+    found, _ = qa_predict(checkpoint, tmp_path / "found.json", *RAW)
+    named, _ = qa_predict(paths["align"], tmp_path / "named.json", *RAW, "--align-priors", priors)
+    assert given[0] is None  # no model: eflomal estimated on the questions' own text
+    expected = align_mod.AlignmentPriors.load(str(priors)).lines()
+    assert [p.lines() for p in given[1:]] == [expected, expected]
+    assert len(own) == len(found) == len(named) == 27

@@ -10,7 +10,8 @@
 With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
 directory; ``-`` for the English file translates the target side with ``--mt-test-model`` and
 the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them; alignment and parsing only if
-the model reads such edges, as in the hub), gold
+the model reads such edges, as in the hub; the alignment model applied is ``--align-priors``, or
+``alignment.priors`` beside the checkpoint, as in the hub), gold
 answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
 empty context, whose answer is ""); score the output against the original files.
 
@@ -58,6 +59,10 @@ def get_parser():
     raw.add_argument("--doc-stride", type=int, default=DOC_STRIDE)
     raw.add_argument("--stanza-dir")
     raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"))
+    raw.add_argument("--align-priors", metavar="FILE",
+                     help="the alignment model to apply (eflomal priors, as grafusion-preprocess "
+                     "writes data/work/alignment.priors); default: alignment.priors beside --path, "
+                     "if there, else eflomal on the questions' own text (+ --align-extra)")
     add_mt_arguments(p)
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
@@ -96,6 +101,7 @@ class PredictConfig:
     stanza_dir: Optional[str] = None
     mt: Optional[MTConfig] = None  # translation models (--mt-*) for a '-' side of --qa
     align_extra: Optional[Sequence[str]] = None
+    align_priors: Optional[str] = None  # default: alignment.priors beside the checkpoint, if there
     stream: str = "tgt"
     gold: Optional[str] = None
     nbest_output: Optional[str] = None
@@ -132,7 +138,18 @@ class PredictConfig:
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
                               stanza_dir=self.stanza_dir, mt=self.mt,
-                              align_extra=self.align_extra, ignore_answers=True)
+                              align_extra=self.align_extra, align_priors=self.priors_file(),
+                              ignore_answers=True)
+
+    def priors_file(self):
+        """``--align-priors``, else ``alignment.priors`` beside the checkpoint (where the hub
+        looks too) unless ``--align-extra`` asks for a model estimated here, else None."""
+        from ..preprocess.align import PRIORS_FILE
+
+        if self.align_priors or self.align_extra:
+            return self.align_priors
+        beside = os.path.join(os.path.dirname(os.path.abspath(self.path)), PRIORS_FILE)
+        return beside if os.path.isfile(beside) else None
 
 
 def main(argv=None):
