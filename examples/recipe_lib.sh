@@ -16,7 +16,8 @@
 #   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
 #   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
 #   WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID, NGPU, TRAIN_EXTRA,
-#   PYTHON.
+#   PYTHON, WORKERS (grafusion-preprocess --workers, default 1) and JOBS (language pairs
+#   preprocessed side by side, default 1: with C cores, e.g. JOBS=C/2 WORKERS=2).
 
 PYTHON=${PYTHON:-python}
 USER_DIR=fairseq_grafusion
@@ -64,8 +65,8 @@ source_side() {  # source_side SRC_TEMPLATE LANG TGT_FILE: the English side of o
 
 pair_dir() { echo "$WORK/pairs/en-$1"; }
 
-preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
-    local lang out args train_tgt dev_tgt test_tgt
+preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair, JOBS at a time
+    local lang out args train_tgt dev_tgt test_tgt failed=() started=()
     for lang in $LANGS; do
         out=$(pair_dir "$lang")
         if [[ -f $out/qa-bin/$EVAL_SPLIT.meta.json && ${FORCE:-0} != 1 ]]; then
@@ -95,8 +96,25 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair
             args+=(--align-extra "${extra[@]}")
         fi
         mkdir -p "$(dirname "$out")"
-        "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
+        if (( ${JOBS:-1} <= 1 )); then
+            "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
+            continue
+        fi
+        # languages side by side: at most JOBS runs at once, each with --workers WORKERS
+        while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
+        rm -f "$out.status"
+        ( "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"; echo $? > "$out.status" ) &
+        started+=("$lang")
     done
+    wait
+    for lang in "${started[@]}"; do
+        out=$(pair_dir "$lang")
+        [[ $(cat "$out.status" 2>/dev/null) == 0 ]] || failed+=("$lang")
+    done
+    if (( ${#failed[@]} )); then
+        log "preprocessing failed for: ${failed[*]} (the errors are above; summaries in $WORK/pairs/en-LANG.log)"
+        return 1
+    fi
 }
 
 combine_pairs() {  # one directory: training data of every language mixed, dev / test per language
