@@ -148,8 +148,6 @@ def same_word_edges(forms, max_group=8):
         ok = (group[p] == group[p + d]) & (clique[p] | (d == 1))  # a large form: chained (d = 1)
         firsts.append(p[ok])
         seconds.append(p[ok] + d)
-    if not firsts:
-        return []
     a, b = np.concatenate(firsts), np.concatenate(seconds)
     o = np.lexsort((rank[b], rank[a], group[a]))
     return np.stack([members[a[o]], members[b[o]]], axis=1).reshape(-1).tolist()

@@ -393,8 +393,7 @@ def run_binarize(paths, cfg):
     ids, counts = set(), collections.Counter()
     with PairWriter(paths.prefix, encoder.vocab_size, with_span=with_span, extra_fields=extra,
                     inputs=key, meta={"alignment": report} if report else None) as writer:
-        # each passage's windows are written as soon as a worker has built them
-        # checked and cast by the workers: only written here
+        # each passage's windows are written as soon as a worker has built, checked and cast them
         for part in unit_ops.iter_examples(func, tasks, encoder, counts, cfg.workers, f"binarize {paths.name}",
                                            writer.layout):
             for prepared in part:
