@@ -17,7 +17,7 @@
 #   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
 #   WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID, NGPU, TRAIN_EXTRA,
 #   PYTHON, WORKERS (grafusion-preprocess --workers, default 1) and JOBS (language pairs
-#   preprocessed side by side, default 1: with C cores, e.g. JOBS=C/2 WORKERS=2).
+#   preprocessed side by side, default 1; JOBS x WORKERS about the number of cores).
 
 PYTHON=${PYTHON:-python}
 USER_DIR=fairseq_grafusion
@@ -110,6 +110,7 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair,
     for lang in "${started[@]}"; do
         out=$(pair_dir "$lang")
         [[ $(cat "$out.status" 2>/dev/null) == 0 ]] || failed+=("$lang")
+        rm -f "$out.status"
     done
     if (( ${#failed[@]} )); then
         log "preprocessing failed for: ${failed[*]} (the errors are above; summaries in $WORK/pairs/en-LANG.log)"
