@@ -41,7 +41,7 @@ import torch.nn as nn
 
 from .errors import GraFusionError
 from .inference import graph_stages, load_model, predict
-from .preprocess.align import PRIORS_FILE, AlignmentPriors, LexicalAligner, estimate_priors
+from .preprocess.align import AlignmentPriors, LexicalAligner, estimate_priors, priors_to_apply
 from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
 from .preprocess.in_memory import InMemoryPipeline
 from .preprocess.mt_config import MTConfig
@@ -152,9 +152,9 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
     model, task = load_model(os.path.join(model_dir, checkpoint_file), data)
     priors = None
     if graph_stages(model)[0]:
-        default = os.path.join(model_dir, PRIORS_FILE)
-        if align_priors or (not align_extra and os.path.isfile(default)):
-            priors = AlignmentPriors.load(align_priors or default)
+        path = priors_to_apply(model_dir, align_priors, align_extra)
+        if path:
+            priors = AlignmentPriors.load(path)
         elif align_extra:
             priors = estimate_priors(*read_extra(align_extra, src_lang, tgt_lang))
     return GraFusionHubInterface(task, model, spm, dict_path, src_lang, tgt_lang, priors=priors, **kwargs)

@@ -63,7 +63,7 @@ def _depth_line(raw, limit=None):
     return line
 
 
-def _line_breaks(text):
+def has_line_break(text):
     """Whether ``text`` holds a character that ends a line for str.splitlines (``\\n``, ``\\r``,
     U+2028, U+0085, ...): ids are stored one per line."""
     return len((text + "x").splitlines()) > 1
@@ -122,7 +122,7 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                     where = _where(path, raw, qa.get("question"), qat)
                     raise GraFusionError(f"{where}: question {qa.get('question', '')[:60]!r} has no 'id'")
                 qid = str(qid)
-                if _line_breaks(qid):
+                if has_line_break(qid):
                     where = _where(path, raw, qa.get("question"), qat)
                     raise GraFusionError(f"{where}: question id {qid!r} contains a line break "
                                          "(ids are stored one per line); remove it from the id")

@@ -261,10 +261,7 @@ class SyntheticXMRC:
                         passages.append({"context": q["context"], "title": split})
                         questions.append({"id": f"{split}-{k}", "question": q["question"], "passage": k,
                                           "answers": [{"text": q["answer"], "answer_start": q["answer_start"]}]})
-                writer.fingerprints.update(manifest_fields(dict_path, {  # read when the manifest is written
-                    lang: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
-                                                          for q in questions})
-                    for lang, (passages, questions) in squad.items()}))
+                writer.fingerprints.update(manifest_fields(dict_path, squad))  # read when the manifest is written
             for lang, (passages, questions) in squad.items():
                 write_squad(os.path.join(data_dir, f"{split}.{lang}.json"), passages, questions)
         return data_dir

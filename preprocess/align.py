@@ -9,10 +9,12 @@ An alignment model can also be estimated once and applied to other text:
 :func:`estimate_priors` (eflomal's priors from a bitext, saved and loaded with
 :class:`AlignmentPriors`; :func:`eflomal_align_and_estimate` aligns the training split and returns
 the model of that run), then :func:`align_with_priors` (eflomal started from them, for whole
-splits: ``grafusion-preprocess`` aligns every other split so) or :class:`LexicalAligner` (in this process, for a few questions at a time: the hub).  Links are Pharaoh ``i-j`` pairs
-(source word i, target word j), the format GIZA++, fast_align, eflomal and awesome-align write;
+splits: ``grafusion-preprocess`` aligns every other split so) or :class:`LexicalAligner` (in
+this process, for a few questions at a time: the hub).  Links are Pharaoh ``i-j`` pairs (source
+word i, target word j), the format GIZA++, fast_align, eflomal and awesome-align write;
 :func:`read_pharaoh` imports such a file, checked against the word counts.
 """
+import os
 import re
 
 import numpy as np
@@ -143,10 +145,20 @@ def _symmetrise_line(item):
     return grow_diag_final_and(f_links, r_links, n_src, n_tgt)
 
 
-def _symmetrise(forward, reverse, lens, map_fn=map):
-    """Links of every line pair; ``map_fn`` may spread the lines over processes."""
-    return list(map_fn(_symmetrise_line, [(k, forward[k], reverse[k], lens[k])
-                                          for k in range(len(lens))]))
+def _symmetrise(forward, reverse, src_lines, tgt_lines, map_fn=map):
+    """Links of every pair of ``src_lines`` / ``tgt_lines`` (the first lines of ``forward`` /
+    ``reverse``); ``map_fn`` may spread the lines over processes."""
+    return list(map_fn(_symmetrise_line, [(k, forward[k], reverse[k], (len(s.split()), len(t.split())))
+                                          for k, (s, t) in enumerate(zip(src_lines, tgt_lines))]))
+
+
+def _with_extra(src_lines, tgt_lines, extra):
+    """The aligner's training text: the line pairs, then ``extra``'s (if any)."""
+    src_all, tgt_all = list(src_lines), list(tgt_lines)
+    if extra is not None:
+        src_all += list(extra[0])
+        tgt_all += list(extra[1])
+    return src_all, tgt_all
 
 
 def _check_pairs(src_lines, tgt_lines):
@@ -166,20 +178,24 @@ def eflomal_align(src_lines, tgt_lines, extra=None, map_fn=map, seed=eflomal_run
     list of link lists, one per input pair.
     """
     _check_pairs(src_lines, tgt_lines)
-    n = len(src_lines)
-    if n == 0:
+    if not src_lines:
         return []
-    src_all, tgt_all = list(src_lines), list(tgt_lines)
-    if extra is not None:
-        src_all += list(extra[0])
-        tgt_all += list(extra[1])
-    forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix, processes=processes)
-    lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
-    return _symmetrise(forward, reverse, lens, map_fn)
+    forward, reverse = _eflomal_links(*_with_extra(src_lines, tgt_lines, extra), seed=seed,
+                                      tmp_prefix=tmp_prefix, processes=processes)
+    return _symmetrise(forward, reverse, src_lines, tgt_lines, map_fn)
 
 
 # -- an alignment model estimated once, applied to any text -------------------------------------
-PRIORS_FILE = "alignment.priors"  # beside a model: the hub loads it
+PRIORS_FILE = "alignment.priors"  # beside a model: the hub and grafusion-predict --qa load it
+
+
+def priors_to_apply(model_dir, align_priors=None, align_extra=None):
+    """The alignment model a model's questions are aligned with: ``align_priors``, else
+    ``PRIORS_FILE`` in ``model_dir`` unless ``align_extra`` asks for one estimated anew, else None."""
+    if align_priors or align_extra:
+        return align_priors
+    beside = os.path.join(model_dir, PRIORS_FILE)
+    return beside if os.path.isfile(beside) else None
 
 
 class AlignmentPriors:
@@ -254,15 +270,11 @@ def eflomal_align_and_estimate(src_lines, tgt_lines, extra=None, map_fn=map, see
     line pair, AlignmentPriors)``, the priors over the links of every line pair and of ``extra``
     (the training split's run, whose model the other splits then apply)."""
     _check_pairs(src_lines, tgt_lines)
-    src_all, tgt_all = list(src_lines), list(tgt_lines)
-    if extra is not None:
-        src_all += list(extra[0])
-        tgt_all += list(extra[1])
+    src_all, tgt_all = _with_extra(src_lines, tgt_lines, extra)
     if not src_all:
         raise GraFusionError("no parallel text to estimate the alignment priors from")
     forward, reverse = _eflomal_links(src_all, tgt_all, seed=seed, tmp_prefix=tmp_prefix, processes=processes)
-    lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
-    links = _symmetrise(forward, reverse, lens, map_fn)
+    links = _symmetrise(forward, reverse, src_lines, tgt_lines, map_fn)
     return links, priors_from_links(src_all, tgt_all, forward, reverse)
 
 
@@ -274,8 +286,7 @@ def align_with_priors(src_lines, tgt_lines, priors, map_fn=map, seed=eflomal_run
     if not src_lines:
         return []
     forward, reverse = _eflomal_links(list(src_lines), list(tgt_lines), priors, seed, tmp_prefix, processes)
-    lens = [(len(s.split()), len(t.split())) for s, t in zip(src_lines, tgt_lines)]
-    return _symmetrise(forward, reverse, lens, map_fn)
+    return _symmetrise(forward, reverse, src_lines, tgt_lines, map_fn)
 
 
 class LexicalAligner:

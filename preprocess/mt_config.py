@@ -72,15 +72,15 @@ class MTDirection:
         """``bpe_codes``, or the model directory's file of that BPE (fairseq's names)."""
         if self.bpe_codes:
             path = self.bpe_codes
+        elif self.bpe == "gpt2":
+            path = self.model
         else:
             found = [os.path.join(self.model, n) for n in DEFAULT_CODES[self.bpe]
-                     if n != "." and os.path.isfile(os.path.join(self.model, n))]
-            path = found[0] if found else None
-            if self.bpe == "gpt2":
-                path = self.model
-            if path is None:
+                     if os.path.isfile(os.path.join(self.model, n))]
+            if not found:
                 raise GraFusionError(f"{option}-bpe {self.bpe}: give {option}-bpe-codes FILE (no "
                                      f"{' or '.join(DEFAULT_CODES[self.bpe])} in {self.model})")
+            path = found[0]
         if self.bpe == "gpt2":
             missing = [n for n in GPT2_FILES if not os.path.isfile(os.path.join(path, n))]
             if missing:

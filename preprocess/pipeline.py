@@ -65,21 +65,14 @@ def check_inputs(cfg):
 
 
 def merge_shards(prefix, num_shards):
-    """Concatenate ``PREFIX.shard{i}of{K}`` splits into ``PREFIX`` (ids and fields kept)."""
+    """Concatenate ``PREFIX.shard{i}of{K}`` splits into ``PREFIX`` (ids, fields and languages
+    kept), file by file (:meth:`~fairseq_grafusion.data.PairWriter.append_split`)."""
     from fairseq_grafusion.data import PairReader, PairWriter
 
     readers = [PairReader(f"{prefix}.shard{i}of{num_shards}") for i in range(num_shards)]
-    fields = readers[0].fields
-    extra = [f for f in fields if f not in ("src.tok", "tgt.tok", "src.word", "tgt.word", "align",
-                                            "src.dep", "tgt.dep", "span")]
-    vocab = max(int(max(r.field("src.tok", i).max(), r.field("tgt.tok", i).max()))
-                for r in readers for i in range(len(r))) + 1
-    recorded = readers[0].meta.get("dictionary_sha256")
-    with PairWriter(prefix, max(vocab, 256), with_span="span" in fields, extra_fields=extra,
-                    fingerprints={"dictionary_sha256": recorded} if recorded else None) as writer:
-        for r in readers:
-            for i in range(len(r)):
-                writer.add(r.ids[i], **{f: r.field(f, i) for f in fields})
+    with PairWriter.like(readers[0], prefix) as writer:
+        for reader in readers:
+            writer.append_split(reader)
     return len(writer)
 
 

@@ -11,7 +11,7 @@ import os
 
 from fairseq_grafusion import digests
 from fairseq_grafusion.errors import GraFusionError
-from fairseq_grafusion.files import atomic_path, write_lines
+from fairseq_grafusion.files import write_lines
 from fairseq_grafusion.squad import read_squad, write_squad
 
 from . import align as align_mod
@@ -19,7 +19,8 @@ from . import units as unit_ops
 from .pairing import make_units
 from .parallel import check_line_counts, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
-from .workdir import StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, write_jsonl
+from .workdir import (StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, read_stamp,
+                      write_jsonl, write_stamp)
 
 
 def _shard(units, cfg):
@@ -39,7 +40,8 @@ def run_pairs(paths, cfg, src_file, tgt_file):
     translate with the ``--mt-*`` models) or line-aligned text files (``parallel`` chain); writes
     ``paths.units`` (passage and question units paired by question id, or sentence units)."""
     if paths.chain == "qa":
-        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang), mt=cfg.mt.fingerprint() if cfg.mt else None,
+        key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang),
+                          mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
                           shards=(cfg.num_shards, cfg.shard_id), version=1)
     else:
@@ -147,19 +149,14 @@ def read_extra(extra, src_lang, tgt_lang):
 
 
 def _priors_key(path):
-    """The key the run's alignment model was estimated with (its ``.key`` file), or None."""
-    try:
-        with open(path + ".key", encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError:
-        return None
+    """The key the run's alignment model was estimated with (its ``.key`` stamp), or None."""
+    return read_stamp(path + ".key")
 
 
 def _save_priors(priors, path, key):
     """Write the alignment model, then its key (a model without a current key is re-estimated)."""
     priors.save(path)
-    with atomic_path(path + ".key") as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(key + "\n")
+    write_stamp(path + ".key", key)
 
 
 def _alignment_model(paths, cfg):
@@ -242,11 +239,10 @@ def run_align(paths, cfg):
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u["kind"] == "q" for u in units):
         unit_ops.project_answers(units, words, records, s.counts)
-    report = {"model": model, "unaligned": {cfg.src_lang: s["unaligned src word ratio"],
-                                            cfg.tgt_lang: s["unaligned tgt word ratio"]}}
-    if cfg.src_lang == cfg.tgt_lang:
-        report["unaligned"] = {f"src:{cfg.src_lang}": s["unaligned src word ratio"],
-                               f"tgt:{cfg.tgt_lang}": s["unaligned tgt word ratio"]}
+    names = ((f"src:{cfg.src_lang}", f"tgt:{cfg.tgt_lang}") if cfg.src_lang == cfg.tgt_lang
+             else (cfg.src_lang, cfg.tgt_lang))  # English paired with itself: two entries
+    report = {"model": model, "unaligned": dict(zip(names, (s["unaligned src word ratio"],
+                                                            s["unaligned tgt word ratio"])))}
     write_jsonl(paths.align, records, "align", key, header={"alignment": report})
     if priors is not None:
         _save_priors(priors, model_file, key)
@@ -325,11 +321,8 @@ def _binary_current(paths, key, cfg):
     ``key``, the manifest was written for ``key`` and every file of the split is the one it
     records."""
     meta = f"{paths.prefix}.meta.json"
-    if cfg.force or not os.path.exists(meta) or not os.path.exists(paths.binarize_key):
+    if cfg.force or not os.path.exists(meta) or read_stamp(paths.binarize_key) != key:
         return False
-    with open(paths.binarize_key, encoding="utf-8") as f:
-        if f.read().strip() != key:
-            return False
     try:
         with open(meta, encoding="utf-8") as f:
             manifest = json.load(f)
@@ -341,17 +334,6 @@ def _binary_current(paths, key, cfg):
     return all(os.path.exists(f"{paths.prefix}.{name}") for name in manifest["files"])
 
 
-def _fingerprints(dict_path, golds):
-    """The manifest's fingerprints: the dictionary, and per stream the contexts of the gold files
-    (``golds``: ``{side: (passages, questions)}``)."""
-    from fairseq_grafusion.data.fingerprints import manifest_fields
-
-    contexts = {side: ([q["id"] for q in questions], {q["id"]: passages[q["passage"]]["context"]
-                                                      for q in questions})
-                for side, (passages, questions) in golds.items()}
-    return manifest_fields(dictionary=dict_path, contexts=contexts)
-
-
 def run_binarize(paths, cfg):
     """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
     ``--spm`` and ``--dict``; writes ``dict.txt`` beside the splits, then the binary split
@@ -360,6 +342,7 @@ def run_binarize(paths, cfg):
     without spans; the manifest records ``key``, the fingerprint of the inputs and options) and,
     last, the stamp ``paths.binarize_key`` (removed first, so a killed run leaves none)."""
     from fairseq_grafusion.data import PairWriter
+    from fairseq_grafusion.data.fingerprints import manifest_fields
 
     from .binarize import copy_dictionary
     from .encode import Encoder
@@ -401,11 +384,10 @@ def run_binarize(paths, cfg):
                 ids.add(prepared[0])
         golds = {side: unit_ops.gold_questions(units, aligns, ids, side) for side in ("src", "tgt")} \
             if with_span else {}
-        writer.fingerprints = _fingerprints(cfg.dict, golds)
+        writer.fingerprints = manifest_fields(cfg.dict, golds)
         for side, gold in golds.items():
             write_squad(writer.companion(f"{paths.prefix}.{side}.json"), *gold)
-    with atomic_path(paths.binarize_key) as tmp, open(tmp, "w") as f:
-        f.write(key + "\n")  # the stamp, last
+    write_stamp(paths.binarize_key, key)  # the stamp, last
     s["examples out (windows)" if with_span else "examples out"] = len(writer)
     if with_span:
         s["questions out"] = len(ids)

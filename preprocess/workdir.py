@@ -90,6 +90,21 @@ def key_of(path):
     return header.get("key") if header else None
 
 
+def write_stamp(path, key):
+    """A stamp: a file holding the key of what it vouches for (written atomically, last)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+
+
+def read_stamp(path):
+    """The key a stamp holds, or None without one."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def is_current(path, stage, key):
     """True when ``path`` is a complete output of ``stage`` made from the same inputs."""
     header = read_header(path)

@@ -42,6 +42,29 @@ def shared_once(tmp_path_factory, name, build):
         return pickle.loads(result.read_bytes())
 
 
+def setup_kwargs():
+    """What ``setup.py`` passes to ``setuptools.setup`` (run in the repository, setup not called)."""
+    import runpy
+
+    import setuptools
+
+    captured = {}
+    real, cwd = setuptools.setup, os.getcwd()
+    setuptools.setup = lambda **kwargs: captured.update(kwargs)
+    try:
+        os.chdir(REPO)
+        runpy.run_path(os.path.join(REPO, "setup.py"))
+    finally:
+        os.chdir(cwd)
+        setuptools.setup = real
+    return captured
+
+
+def console_scripts(kwargs):
+    """``{command: module:function}`` of setup's entry points."""
+    return dict(s.replace(" ", "").split("=") for s in kwargs["entry_points"]["console_scripts"])
+
+
 def run_fairseq(module, *args, timeout=600, check=True):
     """Run ``python -m fairseq_cli.<module> ...`` with the plugin; returns the completed process."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
@@ -66,23 +89,34 @@ def preprocess(*args, check=True):
     return proc
 
 
+def start_logged(command, log, env):
+    """``command`` started in the repository, its stdout and stderr into the file ``log``:
+    ``(process, log file)`` for :func:`finish_logged`."""
+    out = open(log, "w+")
+    return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL), out
+
+
+def finish_logged(started, timeout=600):
+    """``(exit code, log text)`` of a :func:`start_logged` process, once it has ended."""
+    proc, out = started
+    code = proc.wait(timeout=timeout)
+    out.seek(0)
+    text = out.read()
+    out.close()
+    return code, text
+
+
 def train_workers(args, log_dir, rank_args=lambda rank: [], world=2, timeout=900):
     """``world`` fairseq-train processes (``--distributed-rank`` r plus ``rank_args(r)``), run
     to the end; returns their logs (stdout and stderr), rank 0 first."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    logs = [open(os.path.join(log_dir, f"rank{r}.log"), "w+") for r in range(world)]
-    procs = [subprocess.Popen([sys.executable, "-m", "fairseq_cli.train", *map(str, args),
-                               "--distributed-rank", str(r), *rank_args(r)], stdout=logs[r],
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=env)
-             for r in range(world)]
-    codes = [p.wait(timeout=timeout) for p in procs]
-    text = []
-    for f in logs:
-        f.seek(0)
-        text.append(f.read())
-        f.close()
-    assert codes == [0] * world, f"exit codes {codes}:\n" + "\n".join(t[-3000:] for t in text)
-    return text
+    started = [start_logged([sys.executable, "-m", "fairseq_cli.train", *map(str, args),
+                             "--distributed-rank", str(r), *rank_args(r)],
+                            os.path.join(log_dir, f"rank{r}.log"), env) for r in range(world)]
+    codes, text = zip(*[finish_logged(s, timeout) for s in started])
+    assert list(codes) == [0] * world, f"exit codes {list(codes)}:\n" + "\n".join(t[-3000:] for t in text)
+    return list(text)
 
 
 def train_args(data, save_dir, *extra, updates=250, arch="grafusion_tiny"):
@@ -143,7 +177,6 @@ def moses_bpe_mt(tmp_path_factory):
     BPE'd files {train,valid}.{en,ro})."""
     def build(tmp):
         import io
-        import shutil
         import types
 
         from sacremoses import MosesTokenizer

@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import REPO
 from fairseq_grafusion.cli import evaluate
 from fairseq_grafusion.data import PairReader, PairWriter
 from fairseq_grafusion.errors import GraFusionError
@@ -23,10 +24,9 @@ from fairseq_grafusion.preprocess.config import PipelineConfig
 from fairseq_grafusion.preprocess.parallel import read_parallel
 from fairseq_grafusion.preprocess.parse import read_conllu
 from fairseq_grafusion.preprocess.workdir import SplitPaths
-from fairseq_grafusion.squad import load_json, read_gold, read_squad
+from fairseq_grafusion.squad import load_json, read_gold, read_squad, write_squad
 from fairseq_grafusion.synthetic import SyntheticXMRC
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "examples", "sample")
 EN, RO = os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa", "valid.ro.json")
 SPM, DICT = os.path.join(SAMPLE, "spm", "sentencepiece.bpe.model"), os.path.join(SAMPLE, "spm", "dict.txt")
@@ -41,9 +41,8 @@ def one_line(excinfo, *fragments):
 
 
 def squad(path, context="Ana are mere.", answers=({"text": "mere", "answer_start": 8},), qid="q1"):
-    data = {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": [
-        {"id": qid, "question": "Ce are Ana?", "answers": list(answers)}]}]}]}
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    write_squad(str(path), [{"title": "t", "context": context}],
+                [{"passage": 0, "id": qid, "question": "Ce are Ana?", "answers": list(answers)}])
     return str(path)
 
 

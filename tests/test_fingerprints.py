@@ -1,7 +1,6 @@
 """The dictionary and the contexts a split was made from travel with it and with the checkpoint:
 another dict.txt (same size or smaller), a --gold file of the other stream or language, and a
 pre-training checkpoint given to --restore-file are each one line, before anything is decoded."""
-import hashlib
 import json
 import os
 import shutil
@@ -12,14 +11,11 @@ import torch
 import fairseq_grafusion.plugin  # noqa: F401
 from conftest import USER_DIR, run_fairseq, train_args
 from fairseq_grafusion.checkpoint_compat import load_state
+from fairseq_grafusion.data.fingerprints import file_sha256
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.inference import load_model, predict_split
 from fairseq_grafusion.synthetic import SyntheticXMRC
 from test_pretrain_loss import build
-
-
-def sha256(path):
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +33,17 @@ def trained(tmp_path_factory):
     return data, str(tmp / "ck" / "checkpoint_last.pt"), str(tmp / "pck" / "checkpoint_last.pt")
 
 
-def other_dictionary(data, tmp_path, smaller):
-    """A copy of ``data`` whose dict.txt has two entries swapped (same size) or its last 5 dropped."""
-    copy = tmp_path / ("smaller" if smaller else "swapped")
+def other_dictionary(data, copy, edit):
+    """A copy of ``data`` at ``copy`` whose dict.txt lines are ``edit(lines)``."""
     shutil.copytree(data, copy)
     lines = (copy / "dict.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-    lines = lines[:-5] if smaller else [lines[1], lines[0]] + lines[2:]
-    (copy / "dict.txt").write_text("".join(lines), encoding="utf-8")
+    (copy / "dict.txt").write_text("".join(edit(lines)), encoding="utf-8")
     return str(copy)
 
 
 def test_the_dictionary_travels_with_split_and_checkpoint(trained):
     data, ckpt, _ = trained
-    expected = sha256(os.path.join(data, "dict.txt"))
+    expected = file_sha256(os.path.join(data, "dict.txt"))
     assert load_state(ckpt)["task_state"]["dictionary_sha256"] == expected
     for split in ("train", "valid"):
         with open(os.path.join(data, f"{split}.meta.json"), encoding="utf-8") as f:
@@ -59,7 +53,8 @@ def test_the_dictionary_travels_with_split_and_checkpoint(trained):
 @pytest.mark.parametrize("smaller", [False, True])
 def test_another_dictionary_is_one_line_in_predict_and_training(trained, tmp_path, smaller):
     data, ckpt, _ = trained
-    copy = other_dictionary(data, tmp_path, smaller)
+    copy = other_dictionary(data, tmp_path / ("smaller" if smaller else "swapped"),
+                            (lambda lines: lines[:-5]) if smaller else (lambda lines: [lines[1], lines[0]] + lines[2:]))
     with pytest.raises(GraFusionError) as e:  # grafusion-predict, the hub, plot-attention
         load_model(ckpt, copy)
     message = str(e.value)
@@ -97,16 +92,14 @@ def test_restore_file_of_pretraining_is_one_line(trained, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("fairseq-grafusion: error: --restore-file " + pretrained), last
     assert "'sa_graph_pretrain'" in last and f"--pretrained-sagraph {pretrained}" in last
-    assert not any(name.startswith("checkpoint") for name in os.listdir(save)) if save.exists() else True
+    assert not save.exists() or not any(name.startswith("checkpoint") for name in os.listdir(save))
 
 
 def test_smaller_dictionary_without_fingerprints(trained, tmp_path):
     """Checkpoints and splits written before the fingerprints: the sizes are still checked."""
     data, ckpt, _ = trained
     copy = tmp_path / "old"
-    shutil.copytree(data, copy)
-    lines = (copy / "dict.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-    (copy / "dict.txt").write_text("".join(lines[:20]), encoding="utf-8")
+    other_dictionary(data, copy, lambda lines: lines[:20])
     meta = json.loads((copy / "valid.meta.json").read_text())
     del meta["dictionary_sha256"], meta["contexts_sha256"]
     (copy / "valid.meta.json").write_text(json.dumps(meta))

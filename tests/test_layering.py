@@ -11,13 +11,13 @@
 """
 import ast
 import os
-import runpy
 import subprocess
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, console_scripts, setup_kwargs
+
 # the installed package and where each of its parts lives in the repository
 ROOTS = {"fairseq_grafusion": os.path.join(REPO, "fairseq_grafusion"),
          "fairseq_grafusion.preprocess": os.path.join(REPO, "preprocess")}
@@ -119,18 +119,13 @@ def test_module_level_imports_have_no_cycle(graph):
     assert not any(is_command(t) for t, _, _ in graph["fairseq_grafusion.hub"])
 
 
-def test_setup_declares_no_top_level_preprocess(monkeypatch):
-    import setuptools
-
-    captured = {}
-    monkeypatch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
-    monkeypatch.chdir(REPO)
-    runpy.run_path(os.path.join(REPO, "setup.py"))
+def test_setup_declares_no_top_level_preprocess():
+    captured = setup_kwargs()
     packages = captured["packages"]
     assert "fairseq_grafusion.preprocess" in packages
     assert not [p for p in packages if p.split(".")[0] != "fairseq_grafusion"]
     assert captured["package_dir"] == {"fairseq_grafusion.preprocess": "preprocess"}
-    scripts = dict(s.replace(" ", "").split("=") for s in captured["entry_points"]["console_scripts"])
+    scripts = console_scripts(captured)
     assert scripts["grafusion-preprocess"] == "fairseq_grafusion.preprocess.cli:cli_main"
 
 

@@ -16,6 +16,7 @@ from fairseq_grafusion.hub import GraFusionHubInterface
 from fairseq_grafusion.inference import graph_stages
 from fairseq_grafusion.models import FilterConfig, FilterModel
 from fairseq_grafusion.models.grafusion import GraFusionConfig, GraFusionModel
+from fairseq_grafusion.squad import read_gold
 
 SPM = os.path.join(REPO, "examples", "sample", "spm")
 QA = os.path.join(REPO, "examples", "sample", "qa")
@@ -97,8 +98,7 @@ def test_no_fusion_qa_skips_alignment_and_parsing(checkpoints, tmp_path, monkeyp
         with pytest.raises(ImportError):  # the trick works: eflomal really cannot run
             align_mod._eflomal_links(["a b"], ["a b"])
         raw = qa_predict(paths["no-fusion"], tmp_path / "raw.json", *RAW)
-    gold = json.load(open(os.path.join(QA, "valid.ro.json"), encoding="utf-8"))
-    ids = {qa["id"] for a in gold["data"] for p in a["paragraphs"] for qa in p["qas"]}
+    ids = set(read_gold(os.path.join(QA, "valid.ro.json"))[1])
     assert set(raw[0]) == ids and raw[0] == full[0]
     for qid in ids:
         assert [e["text"] for e in raw[1][qid]] == [e["text"] for e in full[1][qid]]

@@ -17,7 +17,8 @@ import time
 
 import pytest
 
-from conftest import REPO, USER_DIR
+from conftest import REPO
+from test_pretrain_loss import build
 
 SAMPLE = os.path.join(REPO, "examples", "sample")
 QA = ["--qa", "valid", os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa", "valid.ro.json")]
@@ -162,23 +163,13 @@ def test_kill_during_the_renames_of_a_split(clean, hook, tmp_path):
     assert "\n" not in message
     assert f"{prefix}.align.bin: not the file {prefix}.meta.json was written with" in message, message
     with pytest.raises(GraFusionError) as e:
-        xmrc_span_task(out / "qa-bin").load_dataset("valid")
+        build(str(out / "qa-bin"), "xmrc_span")[0].load_dataset("valid")
     assert str(e.value) == message
     assert len(left) == 20, left
     rerun = ok(preprocess("all", "--out", out, *ARGS))
     assert "removed 20 temporary files of an interrupted run" in rerun.stdout, rerun.stdout
     assert_same_outputs(out, clean)
     assert len(PairReader(str(prefix))) > 0
-
-
-def xmrc_span_task(data):
-    import fairseq_grafusion.plugin  # noqa: F401
-    from fairseq import options, tasks
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-
-    args = options.parse_args_and_arch(options.get_training_parser(), [
-        str(data), "--user-dir", USER_DIR, "--task", "xmrc_span", "--arch", "grafusion_tiny"])
-    return tasks.setup_task(convert_namespace_to_omegaconf(args).task)
 
 
 def alive(pid):

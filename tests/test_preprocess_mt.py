@@ -12,6 +12,7 @@ from fairseq_grafusion.data import PairReader
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.preprocess import translate
 from fairseq_grafusion.preprocess.mt_config import MTConfig, MTDirection
+from fairseq_grafusion.preprocess.text_formats import remove_bpe
 
 SAMPLE = os.path.join(REPO, "examples", "sample")
 RO_QA = os.path.join(SAMPLE, "qa", "valid.ro.json")
@@ -81,7 +82,7 @@ def test_fastbpe_codes_apply_as_fastbpe_does(moses_bpe_mt):
     lines = []
     for lang in ("en", "ro"):  # the tokenised lines: the BPE'd corpus without its marks
         with open(os.path.join(mt.text, f"train.{lang}"), encoding="utf-8") as f:
-            lines += [line.replace("@@ ", "") for line in f.read().splitlines()]
+            lines += [remove_bpe(line) for line in f.read().splitlines()]
     got = [ours.encode(line) for line in lines]
     assert got == [reference.process_line(line) for line in lines]
     assert sum("@@" in g for g in got) > len(lines) // 2

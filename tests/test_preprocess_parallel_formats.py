@@ -7,18 +7,13 @@ import numpy as np
 
 from conftest import REPO
 from fairseq_grafusion.data import PairReader
-from fairseq_grafusion.preprocess.parallel import read_parallel
+from fairseq_grafusion.preprocess.parallel import read_lines, read_parallel
 
 SAMPLE = os.path.join(REPO, "examples", "sample")
 
 
 def raw_lines(split, lang):
-    with open(os.path.join(SAMPLE, "parallel", f"{split}.{lang}"), encoding="utf-8") as f:
-        return f.read().splitlines()
-
-
-def texts(units, side):
-    return {u["uid"]: u[side] for u in units}
+    return read_lines(os.path.join(SAMPLE, "parallel", f"{split}.{lang}"))
 
 
 def test_formats_restore_the_raw_text(moses_bpe_mt, tmp_path):

@@ -301,28 +301,26 @@ def test_nfkc_offsets_point_at_the_original_characters(tmp_path):
         assert text[:starts[0]].strip() == "" and text[ends[-1]:].strip() == ""
 
 
-def reproduction(enc, examples, lang):
-    """``(reproduced, representable, cut)`` answers of ``examples`` from the tokens and offsets of
-    :class:`binarize.Encoded` (what the binarized split stores): reproduced exactly, with both
-    ends at piece boundaries (SentencePiece's own offsets), and those lost to the clause
-    punctuation cut (:func:`.encode.answer_ends`) with the text they give instead."""
-    reproduced, representable, cut = 0, 0, []
+def reproduction(enc, examples, lang, cut=True):
+    """``(reproduced, lost)``: how many answers of ``examples`` are reproduced exactly from the
+    tokens and offsets of :class:`binarize.Encoded` (what the binarized split stores; with
+    ``cut=False`` the pieces' own ends, before :func:`.encode.answer_ends`), and those whose ends
+    are piece boundaries (SentencePiece's own offsets) but that are not, with the text they give."""
+    reproduced, lost = 0, []
     cache = {}
     for qid, context, _, answer in examples:
         if context not in cache:
-            p = binarize.Encoded(enc, context, tokenize(context, lang), passage=True)
+            p = binarize.Encoded(enc, context, tokenize(context, lang), passage=cut)
             cache[context] = (p.starts, p.ends, piece_boundaries(enc, context))
         starts, ends, (piece_starts, piece_ends) = cache[context]
         a, b = answer["answer_start"], answer["answer_start"] + len(answer["text"])
         first, last = char_span_to_tokens(starts, ends, a, b)
         got = context[starts[first]:ends[last]]
         reproduced += got == answer["text"]
-        if a in piece_starts and b in piece_ends:
-            representable += 1
-            if got != answer["text"]:
-                cut.append((qid, answer["text"], got))
+        if a in piece_starts and b in piece_ends and got != answer["text"]:
+            lost.append((qid, answer["text"], got))
         assert first <= last and starts[first] <= a  # never an answer lost at its start
-    return reproduced, representable, cut
+    return reproduced, lost
 
 
 @pytest.mark.parametrize("name", sorted(datasets()) if XQUAD_LANGS else ["none"])
@@ -333,7 +331,7 @@ def test_gold_answers_reproduced_from_tokens(xlmr_like, name):
     if name == "none":
         pytest.skip("no XQuAD files")
     lang, examples = datasets()[name]
-    reproduced, representable, cut = reproduction(xlmr_like, examples, lang)
+    reproduced, cut = reproduction(xlmr_like, examples, lang)
     for qid, gold, got in cut:
         assert gold.startswith(got) and gold[len(got):] and \
             all(ch in CLAUSE_PUNCTUATION for ch in gold[len(got):]), (name, qid, gold, got)

@@ -10,13 +10,13 @@ import importlib
 import io
 import os
 import re
-import runpy
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, console_scripts, setup_kwargs
+from fairseq_grafusion.cli.user_dir import user_dir
 from readme_blocks import MARKERS, README, blocks, commands
 
 BLOCKS = blocks()
@@ -24,23 +24,7 @@ BASH = [b for b in BLOCKS if b.lang == "bash"]
 REPO_DIRS = ("examples/", "tests/", "fairseq_grafusion/", "preprocess/", ".ci/")
 
 
-def setup_kwargs():
-    import setuptools
-
-    captured = {}
-    real = setuptools.setup
-    setuptools.setup = lambda **kwargs: captured.update(kwargs)
-    try:
-        cwd = os.getcwd()
-        os.chdir(REPO)
-        runpy.run_path(os.path.join(REPO, "setup.py"))
-    finally:
-        os.chdir(cwd)
-        setuptools.setup = real
-    return captured
-
-
-SCRIPTS = dict(s.replace(" ", "").split("=") for s in setup_kwargs()["entry_points"]["console_scripts"])
+SCRIPTS = console_scripts(setup_kwargs())
 
 
 def test_markers_are_known_and_sit_on_bash_blocks():
@@ -86,12 +70,6 @@ def test_files_and_scripts_named_exist(block):
             proc = subprocess.run(["bash", "-n", os.path.join(REPO, argv[1])], capture_output=True,
                                   text=True)
             assert proc.returncode == 0, f"{block}: {argv[1]}: {proc.stderr}"
-
-
-def user_dir():
-    from fairseq_grafusion.cli.user_dir import user_dir as installed
-
-    return installed()
 
 
 def parse_fairseq(command, argv):

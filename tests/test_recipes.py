@@ -7,25 +7,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, finish_logged, start_logged
 
 
-def _start(command, env, log):
-    out = open(log, "w+")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL), out
-
-
-def _finish(proc, out, timeout=600):
-    code = proc.wait(timeout=timeout)
-    out.seek(0)
-    text = out.read()
-    out.close()
+def _finish(started):
+    code, text = finish_logged(started)
     assert code == 0, f"exit code {code}:\n{text[-4000:]}"
     return text
 
@@ -50,17 +40,17 @@ def test_readme_command_1_and_the_recipe_miniatures(xquad_pairs, tmp_path):
         shutil.copytree(directory, sample / f"en-{xx}")
     binary = sample / "en-de" / "qa-bin" / "valid.src.tok.bin"
     stamp = os.path.getmtime(binary)
-    jobs = {"sample": _start(["bash", "examples/run_sample.sh"], dict(env, OUT=str(sample), UPDATES="3"),
-                             tmp_path / "sample.log")}
+    jobs = {"sample": start_logged(["bash", "examples/run_sample.sh"], tmp_path / "sample.log",
+                                   dict(env, OUT=str(sample), UPDATES="3"))}
     recipes = {"mlqa": ("de zh ar", "filter"), "tydiqa": ("de ar", "ad")}
     for recipe, (langs, variants) in recipes.items():
         work = tmp_path / recipe
         for xx in langs.split():
             shutil.copytree(xquad_pairs[xx], work / "pairs" / f"en-{xx}")
-        jobs[recipe] = _start(["bash", f"examples/{recipe}/run.sh"],
-                              dict(env, MINI="1", WORK=str(work), VARIANTS=variants, SEEDS="1 2",
-                                   UPDATES="2"), tmp_path / f"{recipe}.log")
-    logs = {name: _finish(*job) for name, job in jobs.items()}
+        jobs[recipe] = start_logged(["bash", f"examples/{recipe}/run.sh"], tmp_path / f"{recipe}.log",
+                                    dict(env, MINI="1", WORK=str(work), VARIANTS=variants, SEEDS="1 2",
+                                         UPDATES="2"))
+    logs = {name: _finish(job) for name, job in jobs.items()}
 
     # README command 1: the pairs reused, every language validated, the table with Avg.
     text = logs["sample"]
@@ -87,7 +77,7 @@ def test_readme_command_1_and_the_recipe_miniatures(xquad_pairs, tmp_path):
         for seed in (1, 2):
             assert (work / "scores" / f"{variants}.seed{seed}.json").is_file()
             assert (work / "runs" / f"{variants}.seed{seed}" / "checkpoint_last.pt").is_file()
-        (name, cells), = rows.items()
+        (_, cells), = rows.items()
         assert cells[-1] == "2", (recipe, cells)
         print(recipe, table)
     # TyDiQA-GoldP: ar plays a language without a parser, so the +ad row reads n/a there and its

@@ -6,9 +6,11 @@ for :class:`fairseq_grafusion.preprocess.mt_config.MTConfig`.
 set one direction and take precedence.  The names are fairseq-interactive's (``--path``,
 ``--tokenizer``, ``--bpe``, ``--bpe-codes``, ``--beam``) under an ``--mt-`` prefix.
 """
+import dataclasses
+
 from ..preprocess.mt_config import BPES, ROLES, TOKENIZERS, MTConfig, MTDirection
 
-_FIELDS = ("model", "checkpoint", "data", "tokenizer", "bpe", "bpe_codes", "beam")
+_FIELDS = tuple(f.name for f in dataclasses.fields(MTDirection))  # --mt-NAME, --mt-ROLE-NAME
 
 
 def add_mt_arguments(parser):

@@ -144,12 +144,10 @@ class PredictConfig:
     def priors_file(self):
         """``--align-priors``, else ``alignment.priors`` beside the checkpoint (where the hub
         looks too) unless ``--align-extra`` asks for a model estimated here, else None."""
-        from ..preprocess.align import PRIORS_FILE
+        from ..preprocess.align import priors_to_apply
 
-        if self.align_priors or self.align_extra:
-            return self.align_priors
-        beside = os.path.join(os.path.dirname(os.path.abspath(self.path)), PRIORS_FILE)
-        return beside if os.path.isfile(beside) else None
+        return priors_to_apply(os.path.dirname(os.path.abspath(self.path)), self.align_priors,
+                               self.align_extra)
 
 
 def main(argv=None):

@@ -41,14 +41,19 @@ def contexts_sha256(ids, contexts):
     return h.hexdigest()
 
 
-def manifest_fields(dictionary=None, contexts=None):
+def manifest_fields(dictionary=None, golds=None):
     """What :class:`~.pair_binary.PairWriter` adds to a split's manifest: ``dictionary`` (a
-    ``dict.txt`` path) and ``contexts`` (``{stream: (ids, {id: context})}``), each optional."""
+    ``dict.txt`` path) and ``golds``, the gold files of the split's streams as
+    :func:`~fairseq_grafusion.squad.read_squad` gives them (``{stream: (passages, questions)}``),
+    each optional."""
     fields = {}
     if dictionary:
         fields[DICTIONARY] = file_sha256(dictionary)
-    if contexts:
-        fields[CONTEXTS] = {stream: contexts_sha256(ids, by_id) for stream, (ids, by_id) in contexts.items()}
+    if golds:
+        fields[CONTEXTS] = {
+            stream: contexts_sha256([q["id"] for q in questions],
+                                    {q["id"]: passages[q["passage"]]["context"] for q in questions})
+            for stream, (passages, questions) in golds.items()}
     return fields
 
 

@@ -52,6 +52,7 @@ from fairseq.data import indexed_dataset
 from .. import digests
 from ..errors import GraFusionError
 from ..files import AtomicFiles, is_write_error
+from ..squad import has_line_break
 from . import fingerprints
 
 FORMAT_NAME = "grafusion-pairs"
@@ -96,7 +97,7 @@ class ExampleLayout:
     def prepare(self, example_id, fields):
         """``(id, [bytes per field], [length per field])``: the example checked
         (:func:`check_example`, value ranges; a problem is one line naming it) and cast."""
-        if len((str(example_id) + "x").splitlines()) > 1:  # ids.txt holds one id per line
+        if has_line_break(str(example_id)):  # ids.txt holds one id per line
             raise GraFusionError(f"{self.prefix}: example id {example_id!r} contains a line break")
         example = {k.replace("_", "."): _as_int_array(v, k) for k, v in fields.items()}
         missing = [f for f in self.fields if f not in example]
@@ -345,18 +346,17 @@ class PairWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
+        if exc is None:
             try:
                 self.close()
-            except BaseException as e:
-                self.abort()
-                if is_write_error(e, None):
-                    raise GraFusionError(f"cannot write {self.prefix}.*: {e.strerror or e}") from None
-                raise
-        else:
-            self.abort()
-            if is_write_error(exc, None):
-                raise GraFusionError(f"cannot write {self.prefix}.*: {exc.strerror or exc}") from None
+                return False
+            except BaseException as e:  # close failed: nothing is left, and what it raised is raised
+                exc = e
+        self.abort()
+        if is_write_error(exc, None):
+            raise GraFusionError(f"cannot write {self.prefix}.*: {exc.strerror or exc}") from None
+        if exc_type is None:
+            raise exc
         return False
 
 
@@ -365,11 +365,7 @@ class _EmptyField:
     model without them): its data file has 0 bytes, which numpy cannot map, so fairseq's
     ``MMapIndexedDataset`` cannot open it."""
 
-    def __init__(self, prefix):
-        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(prefix))
-        if index.sizes.any():
-            raise GraFusionError(f"{prefix}.bin is empty but its index holds "
-                                 f"{int(index.sizes.sum())} values; re-run grafusion-preprocess binarize")
+    def __init__(self, index):
         self.sizes = index.sizes
         self._empty = torch.from_numpy(np.empty(0, dtype=index.dtype))
 
@@ -513,7 +509,7 @@ def _open_field(prefix):
         raise GraFusionError(f"{prefix}.bin: {found} bytes, its index describes {expected} (a "
                              "truncated or damaged copy); copy or binarize the split again")
     if found == 0:  # numpy cannot mmap an empty file
-        return _EmptyField(prefix)
+        return _EmptyField(index)
     return indexed_dataset.MMapIndexedDataset(prefix)
 
 

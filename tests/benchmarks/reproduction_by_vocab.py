@@ -17,26 +17,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import test_preprocess_tokens as T  # noqa: E402
-from fairseq_grafusion.preprocess import binarize  # noqa: E402
-from fairseq_grafusion.preprocess.encode import Encoder, char_span_to_tokens  # noqa: E402
-from fairseq_grafusion.preprocess.wordseg import tokenize  # noqa: E402
+from fairseq_grafusion.preprocess.encode import Encoder  # noqa: E402
 
 
 def rates(enc, data, cut):
     """``{file: % reproduced}`` with (``cut``) or without the clause-punctuation cut."""
-    out = {}
-    for name, (lang, examples) in sorted(data.items()):
-        ok, cache = 0, {}
-        for _, context, _, answer in examples:
-            if context not in cache:
-                p = binarize.Encoded(enc, context, tokenize(context, lang), passage=True)
-                cache[context] = (p.starts, p.ends if cut else enc.encode_text(context)[2])
-            starts, ends = cache[context]
-            a, b = answer["answer_start"], answer["answer_start"] + len(answer["text"])
-            first, last = char_span_to_tokens(starts, ends, a, b)
-            ok += context[starts[first]:ends[last]] == answer["text"]
-        out[name] = 100 * ok / len(examples)
-    return out
+    return {name: 100 * T.reproduction(enc, examples, lang, cut)[0] / len(examples)
+            for name, (lang, examples) in sorted(data.items())}
 
 
 def main():
