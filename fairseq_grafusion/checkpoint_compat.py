@@ -1,24 +1,20 @@
-"""Loading checkpoints safely: nothing in a checkpoint runs code, and nothing but our models is
-built from one.
+"""Loading checkpoints safely: nothing in a checkpoint runs code, and nothing but what the load
+allows is built from one.
 
-Two dangers, two guards:
+Two dangers, two guards, both in one loader (:func:`load_checkpoint_to_cpu`, which
+:func:`install` makes fairseq's own, so every path that builds from a file goes through it):
 
-* **Unpickling.**  Every load goes through ``torch.load(..., weights_only=True)``, which refuses
+* **Unpickling.**  The file is read with ``torch.load(..., weights_only=True)``, which refuses
   pickled classes.  fairseq checkpoints in the old format (XLM-R's ``model.pt``, fairseq's
-  translation models) and checkpoints of a criterion without a dataclass hold one class,
-  ``argparse.Namespace``; it is allowed, and only while *our* loads run (:func:`trusted_globals`),
-  not process-wide.  fairseq's own loader (``fairseq-train`` resuming, ``--finetune-from-model``,
-  ``--pretrained-xlmr``) is wrapped the same way by :func:`install`.  torch < 2.6 does not default
-  to ``weights_only`` inside fairseq: such a torch is refused with one line.
-* **Building.**  fairseq builds whatever model a checkpoint's configuration names, and some
-  architectures ``eval()`` configuration strings (``fconv``'s layer specs).  Before anything is
-  built, :func:`check_grafusion` requires one of our tasks and an architecture of one of our
-  models (``grafusion``, ``filter``), and
-  :func:`check_translation` a fairseq transformer of the direction asked for ``--mt-*-model``.
+  translation models) hold one class, ``argparse.Namespace``; it is allowed, and only while a
+  load runs (:func:`trusted_globals`), not process-wide.  torch < 2.6 is refused with one line.
+* **Building.**  fairseq builds whatever its rules read from the file's configuration, and some
+  classes ``eval()`` configuration strings.  Before anything of the file reaches OmegaConf or a
+  builder, :mod:`.checkpoint_policy` resolves what fairseq will build, exactly as fairseq does,
+  and refuses it unless the load's allow-list has it.
 """
 import argparse
 import contextlib
-import functools
 import os
 
 import torch
@@ -26,7 +22,6 @@ import torch
 from .errors import GraFusionError
 
 TRUSTED_GLOBALS = (argparse.Namespace,)
-OUR_TASKS = ("xmrc_span", "sa_graph_pretrain")
 MIN_TORCH = (2, 6)
 
 
@@ -50,20 +45,29 @@ def trusted_globals():
         yield
 
 
+class UnreadableCheckpoint(GraFusionError):
+    """A checkpoint file that is missing, damaged, or holds pickled objects (``path``: the file)."""
+
+    def __init__(self, message, path):
+        super().__init__(message)
+        self.path = path
+
+
 def load_state(path, what="checkpoint"):
-    """The checkpoint dict of ``path``, loaded with ``weights_only=True``; one line if the file is
-    missing, damaged, or holds anything but tensors, containers, scalars and Namespaces."""
+    """The checkpoint dict of ``path``, loaded with ``weights_only=True``; one line
+    (:class:`UnreadableCheckpoint`) if the file is missing, damaged, or holds anything but
+    tensors, containers, scalars and Namespaces."""
     if not os.path.isfile(path):
-        raise GraFusionError(f"{what} {path} does not exist")
+        raise UnreadableCheckpoint(f"{what} {path} does not exist", path)
     try:
         with trusted_globals():
             state = torch.load(path, map_location="cpu", weights_only=True)
     except GraFusionError:
         raise
     except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise GraFusionError(f"{path}: {describe_load_error(e)}") from None
+        raise UnreadableCheckpoint(f"{path}: {describe_load_error(e)}", path) from None
     if not isinstance(state, dict):
-        raise GraFusionError(f"{path}: not a fairseq checkpoint (a {type(state).__name__})")
+        raise UnreadableCheckpoint(f"{path}: not a fairseq checkpoint (a {type(state).__name__})", path)
     return state
 
 
@@ -77,31 +81,8 @@ def describe_load_error(exc):
     if "Weights only load failed" in text:  # torch's advice is not ours to give: its reason only
         lines = [line for line in lines if not line.startswith(("Weights only", "Please file",
                                                                  "Check the doc"))]
-    first = (lines or [type(exc).__name__])[0][:200]
+    first = (lines or [type(exc).__name__])[0].split("  (Could this error message")[0][:200]
     return f"not a fairseq checkpoint, or a damaged one ({type(exc).__name__}: {first})"
-
-
-def _section(state, name):
-    """``cfg.<name>`` (new format) or the old format's ``args``; {} if absent."""
-    cfg = state.get("cfg")
-    if isinstance(cfg, dict) or hasattr(cfg, "get"):
-        section = cfg.get(name)
-        if section is not None:
-            return section if hasattr(section, "get") else vars(section)
-    args = state.get("args")
-    if args is not None:
-        return vars(args) if isinstance(args, argparse.Namespace) else dict(args)
-    return {}
-
-
-def names(state):
-    """``(task name, model name, architecture)`` a checkpoint says it was trained with."""
-    task = _section(state, "task")
-    model = _section(state, "model")
-    task_name = task.get("_name") or task.get("task")
-    arch = model.get("arch") or model.get("_name")
-    model_name = model.get("_name") or arch
-    return task_name, model_name, arch
 
 
 def trained_dictionary(state):
@@ -110,94 +91,63 @@ def trained_dictionary(state):
     return task_state.get("dictionary_sha256") if isinstance(task_state, dict) else None
 
 
-def check_grafusion(state, path, tasks=("xmrc_span",)):
-    """Refuse, before anything is built, a checkpoint that is not one of our models."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
+def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
+    """fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` with the plugin's two guards: the
+    file is read once, with ``weights_only=True`` (:func:`load_state`), and checked against the
+    allow-list that applies (:mod:`.checkpoint_policy`) *before* anything of it is handed to
+    OmegaConf or fairseq; then fairseq's own steps (the caller's overrides, its upgrade of old
+    formats) run, and the names fairseq will build from are checked once more."""
+    from fairseq import checkpoint_utils
+    from fairseq.file_io import PathManager
 
-    from .models.span_model import SpanModel
+    from . import checkpoint_policy
 
-    task_name, model_name, arch = names(state)
-    if task_name not in tasks:
-        raise GraFusionError(f"{path} was trained with task {task_name!r}, not "
-                             f"{' or '.join(tasks)}; predict needs a fine-tuned span-extraction "
-                             "checkpoint of fairseq-grafusion")
-    cls = ARCH_MODEL_REGISTRY.get(arch)
-    if cls is None or not issubclass(cls, SpanModel):
-        raise GraFusionError(f"{path}: model {model_name!r} (arch {arch!r}) is not a "
-                             "fairseq-grafusion model; refused before building it")
-
-
-def check_translation(state, path, source_lang=None, target_lang=None, option="--mt-model",
-                      data=None):
-    """Refuse an ``option`` checkpoint that is not a fairseq transformer translation model, or
-    one that translates another direction than ``source_lang`` -> ``target_lang``: as its
-    ``cfg.task.source_lang`` / ``target_lang`` say, or, when fairseq-train inferred them from the
-    data directory and stored none, as its embedding tables say (the encoder's rows are the
-    source dictionary's size, the decoder's the target's: ``data/dict.{lang}.txt``; dictionaries
-    of one size cannot tell)."""
-    from fairseq.models import ARCH_MODEL_REGISTRY
-    from fairseq.models.transformer import TransformerModel
-
-    task_name, model_name, arch = names(state)
-    cls = ARCH_MODEL_REGISTRY.get(arch)
-    if not (task_name or "").startswith("translation") or cls is None \
-            or not issubclass(cls, TransformerModel):
-        raise GraFusionError(f"{option} {path}: task {task_name!r}, arch {arch!r} is not a "
-                             "fairseq transformer translation model; refused before building it")
-    if source_lang is None:
-        return
-    task = _section(state, "task")
-    trained, how = (task.get("source_lang"), task.get("target_lang")), "cfg.task.source_lang/target_lang"
-    if None in trained and data is not None:
-        trained, how = _direction_from_embeddings(state, data, source_lang, target_lang), \
-            "its embedding tables' sizes"
-    if trained and None not in trained and tuple(trained) != (source_lang, target_lang):
-        raise GraFusionError(f"{option} {path}: the checkpoint translates {trained[0]}->{trained[1]} "
-                             f"({how}), but {source_lang}->{target_lang} is asked for: give a "
-                             "model of that direction")
+    local_path = PathManager.get_local_path(path)
+    if local_path != path and PathManager.path_requires_pathmanager(path):
+        try:  # fairseq's own rule: a cached copy of a remote file may be stale
+            os.remove(local_path)
+        except FileNotFoundError:
+            pass
+        if load_on_all_ranks:
+            torch.distributed.barrier()
+        local_path = PathManager.get_local_path(path)
+    state = load_state(local_path)
+    allowed = checkpoint_policy.expected(state)
+    plan = checkpoint_policy.check(state, path, allowed)[0] if allowed else None
+    try:
+        state = _fairseq_steps(state, arg_overrides, checkpoint_utils)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise GraFusionError(f"{path}: not a fairseq checkpoint, or one fairseq cannot upgrade "
+                             f"({type(e).__name__}: {str(e)[:120]})") from None
+    if plan is not None:
+        checkpoint_policy.check_built(state, path, plan)
+    return state
 
 
-def _direction_from_embeddings(state, data, source_lang, target_lang):
-    """``(source, target)`` the embedding sizes show, of the two languages; None if they cannot
-    tell (equal dictionary sizes, a dictionary or a table missing)."""
-    from fairseq.data import Dictionary
+def _fairseq_steps(state, arg_overrides, checkpoint_utils):
+    """What fairseq 0.12's ``load_checkpoint_to_cpu`` does after ``torch.load``."""
+    from omegaconf import OmegaConf
 
-    weights = state.get("model") or {}
-    rows = [weights.get(f"{part}.embed_tokens.weight") for part in ("encoder", "decoder")]
-    sizes = {}
-    for lang in (source_lang, target_lang):
-        dict_path = os.path.join(data, f"dict.{lang}.txt")
-        if not os.path.isfile(dict_path):
-            return None
-        sizes[lang] = len(Dictionary.load(dict_path))
-    if any(r is None for r in rows) or sizes[source_lang] == sizes[target_lang]:
-        return None
-    found = {(a, b) for a in sizes for b in sizes if a != b
-             and (sizes[a], sizes[b]) == (rows[0].shape[0], rows[1].shape[0])}
-    return found.pop() if len(found) == 1 else None
+    from fairseq.dataclass.utils import overwrite_args_by_name
+
+    if state.get("args") is not None and arg_overrides is not None:
+        for name, value in arg_overrides.items():
+            setattr(state["args"], name, value)
+    if state.get("cfg") is not None:
+        state["cfg"] = OmegaConf.create(state["cfg"], flags={"allow_objects": True})
+        if arg_overrides is not None:
+            overwrite_args_by_name(state["cfg"], arg_overrides)
+    return checkpoint_utils._upgrade_state_dict(state)
 
 
 def install():
-    """Run fairseq's own checkpoint loader with the trusted globals (torch >= 2.6 loads with
-    ``weights_only=True`` by default), and say which file is damaged when it fails."""
+    """Make fairseq's checkpoint loader :func:`load_checkpoint_to_cpu`: every model fairseq
+    builds from a file (fairseq-train's resume and ``--finetune-from-model``, fairseq-validate,
+    ``load_model_ensemble*``, the plugin's own loads) goes through it."""
     from fairseq import checkpoint_utils
 
-    original = checkpoint_utils.load_checkpoint_to_cpu
-    if getattr(original, "_grafusion", False):
+    if getattr(checkpoint_utils.load_checkpoint_to_cpu, "_grafusion", False):
         return
-
-    @functools.wraps(original)
-    def load_checkpoint_to_cpu(path, *args, **kwargs):
-        with trusted_globals():
-            try:
-                return original(path, *args, **kwargs)
-            except (OSError, RuntimeError, EOFError, ValueError) as e:
-                if isinstance(e, FileNotFoundError) or type(e).__name__ == "UnpicklingError" \
-                        or "PytorchStreamReader" in str(e) or isinstance(e, EOFError):
-                    raise GraFusionError(f"{path}: {describe_load_error(e)}"
-                                         f"{restore_hint(path)}") from None
-                raise
-
     load_checkpoint_to_cpu._grafusion = True
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
 

@@ -86,7 +86,7 @@ def check_restore_file(cfg, trainer):
     """The checkpoint fairseq is about to restore was trained with this run's task and dictionary
     (read through mmap: only its config is looked at; an unreadable file is left to fairseq's
     loader, which names it)."""
-    from . import checkpoint_compat
+    from . import checkpoint_compat, checkpoint_policy
     from .data.fingerprints import check_model_dictionary
 
     suffix = trainer.checkpoint_suffix or ""
@@ -103,7 +103,10 @@ def check_restore_file(cfg, trainer):
     except Exception:
         return
     task = trainer.task
-    task_name, _, _ = checkpoint_compat.names(state)
+    try:
+        task_name = checkpoint_policy.resolve(state, option).task
+    except GraFusionError:
+        return  # the loader's check refuses it, with the reason
     ours = _task_name(task)
     if task_name and ours and task_name != ours:
         hint = (f"; to fine-tune from a pre-training checkpoint give --pretrained-sagraph {path}"
@@ -126,6 +129,8 @@ def install():
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
 
+    from . import checkpoint_compat, checkpoint_policy
+
     if getattr(checkpoint_utils.load_checkpoint, "_grafusion", False):
         return
 
@@ -140,11 +145,18 @@ def install():
 
     @functools.wraps(original)
     def load_checkpoint(cfg, trainer, **kwargs):
-        if _is_ours(trainer.task):
-            remove_stale_temporaries(cfg.save_dir)
-            check_fresh_start(cfg, trainer)
-            check_restore_file(cfg, trainer)
-        return original(cfg, trainer, **kwargs)
+        if not _is_ours(trainer.task):
+            return original(cfg, trainer, **kwargs)
+        remove_stale_temporaries(cfg.save_dir)
+        check_fresh_start(cfg, trainer)
+        check_restore_file(cfg, trainer)
+        # resuming, --restore-file: ours; --finetune-from-model: ours or an XLM-R release
+        allowed = (checkpoint_policy.ours(), checkpoint_policy.xlmr_start(label=""))
+        try:
+            with checkpoint_policy.expecting(*allowed):
+                return original(cfg, trainer, **kwargs)
+        except checkpoint_compat.UnreadableCheckpoint as e:
+            raise GraFusionError(f"{e}{checkpoint_compat.restore_hint(e.path)}") from None
 
     load_checkpoint._grafusion = True
     checkpoint_utils.load_checkpoint = load_checkpoint

@@ -3,8 +3,10 @@
 
 * a :class:`~.errors.GraFusionError` reaching the top is printed as one line
   (``fairseq-grafusion: error: ...``) instead of a traceback (:func:`.errors.install_excepthook`);
-* fairseq's checkpoint loader runs with ``weights_only=True`` and the one class fairseq
-  checkpoints need (:mod:`.checkpoint_compat`); checkpoint copies are atomic, a damaged
+* fairseq's checkpoint loader is :func:`.checkpoint_compat.load_checkpoint_to_cpu`:
+  ``weights_only=True`` with the one class fairseq checkpoints need, and what fairseq would
+  build from the file checked against the load's allow-list before anything is built
+  (:mod:`.checkpoint_policy`); checkpoint copies are atomic, a damaged
   checkpoint is one line, a fresh start over ``checkpoint_best.pt`` is refused
   (:mod:`.checkpoint_guard`);
 * fairseq's batch-prefetch threads are stopped at exit (:mod:`.clean_exit`).

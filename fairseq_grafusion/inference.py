@@ -22,24 +22,25 @@ def gold_path(data_dir, split, stream):
 
 
 def load_model(path, data, use_cuda=False, fp16=False):
-    """The model and task of an ``xmrc_span`` checkpoint, reading dictionaries from ``data``."""
+    """The model and task of an ``xmrc_span`` checkpoint, reading dictionaries from ``data``; the
+    file is read once, and checked before anything is built from it (:mod:`.checkpoint_policy`)."""
     from fairseq import checkpoint_utils
 
     from . import plugin  # noqa: F401  (registers the model, task and criteria)
 
-    from . import checkpoint_compat
+    from . import checkpoint_compat, checkpoint_policy
     from .data.fingerprints import check_model_dictionary
 
-    state = checkpoint_compat.load_state(path)
-    checkpoint_compat.check_grafusion(state, path)
+    overrides = {"data": data}
+    with checkpoint_policy.expecting(checkpoint_policy.ours(("xmrc_span",))):
+        state = checkpoint_compat.load_checkpoint_to_cpu(path, arg_overrides=overrides)
     trained = checkpoint_compat.trained_dictionary(state)
     check_model_dictionary(trained, os.path.join(data, "dict.txt"), path)
     if trained is None:  # a checkpoint from before the fingerprint: at least the sizes must agree
         _check_embedding_size(state, data, path)
-    overrides = {"data": data}
-    state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides=overrides)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-        [path], arg_overrides=overrides, state=state)
+    with checkpoint_compat.trusted_globals():
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides=overrides, state=state)
     model = models[0].eval()
     if use_cuda:
         model = model.cuda()

@@ -89,11 +89,13 @@ def _where(path, raw, text, fallback):
     return f"{path} line {line}" if line else f"{path} ({fallback})"
 
 
-def read_squad(path, skip_bad=False, ignore_answers=False):
+def read_squad(path, skip_bad=False, ignore_answers=False, require_answers=False):
     """``(passages, questions, stats)`` of a SQuAD v1.1 JSON file.
 
     ``passages``: list of ``{"context", "title"}``; ``questions``: list of
     ``{"id", "question", "passage" (index), "answers": [{"text", "answer_start"}]}``.
+    ``require_answers`` (training data): a question without an ``answers`` list is an error (or,
+    with ``skip_bad``, dropped and counted); elsewhere it is kept without gold, and counted.
     """
     raw = _read_text(path, "QA")
     data = _parse_json(raw, path, "QA")
@@ -120,8 +122,12 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                 qid = qa.get("id")
                 if qid is None or str(qid).strip() == "":
                     where = _where(path, raw, qa.get("question"), qat)
-                    raise GraFusionError(f"{where}: question {qa.get('question', '')[:60]!r} has no 'id'")
-                qid = str(qid)
+                    raise GraFusionError(f"{where}: question {str(qa.get('question', ''))[:60]!r} has no 'id'")
+                if not isinstance(qid, str):  # the official scripts match ids as strings
+                    where = _where(path, raw, qa.get("question"), qat)
+                    raise GraFusionError(f"{where}: question id {qid!r} is a {type(qid).__name__}, "
+                                         "not a string (SQuAD ids are strings, and predictions are "
+                                         f"matched to them as strings: write \"{qid}\")")
                 if has_line_break(qid):
                     where = _where(path, raw, qa.get("question"), qat)
                     raise GraFusionError(f"{where}: question id {qid!r} contains a line break "
@@ -132,6 +138,7 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                 if not isinstance(qa.get("question"), str):
                     raise GraFusionError(f"{path}: question {qid!r} has no 'question' string")
                 ids.append(qid)
+            qas, ids = _usable_questions(path, raw, qas, ids, skip_bad, stats)
             if ignore_answers:
                 passages.append({"context": context, "title": article.get("title", "")})
                 questions += [{"id": qid, "question": qa["question"], "passage": len(passages) - 1,
@@ -148,7 +155,15 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
             kept = []
             for qa, qid in zip(qas, ids):
                 answers, bad, reason = [], None, "answer does not match its context"
-                for ans in qa.get("answers") or []:
+                if not isinstance(qa.get("answers"), list):
+                    if require_answers or "answers" in qa:
+                        bad, reason = ("has no 'answers' list (training questions need their gold "
+                                       "answers)" if "answers" not in qa else
+                                       f"'answers' is a {type(qa['answers']).__name__}, not a list"), \
+                            "no 'answers' list"
+                    else:
+                        stats["questions without an 'answers' key (kept, no gold)"] += 1
+                for ans in qa.get("answers") if isinstance(qa.get("answers"), list) else []:
                     text, start = (ans.get("text"), ans.get("answer_start")) if isinstance(ans, dict) else (None, None)
                     if not isinstance(text, str) or not isinstance(start, int):
                         bad = f"answer {ans!r} needs 'text' and an integer 'answer_start'"
@@ -167,7 +182,9 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
                     answers.append({"text": text, "answer_start": start})
                 if bad:
                     if not skip_bad:
-                        raise GraFusionError(f"{path}: question {qid!r}: {bad}; --skip-bad drops such questions")
+                        where = _where(path, raw, qa["question"], f"question {qid!r}")
+                        raise GraFusionError(f"{where}: question {qid!r}: {bad}; --skip-bad drops "
+                                             "such questions")
                     stats[f"{reason} (dropped)"] += 1
                     continue
                 kept.append({"id": qid, "question": qa["question"], "passage": len(passages),
@@ -177,6 +194,26 @@ def read_squad(path, skip_bad=False, ignore_answers=False):
     if not questions:
         raise GraFusionError(f"{path}: no usable questions")
     return passages, questions, stats
+
+
+def _usable_questions(path, raw, qas, ids, skip_bad, stats):
+    """The questions whose text can be read: not empty, no NUL byte (each an error, or with
+    ``skip_bad`` dropped and counted)."""
+    kept_qas, kept_ids = [], []
+    for qa, qid in zip(qas, ids):
+        text = qa["question"]
+        reason = ("empty question text" if not text.strip() else
+                  "a NUL byte in the question" if "\0" in text else None)
+        if reason is None:
+            kept_qas.append(qa)
+            kept_ids.append(qid)
+        elif skip_bad:
+            stats[f"{reason} (dropped)"] += 1
+        else:
+            where = _where(path, raw, qid, f"question {qid!r}")
+            raise GraFusionError(f"{where}: question {qid!r}: {reason}; --skip-bad drops such "
+                                 "questions")
+    return kept_qas, kept_ids
 
 
 def write_squad(path, passages, questions):

@@ -49,11 +49,12 @@ def _init_worker(parent_pid, prctl, initializer, initargs):
         initializer(*initargs)
 
 
-def run(args, cwd=None, env=None):
+def run(args, cwd=None, env=None, pass_fds=()):
     """Run ``args`` to its end (as :func:`subprocess.call`), tied to this process: killed when
-    this process dies or stops on an exception.  Returns the exit status."""
+    this process dies or stops on an exception; ``pass_fds`` stay open in the child.  Returns
+    the exit status."""
     parent, prctl = os.getpid(), _prctl()
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL, pass_fds=pass_fds,
                             preexec_fn=lambda: die_with_parent(parent, prctl))
     try:
         return proc.wait()

@@ -85,8 +85,9 @@ def get_parser():
                         "'bpe' removes '@@ ' marks, 'moses' detokenises and unescapes (&apos; ...) "
                         "with sacremoses, 'moses-bpe' both (default: text, raw)")
     g.add_argument("--skip-bad", action="store_true",
-                   help="drop and count questions with an answer that does not match its context or "
-                        "an empty context, instead of stopping")
+                   help="drop and count what cannot be used instead of stopping: questions with an "
+                        "answer that does not match its context, an empty context or question text, "
+                        "no 'answers' list in the training split; parallel line pairs with a NUL byte")
     g.add_argument("--ignore-answers", action="store_true",
                    help="prediction input: keep every question, neither check nor use gold answers "
                         "(they are only for scoring), keep questions of empty contexts")

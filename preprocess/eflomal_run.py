@@ -13,11 +13,15 @@ text differ.  To make a run a function of its input and ``seed``:
   The two directions (forward and reverse) run in parallel when two processes are allowed
   (``--workers 2`` or more); each reads the seed file, so the links are the same either way.
 
-A binary without that path (another build) runs unseeded, with a warning.  The files eflomal
-reads and writes are made here (with eflomal's own ``Aligner.prepare_files``) in a directory
-``TMP_PREFIX.tmp-XXXXXXXX`` (in the pipeline ``OUT/work/CHAIN/SPLIT/eflomal[.shard...]``, where
-the next run removes what a killed run left), and the process dies with this one
-(:mod:`.child_process`).  The iteration counts are eflomal's defaults (``Aligner`` with
+A binary without that path (another build) runs unseeded, with a warning.  The seeded copy and
+its seed file are written into a private directory (``mkdtemp``: mode 0700, in the system's
+temporary directory, never in the output folder, which others may be able to write; a killed
+run's is removed by the next run); the copy is opened once, its bytes are checked against the sha256 of what was written, and the process runs
+what was opened (``/proc/self/fd/N``), so nothing can be swapped in between.  The data files
+eflomal reads and writes are made here (with eflomal's own ``Aligner.prepare_files``) in a
+directory ``TMP_PREFIX.tmp-XXXXXXXX`` (in the pipeline ``OUT/work/CHAIN/SPLIT/eflomal[.shard...]``,
+where the next run removes what a killed run left) and given by absolute path, and the process
+dies with this one (:mod:`.child_process`).  The iteration counts are eflomal's defaults (``Aligner`` with
 ``rel_iterations=1``: ``max(2, round(5000 / sqrt(pairs)))`` for the last model, a quarter for
 the first two; 3 samplers, null prior 0.2, model 3).
 """
@@ -36,6 +40,7 @@ from .runner import log
 SEED = 1  # default seed of every eflomal run (grafusion-preprocess --seed)
 _URANDOM = b"\0/dev/urandom\0"
 _SEED_FILE = b"\0eflomal.seed\0"
+_PRIVATE_PREFIX = "grafusion-eflomal-"
 _N_SAMPLERS = 3
 _NULL_PRIOR = 0.2
 _warned = []
@@ -66,17 +71,70 @@ def seed_bytes(seed):
 
 
 def seeded_copy(binary, directory):
-    """A copy of ``binary`` in ``directory`` reading its seed from ``./eflomal.seed``, or None
-    when the binary does not read ``/dev/urandom`` as eflomal 2.0 does."""
+    """A copy of ``binary`` in ``directory`` reading its seed from ``./eflomal.seed``, as
+    ``(path, sha256 of its bytes)``, or None when the binary does not read ``/dev/urandom`` as
+    eflomal 2.0 does."""
     with open(binary, "rb") as f:
         code = f.read()
     if code.count(_URANDOM) != 1:
         return None
+    code = code.replace(_URANDOM, _SEED_FILE)
     path = os.path.join(directory, "eflomal-seeded")
-    with open(path, "wb") as f:
-        f.write(code.replace(_URANDOM, _SEED_FILE))
-    os.chmod(path, 0o700)
-    return path
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+    with os.fdopen(fd, "wb") as f:
+        f.write(code)
+    return path, hashlib.sha256(code).hexdigest()
+
+
+def remove_stale_private_dirs():
+    """Remove the private directories (``grafusion-eflomal-PID-*``, ours) of runs that were
+    killed: their process ``PID`` is gone."""
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_PRIVATE_PREFIX):].split("-", 1)[0]
+        if not name.startswith(_PRIVATE_PREFIX) or not pid.isdigit():
+            continue
+        path = os.path.join(root, name)
+        try:
+            if os.lstat(path).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def open_verified(path, sha256):
+    """A read-only descriptor of ``path`` whose bytes have the digest ``sha256`` (read through
+    that descriptor: what is checked is what will run); one line if they differ."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        digest, offset = hashlib.sha256(), 0
+        while True:
+            block = os.pread(fd, 1 << 20, offset)
+            if not block:
+                break
+            digest.update(block)
+            offset += len(block)
+        if digest.hexdigest() != sha256:
+            raise GraFusionError(f"the seeded eflomal copy {path} changed after it was written "
+                                 "(not the bytes written); refusing to run it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _executable(fd, path):
+    """What to execute for the verified descriptor ``fd``: the descriptor itself where Linux's
+    ``/proc`` can name it, else the private ``path``."""
+    by_fd = f"/proc/self/fd/{fd}"
+    return by_fd if os.path.exists(f"/proc/{os.getpid()}/fd/{fd}") else path
 
 
 def _threads(processes=None):
@@ -98,10 +156,13 @@ def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None, p
 
     binary = eflomal_binary()
     if tmp_prefix:
-        tmp = f"{tmp_prefix}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = os.path.abspath(f"{tmp_prefix}.tmp-{uuid.uuid4().hex[:8]}")
         os.makedirs(tmp)
     else:
         tmp = tempfile.mkdtemp(prefix="eflomal.tmp-")
+    remove_stale_private_dirs()
+    private = tempfile.mkdtemp(prefix=f"{_PRIVATE_PREFIX}{os.getpid()}-")  # 0700: binary and seed
+    fd = None
     try:
         files = {k: os.path.join(tmp, k) for k in ("src", "tgt", "priors", "fwd", "rev")}
         with open(files["src"], "wb") as src_f, open(files["tgt"], "wb") as tgt_f, \
@@ -109,23 +170,29 @@ def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None, p
             eflomal.Aligner().prepare_files(
                 [s + "\n" for s in src_lines], src_f, [t + "\n" for t in tgt_lines], tgt_f,
                 [p + "\n" for p in priors_lines] if priors_lines is not None else None, priors_f)
-        executable = seeded_copy(binary, tmp)
-        if executable is None:
+        seeded = seeded_copy(binary, private)
+        if seeded is None:
             executable = binary
             if not _warned:
                 _warned.append(binary)
                 log(f"warning: {binary} does not read its seed from /dev/urandom as eflomal 2.0 "
                     "does: alignments will differ from run to run")
         else:
-            with open(os.path.join(tmp, "eflomal.seed"), "wb") as f:
+            with open(os.path.join(private, "eflomal.seed"), "wb") as f:
                 f.write(seed_bytes(seed))
+            fd = open_verified(*seeded)
+            executable = _executable(fd, seeded[0])
         it1, it2, it3 = iterations(len(src_lines))
         args = [executable, "-m", "3", "-s", files["src"], "-t", files["tgt"], "-n", str(_N_SAMPLERS),
                 "-N", str(_NULL_PRIOR), "-1", str(it1), "-2", str(it2), "-3", str(it3), "-q",
                 "-f", files["fwd"], "-r", files["rev"]]
         if priors_lines is not None:
             args += ["-p", files["priors"]]
-        status = child_process.run(args, cwd=tmp, env=dict(os.environ, OMP_NUM_THREADS=_threads(processes)))
+        try:
+            status = child_process.run(args, cwd=private, pass_fds=() if fd is None else (fd,),
+                                       env=dict(os.environ, OMP_NUM_THREADS=_threads(processes)))
+        except OSError as e:
+            raise GraFusionError(f"eflomal ({binary}) could not be started: {e.strerror or e}") from None
         if status != 0:
             raise GraFusionError(f"eflomal ({binary}) failed with exit status {status} on "
                                  f"{len(src_lines)} line pairs")
@@ -134,5 +201,8 @@ def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None, p
         with open(files["rev"], encoding="utf-8") as f:
             reverse = f.read().splitlines()
     finally:
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(private, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
     return forward, reverse

@@ -18,8 +18,9 @@ model directory), the tokenizer (``--tokenizer moses``) and the BPE with its cod
 Without ``bpe_codes`` the file fairseq's hub looks for in the model directory is used
 (``bpecodes`` or ``code``; ``sentencepiece.bpe.model``; for ``gpt2`` the directory holding
 ``encoder.json`` and ``vocab.bpe``).  Each checkpoint is checked before it is built
-(:func:`fairseq_grafusion.checkpoint_compat.check_translation`): a fairseq transformer translation
-model whose ``cfg.task.source_lang`` / ``target_lang`` are the direction asked for.
+(:func:`fairseq_grafusion.checkpoint_policy.translation`, :func:`.translate.direction_check`): a
+fairseq transformer translation model whose ``cfg.task.source_lang`` / ``target_lang`` are the
+direction asked for.
 ``grafusion-preprocess``, ``grafusion-predict --qa`` and the hub take the same options
 (``--mt-model`` for both directions, ``--mt-train-*`` / ``--mt-test-*`` for one).
 """

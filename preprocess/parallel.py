@@ -4,7 +4,9 @@ Each line pair is one unit (``kind "s"``) that goes through the same ``words``, 
 ``parse`` stages as QA data; :func:`build_sentences` writes one example per pair, each stream
 ``[<s> sentence </s>]`` (word nodes: ``<s>``, the sentence's nodes, ``</s>``; the sentence encoded
 once as raw text, nodes and edges as in :mod:`.binarize`), cut at ``--max-len`` tokens at a node
-boundary, with ``with_span=False``.  Empty lines are skipped and counted.
+boundary, with ``with_span=False``.  Empty lines are skipped and counted; a line with a NUL byte
+(binary data, or a UTF-16 file) is an error naming the file and line, or, with ``--skip-bad``,
+skipped and counted.
 """
 import collections
 
@@ -50,18 +52,35 @@ def check_parallel_files(src_path, tgt_path):
     check_line_counts(src_path, tgt_path, count_lines(src_path), count_lines(tgt_path))
 
 
-def read_parallel(src_path, tgt_path, stats, fmt="text", langs=(None, None)):
+def check_no_nul(path, lines):
+    """One line naming the first line of ``lines`` (read from ``path``) with a NUL byte."""
+    bad = next((k for k, line in enumerate(lines) if "\0" in line), None)
+    if bad is not None:
+        raise GraFusionError(f"{path} line {bad + 1}: a NUL byte (binary data, or a file that is "
+                             "not UTF-8 text, e.g. UTF-16)")
+
+
+def read_parallel(src_path, tgt_path, stats, fmt="text", langs=(None, None), skip_bad=False):
     """Units from two line-aligned files (a line count mismatch is an error), each line restored
     to raw text from ``fmt`` (:data:`.text_formats.PARALLEL_FORMATS`) in the side's language of
-    ``langs``."""
+    ``langs``; a line pair with a NUL byte is an error, or skipped and counted with ``skip_bad``."""
     texts = [read_lines(path) for path in (src_path, tgt_path)]
     check_line_counts(src_path, tgt_path, *map(len, texts))
+    if not skip_bad:
+        for path, lines in zip((src_path, tgt_path), texts):
+            try:
+                check_no_nul(path, lines)
+            except GraFusionError as e:
+                raise GraFusionError(f"{e}; --skip-bad skips such line pairs") from None
     if fmt != "text":
         texts = [[restore(line) for line in side]
                  for side, restore in zip(texts, (restorer(fmt, lang) for lang in langs))]
         stats[f"line pairs restored from {fmt}"] = len(texts[0])
     units = []
     for k, (s, t) in enumerate(zip(*texts)):
+        if "\0" in s or "\0" in t:
+            stats["line pairs with a NUL byte (skipped)"] += 1
+            continue
         if not s.strip() or not t.strip():
             stats["empty line pairs (skipped)"] += 1
             continue

@@ -17,7 +17,7 @@ from fairseq_grafusion.squad import read_squad, write_squad
 from . import align as align_mod
 from . import units as unit_ops
 from .pairing import make_units
-from .parallel import check_line_counts, read_lines, read_parallel
+from .parallel import check_line_counts, check_no_nul, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
 from .workdir import (StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, read_stamp,
                       write_jsonl, write_stamp)
@@ -43,9 +43,9 @@ def run_pairs(paths, cfg, src_file, tgt_file):
         key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang),
                           mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
-                          shards=(cfg.num_shards, cfg.shard_id), version=1)
+                          shards=(cfg.num_shards, cfg.shard_id), version=2)
     else:
-        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=1,
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=2,
                           **({"format": cfg.parallel_format} if cfg.parallel_format != "text" else {}))
     stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
@@ -56,7 +56,7 @@ def run_pairs(paths, cfg, src_file, tgt_file):
         units = _qa_units(paths, cfg, src_file, tgt_file, s)
     else:
         units = _shard(read_parallel(src_file, tgt_file, s.counts, cfg.parallel_format,
-                                     (cfg.src_lang, cfg.tgt_lang)), cfg)
+                                     (cfg.src_lang, cfg.tgt_lang), cfg.skip_bad), cfg)
     write_jsonl(paths.units, units, "pairs", key)
     s.print()
 
@@ -67,7 +67,8 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
     data = {}
     for side, path in (("src", src_file), ("tgt", tgt_file)):
         if path:
-            passages, questions, bad = read_squad(path, cfg.skip_bad, cfg.ignore_answers)
+            passages, questions, bad = read_squad(path, cfg.skip_bad, cfg.ignore_answers,
+                                                  require_answers=paths.split == "train")
             data[side] = (passages, questions)
             for k, v in bad.items():
                 s[f"{side}: {k}"] = v
@@ -144,6 +145,8 @@ def read_extra(extra, src_lang, tgt_lang):
     src_path, tgt_path = extra
     texts = [read_lines(path) for path in (src_path, tgt_path)]
     check_line_counts(src_path, tgt_path, *map(len, texts))
+    for path, lines in zip(extra, texts):
+        check_no_nul(path, lines)
     return tuple([align_mod.aligner_line(words_of(t, tokenize(t, lang))) for t in side]
                  for side, lang in zip(texts, (src_lang, tgt_lang)))
 

@@ -1,9 +1,10 @@
 """Machine translation of a missing side with the user's fairseq models (one per direction).
 
 A direction (:class:`.mt_config.MTDirection`) is loaded as ``fairseq-interactive`` loads a model:
-the checkpoint (checked first: :func:`fairseq_grafusion.checkpoint_compat.check_translation`,
-then built under :func:`~fairseq_grafusion.checkpoint_compat.trusted_globals`), the dictionaries
-of its data directory, its tokenizer and BPE, in a fairseq ``GeneratorHubInterface``.  fastBPE
+the checkpoint (read once and checked before anything is built: a fairseq transformer of the
+``translation`` task, :func:`fairseq_grafusion.checkpoint_policy.translation`, translating the
+direction asked for, :func:`direction_check`), the dictionaries of its data directory, its
+tokenizer and BPE, in a fairseq ``GeneratorHubInterface``.  fastBPE
 codes are applied by the ``fastBPE`` module when it is installed, else through subword-nmt
 (:class:`.fastbpe_codes.FastBPECodes`, the same segmentation).  Any object with
 ``translate(list_of_str) -> list_of_str`` works in place of a :class:`Translator` (tests use fake
@@ -61,19 +62,15 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
     :class:`.mt_config.MTDirection`); ``option`` names the model's option in errors."""
     from fairseq import checkpoint_utils, hub_utils
 
-    from fairseq_grafusion import checkpoint_compat
+    from fairseq_grafusion import checkpoint_compat, checkpoint_policy
 
     prefix = option[:-len("-model")] if option.endswith("-model") else option
     model_dir = direction.model
     path = os.path.join(model_dir, direction.checkpoint)
     what = f"{option} {model_dir}: cannot load a {source_lang}->{target_lang} fairseq translation model"
-    try:
-        state = checkpoint_compat.load_state(path)
-    except GraFusionError as e:
-        raise GraFusionError(f"{what} ({e})") from None
     data = direction.data or model_dir
-    checkpoint_compat.check_translation(state, path, source_lang, target_lang, option, data)
-    del state
+    if not os.path.isfile(path):
+        raise GraFusionError(f"{what} (checkpoint {path} does not exist)")
     for lang in (source_lang, target_lang):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise GraFusionError(f"{what}: {os.path.join(data, f'dict.{lang}.txt')} is missing "
@@ -93,10 +90,17 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
                              gpt2_vocab_bpe=os.path.join(direction.bpe_codes, "vocab.bpe"))
         elif not in_memory_fastbpe:
             overrides[_CODES_FIELD[direction.bpe]] = direction.bpe_codes
+    allowed = checkpoint_policy.translation(
+        option, extra=direction_check(source_lang, target_lang, option, data))
     try:
-        with checkpoint_compat.trusted_globals():  # fairseq's own load, scoped to this call
+        with checkpoint_policy.expecting(allowed):  # the checks: before anything is built
+            state = checkpoint_compat.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+    except checkpoint_compat.UnreadableCheckpoint as e:
+        raise GraFusionError(f"{what} ({e})") from None
+    try:
+        with checkpoint_compat.trusted_globals():
             models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
-                [path], arg_overrides=overrides)
+                [path], arg_overrides=overrides, state=state)
             if in_memory_fastbpe:  # a checkpoint trained with --bpe fastbpe keeps its section
                 from omegaconf import open_dict
 
@@ -114,6 +118,49 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
     hub.eval()
     return Translator(hub, direction.beam, f"{source_lang}->{target_lang}")
+
+
+def direction_check(source_lang, target_lang, option="--mt-model", data=None):
+    """A check (``state, where``) that a translation checkpoint translates ``source_lang`` ->
+    ``target_lang``: as its task's ``source_lang`` / ``target_lang`` say, or, when fairseq-train
+    inferred them from the data directory and stored none, as its embedding tables say (the
+    encoder's rows are the source dictionary's size, the decoder's the target's:
+    ``data/dict.{lang}.txt``; dictionaries of one size cannot tell)."""
+    from fairseq_grafusion import checkpoint_policy
+
+    def check(state, where):
+        task = checkpoint_policy.resolve(state, where).sections["task"]
+        trained = (checkpoint_policy.field_of(task, "source_lang"),
+                   checkpoint_policy.field_of(task, "target_lang"))
+        how = "cfg.task.source_lang/target_lang"
+        if None in trained and data is not None:
+            trained, how = _direction_from_embeddings(state, data, source_lang, target_lang), \
+                "its embedding tables' sizes"
+        if trained and None not in trained and tuple(trained) != (source_lang, target_lang):
+            raise GraFusionError(f"{where}: the checkpoint translates {trained[0]}->{trained[1]} "
+                                 f"({how}), but {source_lang}->{target_lang} is asked for: give a "
+                                 "model of that direction")
+    return check
+
+
+def _direction_from_embeddings(state, data, source_lang, target_lang):
+    """``(source, target)`` the embedding sizes show, of the two languages; None if they cannot
+    tell (equal dictionary sizes, a dictionary or a table missing)."""
+    from fairseq.data import Dictionary
+
+    weights = state.get("model") or {}
+    rows = [weights.get(f"{part}.embed_tokens.weight") for part in ("encoder", "decoder")]
+    sizes = {}
+    for lang in (source_lang, target_lang):
+        dict_path = os.path.join(data, f"dict.{lang}.txt")
+        if not os.path.isfile(dict_path):
+            return None
+        sizes[lang] = len(Dictionary.load(dict_path))
+    if any(r is None for r in rows) or sizes[source_lang] == sizes[target_lang]:
+        return None
+    found = {(a, b) for a in sizes for b in sizes if a != b
+             and (sizes[a], sizes[b]) == (rows[0].shape[0], rows[1].shape[0])}
+    return found.pop() if len(found) == 1 else None
 
 
 def sentence_spans(text, lang):

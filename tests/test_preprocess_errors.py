@@ -1,4 +1,5 @@
 """Bad input: one line on stderr naming the file and the line or id, exit status 1, no output."""
+import collections
 import glob
 import json
 import os
@@ -93,6 +94,71 @@ def test_parallel_line_count_mismatch(tmp_path):
     assert_fails(run("parallel", "--sample", "--out", tmp_path / "out", "--parallel", "train", src, tgt),
                  "a.en has 3 lines but", "a.ro has 2", "first unmatched line: 3")
     assert files(tmp_path / "out") == []
+
+
+def qa_pairs(out, src, tgt, split, *extra):
+    return run("pairs", "--out", out, "--src-lang", "en", "--tgt-lang", "ro", "--qa", split, src, tgt, *extra)
+
+
+def test_inputs_that_used_to_pass_silently(tmp_path):
+    """A training question without 'answers', an empty question, an integer id, a NUL byte in
+    parallel text: each one line naming the file and the id or line (nothing written)."""
+    data = load(RO)
+    qa = data["data"][0]["paragraphs"][0]["qas"][1]
+    del qa["answers"]
+    no_answers = dump(data, tmp_path / "no_answers.json")
+    assert_fails(qa_pairs(tmp_path / "o1", EN, no_answers, "train"), "no_answers.json line ",
+                 qa["id"], "has no 'answers' list", "--skip-bad")
+    data = load(RO)
+    data["data"][0]["paragraphs"][0]["qas"][2]["question"] = " "
+    empty = dump(data, tmp_path / "empty_question.json")
+    qid = data["data"][0]["paragraphs"][0]["qas"][2]["id"]
+    assert_fails(qa_pairs(tmp_path / "o2", EN, empty, "valid"), "empty_question.json line ", qid,
+                 "empty question text")
+    data = load(EN)
+    data["data"][0]["paragraphs"][0]["qas"][0]["id"] = 1234
+    integer = dump(data, tmp_path / "integer_id.json")
+    assert_fails(qa_pairs(tmp_path / "o3", integer, RO, "valid"), "integer_id.json line ",
+                 "question id 1234 is a int, not a string")
+    src, tgt = tmp_path / "b.en", tmp_path / "b.ro"
+    src.write_text("One.\nTwo\0 bytes.\nThree.\n")
+    tgt.write_text("Unu.\nDoi.\nTrei.\n")
+    assert_fails(run("parallel", "--sample", "--out", tmp_path / "o4", "--parallel", "train", src, tgt),
+                 "b.en line 2: a NUL byte", "--skip-bad")
+    for out in ("o1", "o2", "o3", "o4"):
+        assert files(tmp_path / out) == []
+
+
+def test_skip_bad_counts_what_it_drops(tmp_path):
+    from fairseq_grafusion.preprocess.parallel import read_parallel
+    from fairseq_grafusion.squad import read_squad
+
+    data = load(RO)
+    qas = data["data"][0]["paragraphs"][0]["qas"]
+    del qas[1]["answers"]
+    qas[2]["question"] = ""
+    qas[3]["question"] = "Who\0?"
+    path = dump(data, tmp_path / "bad.json")
+    _, questions, stats = read_squad(str(path), skip_bad=True, require_answers=True)
+    dropped = {qas[k]["id"] for k in (1, 2, 3)}
+    assert not dropped & {q["id"] for q in questions}
+    assert len(questions) == sum(len(p["qas"]) for p in load(RO)["data"][0]["paragraphs"]) \
+        + sum(len(p["qas"]) for a in load(RO)["data"][1:] for p in a["paragraphs"]) - 3
+    assert stats == {"no 'answers' list (dropped)": 1, "empty question text (dropped)": 1,
+                     "a NUL byte in the question (dropped)": 1}
+    # outside the training split a question without answers is kept, without gold, and counted
+    data = load(RO)
+    del data["data"][0]["paragraphs"][0]["qas"][1]["answers"]
+    _, questions, stats = read_squad(str(dump(data, tmp_path / "test.json")))
+    assert stats == {"questions without an 'answers' key (kept, no gold)": 1}
+    src, tgt = tmp_path / "c.en", tmp_path / "c.ro"
+    src.write_text("One.\nTwo\0.\n\nFour.\n")
+    tgt.write_text("Unu.\nDoi.\nTrei.\nPatru\0.\n")
+    counts = collections.Counter()
+    units = read_parallel(str(src), str(tgt), counts, skip_bad=True)
+    assert [u["src"] for u in units] == ["One."]
+    assert counts["line pairs with a NUL byte (skipped)"] == 2
+    assert counts["empty line pairs (skipped)"] == 1
 
 
 def test_alignment_beyond_the_sentence(tmp_path):

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -49,10 +50,10 @@ if _child_pid:
     class Popen(_Popen):
         def __init__(self, args, *rest, **kwargs):
             super().__init__(args, *rest, **kwargs)
-            if "eflomal" in os.path.basename(str(args[0])):
+            if any("eflomal" in str(a) for a in args):  # run by descriptor: its files name it
                 os.kill(self.pid, signal.SIGSTOP)  # it cannot end by itself before the check
                 with open(_child_pid, "w") as f:
-                    f.write(str(self.pid))
+                    f.write(f"{self.pid} {os.getpid()}")
                 os.kill(os.getpid(), signal.SIGKILL)
 
     subprocess.Popen = Popen
@@ -187,7 +188,7 @@ def test_a_killed_run_leaves_no_eflomal_and_its_files_go_with_the_next_run(clean
     status, log = killed_run(tmp_path / "log", "align", "--out", out, *ARGS, "--force", hook=hook,
                              GRAFUSION_TEST_KILL_AFTER_CHILD=str(pid_file))
     assert status == -signal.SIGKILL, log[-2000:]
-    child = int(pid_file.read_text())
+    child, parent = map(int, pid_file.read_text().split())
     try:
         deadline = time.time() + 10
         while alive(child) and time.time() < deadline:
@@ -198,9 +199,13 @@ def test_a_killed_run_leaves_no_eflomal_and_its_files_go_with_the_next_run(clean
             os.kill(child, signal.SIGKILL)
     work = out / "work" / "qa" / "valid"
     assert [n for n in os.listdir(work) if n.startswith("eflomal.tmp-")]  # eflomal's files, left
+    private = [n for n in os.listdir(tempfile.gettempdir())  # the killed run's binary copy
+               if n.startswith(f"grafusion-eflomal-{parent}-")]
+    assert private
     rerun = ok(preprocess("align", "--out", out, *ARGS, "--force"))
     assert "removed 1 temporary files of an interrupted run" in rerun.stdout, rerun.stdout
     assert not [n for n in os.listdir(work) if ".tmp-" in n]
+    assert not [n for n in private if os.path.exists(os.path.join(tempfile.gettempdir(), n))]
     assert filecmp.cmp(work / "align.jsonl", clean / "work" / "qa" / "valid" / "align.jsonl", shallow=False)
 
 

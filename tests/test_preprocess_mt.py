@@ -117,10 +117,10 @@ def test_one_model_per_direction(moses_bpe_mt, tmp_path, capsys):
         in err[0] and "en->ro is asked for" in err[0], err
     state = checkpoint_compat.load_state(os.path.join(mt.model, "model.pt"))
     state["cfg"]["task"]["source_lang"], state["cfg"]["task"]["target_lang"] = "ro", "en"
-    checkpoint_compat.check_translation(state, "m.pt", "ro", "en", "--mt-test-model", mt.model)
+    translate.direction_check("ro", "en", "--mt-test-model", mt.model)(state, "--mt-test-model m.pt")
     with pytest.raises(GraFusionError, match=r"--mt-train-model m.pt: the checkpoint translates "
                        r"ro->en \(cfg.task.source_lang/target_lang\), but en->ro"):
-        checkpoint_compat.check_translation(state, "m.pt", "en", "ro", "--mt-train-model")
+        translate.direction_check("en", "ro", "--mt-train-model")(state, "--mt-train-model m.pt")
     # a separate data directory for the dictionaries (--mt-data), the model directory without them
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -84,16 +84,16 @@ def load_teachers(paths, task):
     """The teacher models, in eval mode and without gradients, built by the student's task."""
     from fairseq import checkpoint_utils
 
+    from .. import checkpoint_policy
+
     teachers = []
     for path in paths:
         if not os.path.isfile(path):
             raise GraFusionError(f"--self-teaching-teacher {path}: no such checkpoint file")
-        state = checkpoint_utils.load_checkpoint_to_cpu(path)
-        cfg = state.get("cfg") or {}
-        task_name = (cfg.get("task") or {}).get("_name") if hasattr(cfg, "get") else None
-        if task_name != "xmrc_span":
-            raise GraFusionError(f"--self-teaching-teacher {path} was trained with task "
-                                 f"{task_name!r}; the teacher must be an xmrc_span checkpoint")
+        # an xmrc_span checkpoint of ours, checked before the student's task builds it
+        allowed = checkpoint_policy.ours(("xmrc_span",), label="--self-teaching-teacher")
+        with checkpoint_policy.expecting(allowed):
+            state = checkpoint_utils.load_checkpoint_to_cpu(path)
         try:
             models, _ = checkpoint_utils.load_model_ensemble([path], task=task, state=state)
         except RuntimeError as e:  # torch's size-mismatch message runs over many lines

@@ -5,6 +5,7 @@ import os
 
 from fairseq import checkpoint_utils
 
+from .. import checkpoint_policy
 from ..errors import GraFusionError
 from .grafusion import HEADS
 
@@ -20,7 +21,9 @@ def load_pretrained_sagraph(model, path, dictionary):
     """
     if not os.path.isfile(path):
         raise GraFusionError(f"--pretrained-sagraph {path}: no such checkpoint file")
-    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    allowed = checkpoint_policy.ours(("sa_graph_pretrain",), label="--pretrained-sagraph")
+    with checkpoint_policy.expecting(allowed):
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
     theirs = state.get("model") or {}
     if not any(k.startswith("pretrain_heads.") for k in theirs):
         raise GraFusionError(f"--pretrained-sagraph {path}: not a sa_graph_pretrain checkpoint "

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 
+from .. import checkpoint_policy
 from ..errors import GraFusionError
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def load_xlmr(model, directory, dictionary):
     if len(ours) != len(theirs):
         raise GraFusionError(f"dictionary mismatch: the data's dictionary has {len(ours)} symbols, "
                              f"{dict_path} has {len(theirs)}")
-    state = checkpoint_utils.load_checkpoint_to_cpu(ckpt)
+    with checkpoint_policy.expecting(checkpoint_policy.xlmr_start()):  # its weights, nothing built
+        state = checkpoint_utils.load_checkpoint_to_cpu(ckpt)
     model.load_state_dict(state["model"], strict=True)
     logger.info("initialised from XLM-R checkpoint %s", ckpt)
     return model

@@ -14,6 +14,7 @@ import sys
 from fairseq.data import Dictionary
 from fairseq.tasks import FairseqTask
 
+from .. import checkpoint_policy
 from ..data.fingerprints import DICTIONARY, check_model_dictionary, check_split_dictionary, file_sha256
 from ..errors import GraFusionError
 
@@ -82,7 +83,17 @@ class GraphPairTask(FairseqTask):
         """One-line errors for option values that do not fit (subclasses add theirs)."""
 
     @classmethod
+    def add_args(cls, parser):
+        """fairseq calls this for the task the command line names, before it loads any checkpoint
+        (fairseq-validate builds the model and task of ``--path`` from the file): from then on a
+        checkpoint must be one of ours (:func:`~fairseq_grafusion.checkpoint_policy.claim_process`).
+        The options themselves are the dataclass's, as in every fairseq task."""
+        checkpoint_policy.claim_process()
+        super().add_args(parser)
+
+    @classmethod
     def setup_task(cls, cfg, **kwargs):
+        checkpoint_policy.claim_process()
         command = fairseq_command()
         if command in GENERATION_COMMANDS:
             cls.refuse_generation(getattr(cfg, "_name", None) or cls.__name__, f"fairseq-{command}")

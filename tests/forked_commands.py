@@ -1,0 +1,70 @@
+"""Run many command lines of the plugin's commands, each as its console script runs it, in one
+interpreter: torch, fairseq and the plugin are imported once, then every command line runs in a
+child forked from that state (a fresh process as far as the command can tell: nothing one run
+sets up is seen by the next), with its stdout and stderr in a file of its own and the command's
+own way out (``sys.exit``, or the exception hook for what escapes, as the interpreter would).
+
+    python tests/forked_commands.py JOBS.json RESULTS.json
+
+``JOBS.json``: ``[[command, [argv...], log file], ...]`` with ``command`` one of :data:`ENTRIES`;
+``RESULTS.json`` gets the exit codes, in order.  Used by tests that run a family of inputs through
+every command (a second interpreter start per input would cost seconds each).
+"""
+import json
+import os
+import sys
+
+
+def _hub(model_dir, checkpoint, *rest):
+    """The hub as a user calls it: ``from_pretrained(model_dir, checkpoint_file=...)``, the other
+    arguments as ``key=value`` (``mt_model=DIR``)."""
+    from fairseq_grafusion.models import GraFusionModel
+
+    kwargs = dict(arg.split("=", 1) for arg in rest)
+    GraFusionModel.from_pretrained(model_dir, checkpoint_file=checkpoint, **kwargs)
+
+
+def entries():
+    import fairseq_grafusion.plugin  # noqa: F401  (what --user-dir imports)
+    from fairseq_cli import train, validate
+
+    from fairseq_grafusion.cli import plot_attention, predict
+    from fairseq_grafusion.preprocess import cli as preprocess
+
+    return {"grafusion-predict": predict.cli_main, "grafusion-plot-attention": plot_attention.cli_main,
+            "grafusion-preprocess": preprocess.cli_main, "fairseq-validate": validate.cli_main,
+            "fairseq-train": train.cli_main, "hub": lambda: _hub(*sys.argv[1:])}
+
+
+def run_one(entry, command, argv, log):
+    pid = os.fork()
+    if pid:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    sys.argv = [command, *argv]
+    code = 0
+    try:
+        entry()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(jobs_file, results_file):
+    with open(jobs_file, encoding="utf-8") as f:
+        jobs = json.load(f)
+    table = entries()
+    codes = [run_one(table[command], command, argv, log) for command, argv, log in jobs]
+    with open(results_file, "w", encoding="utf-8") as f:
+        json.dump(codes, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
