@@ -23,14 +23,19 @@ setup(
     ],
     # the data pipeline lives in the repository's top-level preprocess/ folder and is installed as
     # fairseq_grafusion.preprocess: no top-level module named "preprocess" (a common name on PyPI)
+    # the bundled sample (examples/sample, about 600 KB) is installed as fairseq_grafusion.sample,
+    # so that an installed package runs it from any directory without a checkout
     packages=find_packages(include=["fairseq_grafusion", "fairseq_grafusion.*"])
-    + ["fairseq_grafusion.preprocess"],
-    package_dir={"fairseq_grafusion.preprocess": "preprocess"},
+    + ["fairseq_grafusion.preprocess", "fairseq_grafusion.sample"],
+    package_dir={"fairseq_grafusion.preprocess": "preprocess",
+                 "fairseq_grafusion.sample": "examples/sample"},
+    package_data={"fairseq_grafusion.sample": ["README.md", "*.sh", "qa/*.json", "parallel/*",
+                                               "spm/*", "spm-xquad/*"]},
     include_package_data=True,
     install_requires=[
         # fairseq 0.12.2 does not import on Python >= 3.11; fairseq-fixed is the same package (the
-        # module "fairseq" and the fairseq-* commands), fixed.  A user's own fairseq: README,
-        # "Installing" (pip install --no-deps)
+        # module "fairseq" and the fairseq-* commands), fixed.  A user's own fairseq:
+        # docs/install.md (pip install --no-deps)
         "fairseq-fixed==0.12.3.1",
         # >= 2.6: weights_only checkpoint loading by default (fairseq_grafusion.checkpoint_compat);
         # no upper bound, so that a cluster's newer (CUDA) torch is kept

@@ -20,7 +20,12 @@
 #   preprocessed side by side, default 1; JOBS x WORKERS about the number of cores).
 
 PYTHON=${PYTHON:-python}
-USER_DIR=fairseq_grafusion
+# shell helpers: step NAME LOG COMMAND... stops at the first failure with the command's error line
+. "$(dirname "${BASH_SOURCE[0]}")/sample/steps.sh"
+
+user_dir() {  # the installed plugin's directory, for fairseq's --user-dir (any working directory)
+    "$PYTHON" -m fairseq_grafusion.cli.user_dir
+}
 
 set_defaults() {  # after the recipe has set its own (a recipe's value, or the user's, wins)
     ARCH=${ARCH:-grafusion_base}
@@ -97,24 +102,28 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair,
         fi
         mkdir -p "$(dirname "$out")"
         if (( ${JOBS:-1} <= 1 )); then
-            "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"
+            step "grafusion-preprocess en-$lang" "$out.log" \
+                "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}"
             continue
         fi
-        # languages side by side: at most JOBS runs at once, each with --workers WORKERS
+        # languages side by side: at most JOBS runs at once, each with --workers WORKERS; the
+        # others run to their end when one fails, then the recipe stops naming the failed ones
         while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || true; done
         rm -f "$out.status"
-        ( "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log"; echo $? > "$out.status" ) &
+        ( status=0; "$PYTHON" -m fairseq_grafusion.preprocess all "${args[@]}" > "$out.log" 2>&1 \
+              || status=$?; echo "$status" > "$out.status" ) &
         started+=("$lang")
     done
     wait
+    local status=0
     for lang in "${started[@]}"; do
         out=$(pair_dir "$lang")
-        [[ $(cat "$out.status" 2>/dev/null) == 0 ]] || failed+=("$lang")
+        [[ $(cat "$out.status" 2>/dev/null) == 0 ]] || { failed+=("$lang"); status=$(cat "$out.status" 2>/dev/null || echo 1); }
         rm -f "$out.status"
     done
     if (( ${#failed[@]} )); then
-        log "preprocessing failed for: ${failed[*]} (the errors are above; summaries in $WORK/pairs/en-LANG.log)"
-        return 1
+        log "preprocessing failed for: ${failed[*]} (each one's output: $WORK/pairs/en-LANG.log)"
+        step_failed "grafusion-preprocess en-${failed[0]}" "$(pair_dir "${failed[0]}").log" "$status"
     fi
 }
 
@@ -122,7 +131,8 @@ combine_pairs() {  # one directory: training data of every language mixed, dev /
     local lang pairs=()
     for lang in $LANGS; do pairs+=(--pair "$lang" "$(pair_dir "$lang")/qa-bin"); done
     log "combine ${LANGS// /, } -> $WORK/data-bin"
-    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
+    step "grafusion-preprocess combine" "$WORK/data-bin.log" \
+        "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
 }
 
 pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every language (section 3.4)
@@ -132,21 +142,23 @@ pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every langu
     for lang in $LANGS; do
         [[ $lang == en ]] && continue
         read -r -a files <<< "$(expand "$PARALLEL" "$lang")"
-        "$PYTHON" -m fairseq_grafusion.preprocess parallel --out "$WORK/parallel/en-$lang" --src-lang en --tgt-lang "$lang" \
-            --parallel train "${files[@]}" --spm "$SPM" --dict "$DICT" \
-            ${STANZA_DIR:+--stanza-dir "$STANZA_DIR"} > "$WORK/parallel/en-$lang.log"
+        step "grafusion-preprocess parallel en-$lang" "$WORK/parallel/en-$lang.log" \
+            "$PYTHON" -m fairseq_grafusion.preprocess parallel --out "$WORK/parallel/en-$lang" \
+            --src-lang en --tgt-lang "$lang" --parallel train "${files[@]}" --spm "$SPM" \
+            --dict "$DICT" ${STANZA_DIR:+--stanza-dir "$STANZA_DIR"}
         pairs+=(--pair "$lang" "$WORK/parallel/en-$lang/parallel-bin")
     done
-    "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/parallel-bin" "${pairs[@]}"
+    step "grafusion-preprocess combine (parallel)" "$WORK/parallel-bin.log" \
+        "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/parallel-bin" "${pairs[@]}"
     log "pre-train the SA-Graph ($PRETRAIN_UPDATES updates) -> $out"
-    "$PYTHON" -m fairseq_cli.train "$WORK/parallel-bin" --user-dir $USER_DIR \
+    step "fairseq-train --task sa_graph_pretrain" "$out.log" \
+    "$PYTHON" -m fairseq_cli.train "$WORK/parallel-bin" --user-dir "$(user_dir)" \
         --task sa_graph_pretrain --criterion sa_graph_pretrain --arch "$ARCH" $(init_flags pretrain) \
         --batch-size "${PRETRAIN_BATCH:-64}" --optimizer adam --adam-betas '(0.9,0.98)' \
         --lr "${PRETRAIN_LR:-1e-4}" --lr-scheduler polynomial_decay \
         --warmup-updates $((PRETRAIN_UPDATES / 20)) --total-num-update "$PRETRAIN_UPDATES" \
         --max-update "$PRETRAIN_UPDATES" --save-dir "$out" --no-epoch-checkpoints --seed 1 \
-        --log-format simple --log-interval 100 --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}" \
-        > "$out.log" 2>&1
+        --log-format simple --log-interval 100 --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}"
 }
 
 init_flags() {  # init_flags VARIANT: where the weights start from
@@ -172,14 +184,15 @@ finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
                     --maximize-best-checkpoint-metric)
     fi
     log "fine-tune ${VARIANT_ROW[$variant]} seed $seed (batch $batch, lr $lr, warm-up $warmup%, $total updates) -> $save"
-    "$PYTHON" -m fairseq_cli.train "$WORK/data-bin" --user-dir $USER_DIR \
+    step "fairseq-train ${VARIANT_ROW[$variant]} seed $seed" "$save.log" \
+    "$PYTHON" -m fairseq_cli.train "$WORK/data-bin" --user-dir "$(user_dir)" \
         --task xmrc_span --criterion xmrc_span --arch "$ARCH" ${VARIANT_FLAGS[$variant]} \
         $(init_flags "$variant") --seed "$seed" --batch-size "$per_gpu" --update-freq "$freq" \
         --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --lr "$lr" \
         --lr-scheduler polynomial_decay --warmup-updates $(( total * warmup / 100 )) \
         --total-num-update "$total" --max-update "$total" "${eval_flags[@]}" \
         --save-dir "$save" --no-epoch-checkpoints --log-format simple --log-interval 50 \
-        --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}" > "$save.log" 2>&1
+        --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}"
 }
 
 gold_of() {  # gold_of SPLIT LANG: the benchmark's own file (never XTREME's blanked copy)
@@ -190,13 +203,16 @@ predict_and_score() {  # predict_and_score CHECKPOINT SPLIT ROW_NAME SCORES_JSON
     local ckpt=$1 split=$2 name=$3 scores=$4 lang preds=${4%.json}.pred evals=()
     mkdir -p "$preds"
     # one call on the combined directory writes every language's predictions ({lang})
-    "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$WORK/data-bin" \
-        --split "$split" --output "$preds/{lang}.json" ${PREDICT_EXTRA:-} 2>> "$preds/predict.log"
+    step "grafusion-predict $name" "$preds/predict.log" \
+        "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$WORK/data-bin" \
+        --split "$split" --output "$preds/{lang}.json" ${PREDICT_EXTRA:-}
     for lang in $LANGS; do
         evals+=(--eval "$lang" "$(gold_of "$split" "$lang")" "$preds/$lang.json")
     done
-    "$PYTHON" -m fairseq_grafusion.cli.evaluate --metric "$METRIC" "${evals[@]}" --name "$name" \
-        --json "$scores" 2>> "$preds/evaluate.log"
+    step "grafusion-evaluate $name" "$preds/evaluate.log" \
+        "$PYTHON" -m fairseq_grafusion.cli.evaluate --metric "$METRIC" "${evals[@]}" --name "$name" \
+        --json "$scores"
+    cat "$preds/evaluate.log"
 }
 
 best_of_grid() {  # best_of_grid VARIANT: "BATCH LR WARMUP" with the best dev Avg. F1 (appendix C)
@@ -235,8 +251,10 @@ run_protocol() {  # every variant x seed, then the table
         done
     done
     log "table: mean ± std over seeds ($SEEDS) -> $WORK/table.md"
-    "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
+    step "grafusion-results" "$WORK/table.log" \
+        "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
         ${NO_PARSER:+--no-parser $NO_PARSER} --output "$WORK/table.md" --json "$WORK/table.json"
+    cat "$WORK/table.md"
 }
 
 # MINI=1: the bundled XQuAD sample ($S) as a recipe's data (XQuAD's English original stands in for

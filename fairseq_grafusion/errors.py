@@ -5,7 +5,9 @@ or example id, the option).  Both ways out of a process print it the same way, a
 ``PROG: error: <message>`` (:func:`error_line`): the ``grafusion-*`` commands exit through
 ``fairseq_grafusion.cli.run``, and ``fairseq-train --user-dir fairseq_grafusion`` gets an exception
 hook (installed when fairseq loads the plugin, :mod:`.hooks`) that prints such errors instead of a
-traceback.  Every other exception keeps Python's usual traceback; ``GRAFUSION_TRACEBACK=1`` shows
+traceback.  An :class:`OSError` that no code of ours caught (a file that cannot be read or
+written) is one line too, naming the file (:func:`os_error_line`): always in the ``grafusion-*``
+commands, and in a fairseq command once it runs one of the plugin's tasks.  Every other exception keeps Python's usual traceback; ``GRAFUSION_TRACEBACK=1`` shows
 it for a GraFusionError too.
 
 This module imports nothing heavy: the pipeline's readers use it without torch.
@@ -32,13 +34,32 @@ def error_line(prog, exc):
     return f"{prog}: error: {one_line(exc)}\n"
 
 
+def os_error_line(exc):
+    """An :class:`OSError` no code of ours turned into a GraFusionError, as one line naming the
+    file(s) it was about: ``cannot write /out/x: No space left on device (errno 28)``."""
+    files = " -> ".join(str(f) for f in (exc.filename, getattr(exc, "filename2", None)) if f)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    code = f" (errno {exc.errno})" if exc.errno else ""
+    return f"{files}: {reason}{code}" if files else f"{reason}{code}"
+
+
+_ONE_LINE = [GraFusionError]
+
+
+def one_line_for(exc_type):
+    """Print ``exc_type`` (an OSError, in a process that runs the plugin's task) as one line too."""
+    if exc_type not in _ONE_LINE:
+        _ONE_LINE.append(exc_type)
+
+
 def wants_traceback():
     return bool(os.environ.get("GRAFUSION_TRACEBACK"))
 
 
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    if issubclass(exc_type, GraFusionError) and not wants_traceback():
-        sys.stderr.write(error_line("fairseq-grafusion", exc))
+    if issubclass(exc_type, tuple(_ONE_LINE)) and not wants_traceback():
+        message = exc if isinstance(exc, GraFusionError) else os_error_line(exc)
+        sys.stderr.write(error_line("fairseq-grafusion", message))
         sys.stderr.flush()
         return
     _previous(exc_type, exc, tb)

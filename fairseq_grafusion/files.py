@@ -6,7 +6,8 @@ half-written file, and a reader never sees one.  :class:`AtomicFiles` does it fo
 files that appear together (the files of a binary split, :class:`~.data.PairWriter`),
 :func:`atomic_path` for one.  A write that fails (a full disk: ``ENOSPC``) is one line naming the
 file, and its temporary files are removed.  :func:`read_text` is the one way text input is read
-(UTF-8, a byte-order mark skipped).  No torch import: the pipeline's readers and writers use it.
+(UTF-8, a byte-order mark skipped), :func:`resolved` the one way a command makes the paths it is
+given absolute.  No torch import: the pipeline's readers and writers use it.
 """
 import contextlib
 import errno
@@ -15,6 +16,14 @@ import os
 import uuid
 
 from .errors import GraFusionError
+
+
+def resolved(path):
+    """``path`` made absolute against the current directory; None (an option not given) and
+    ``"-"`` (a side to translate) stay as they are.  Every command resolves the paths it is
+    given once, where it reads its options: what a path names can then not change later (a
+    child process started in another directory, a relative path stored and read elsewhere)."""
+    return path if path in (None, "-") else os.path.abspath(path)
 
 
 def _cannot_write(path, error):

@@ -40,6 +40,7 @@ import os
 import torch.nn as nn
 
 from .errors import GraFusionError
+from .files import resolved
 from .inference import graph_stages, load_model, predict
 from .preprocess.align import AlignmentPriors, LexicalAligner, estimate_priors, priors_to_apply
 from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
@@ -67,6 +68,8 @@ class GraFusionHubInterface(nn.Module):
         if mt_model and mt:
             raise GraFusionError("give mt (an MTConfig) or mt_model (one directory), not both")
         self.mt = (MTConfig.both(mt_model) if mt_model else mt) or None
+        if self.mt:
+            self.mt = self.mt.resolved()
         self.priors, self.batch_size = priors, batch_size
         align, parse = graph_stages(model)
         if align and priors is None:
@@ -140,10 +143,10 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
     ``align_extra`` (two line-aligned text files).  ``kwargs`` go to
     :class:`GraFusionHubInterface` (stanza_dir, mt, mt_model, max_len, doc_stride, max_query_len,
     batch_size)."""
-    model_dir = model_name_or_path
+    model_dir = resolved(model_name_or_path)  # absolute, once, as the commands' paths
     data = os.path.join(model_dir, data_name_or_path) if data_name_or_path.startswith(".") \
-        else data_name_or_path
-    spm = spm or os.path.join(model_dir, SPM_FILE)
+        else resolved(data_name_or_path)
+    spm = resolved(spm) or os.path.join(model_dir, SPM_FILE)
     dict_path = os.path.join(data, "dict.txt")
     for path in (spm, dict_path):
         if not os.path.isfile(path):

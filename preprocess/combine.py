@@ -33,7 +33,7 @@ from typing import List, Optional, Tuple
 from fairseq_grafusion.data import PairReader, PairWriter
 from fairseq_grafusion.data.languages import COMBINE_MANIFEST, gold_file
 from fairseq_grafusion.errors import GraFusionError
-from fairseq_grafusion.files import atomic_path
+from fairseq_grafusion.files import atomic_path, resolved
 
 from . import outlock
 
@@ -47,6 +47,8 @@ class CombineConfig:
     def __post_init__(self):
         if not self.pairs:
             raise GraFusionError("combine: give at least one --pair LANG DIR")
+        self.out = resolved(self.out)  # absolute, once (files.resolved)
+        self.pairs = [(lang, resolved(directory)) for lang, directory in self.pairs]
         langs = [lang for lang, _ in self.pairs]
         twice = sorted({x for x in langs if langs.count(x) > 1})
         if twice:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.files import resolved
+from fairseq_grafusion.sample import SAMPLE_DIR
 
 from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
@@ -28,7 +30,6 @@ from .workdir import shard_suffix
 
 STAGES = ("pairs", "words", "align", "parse", "binarize")
 COMMANDS = STAGES + ("all", "parallel", "merge")
-SAMPLE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sample")
 SAMPLE_OUT = "sample-run"
 
 
@@ -96,6 +97,7 @@ class PipelineConfig:
         self._apply_sample()
         if not self.out:
             raise GraFusionError("--out DIR is required (or --sample for the bundled sample)")
+        self._resolve_paths()
         if not self.src_lang or not self.tgt_lang:
             raise GraFusionError("--src-lang and --tgt-lang are required")
         for code, option in ((self.src_lang, "--src-lang"), (self.tgt_lang, "--tgt-lang")):
@@ -131,14 +133,33 @@ class PipelineConfig:
         if self.command in ("binarize", "all", "parallel"):
             self._check_vocabulary()
 
+    def _resolve_paths(self):
+        """Every path option absolute (:func:`~fairseq_grafusion.files.resolved`), once, here:
+        the stages, eflomal (started in a directory of its own), the manifests and the stage
+        keys see nothing relative."""
+        r = resolved
+        self.out, self.stanza_dir, self.align_priors = r(self.out), r(self.stanza_dir), r(self.align_priors)
+        self.spm, self.dict = r(self.spm), r(self.dict)
+        self.qa = [(split, *map(r, files)) for split, *files in self.qa]
+        self.parallel = [(split, *map(r, files)) for split, *files in self.parallel]
+        if self.align_extra is not None:
+            self.align_extra = tuple(map(r, self.align_extra))
+        for name in ("alignments", "src_conllu", "tgt_conllu"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, {split: r(path) for split, path in value.items()})
+            else:  # the command line's [SPLIT] FILE entries: the file is last
+                setattr(self, name, [(*entry[:-1], r(entry[-1])) for entry in value])
+        if isinstance(self.mt, dict):
+            self.mt = MTConfig(**self.mt)
+        if self.mt:
+            self.mt = self.mt.resolved()
+
     def _apply_sample(self):
         """``--sample``: the bundled en-ro sample for every input not given (``all`` without
         ``--qa`` / ``--parallel`` implies it)."""
         if not (self.sample or (self.command == "all" and not self.qa and not self.parallel)):
             return
-        if not os.path.isdir(SAMPLE_DIR):
-            raise GraFusionError(f"the bundled sample is not installed ({SAMPLE_DIR}); run from a "
-                                 "source checkout")
         s = lambda *p: os.path.join(SAMPLE_DIR, *p)  # noqa: E731
         self.sample = True
         self.out = self.out or SAMPLE_OUT

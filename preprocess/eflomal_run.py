@@ -137,6 +137,15 @@ def _executable(fd, path):
     return by_fd if os.path.exists(f"/proc/{os.getpid()}/fd/{fd}") else path
 
 
+def _signal_name(number):
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
+
+
 def _threads(processes=None):
     """``N,1``: the two directions at once (N = 2) or in turn (N = 1), the samplers in turn.
     ``processes`` (``--workers``) caps N; without it N is 2, or 1 under ``OMP_NUM_THREADS=1``."""
@@ -194,8 +203,11 @@ def links(src_lines, tgt_lines, priors_lines=None, seed=SEED, tmp_prefix=None, p
         except OSError as e:
             raise GraFusionError(f"eflomal ({binary}) could not be started: {e.strerror or e}") from None
         if status != 0:
-            raise GraFusionError(f"eflomal ({binary}) failed with exit status {status} on "
-                                 f"{len(src_lines)} line pairs")
+            how = (f"was killed by signal {-status} ({_signal_name(-status)})" if status < 0
+                   else f"failed with exit status {status}")
+            where = f" of {os.path.dirname(os.path.abspath(tmp_prefix))}" if tmp_prefix else ""
+            raise GraFusionError(f"eflomal ({binary}) {how} while aligning the {len(src_lines)} "
+                                 f"line pairs{where}")
         with open(files["fwd"], encoding="utf-8") as f:
             forward = f.read().splitlines()
         with open(files["rev"], encoding="utf-8") as f:

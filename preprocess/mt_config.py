@@ -25,7 +25,7 @@ direction asked for.
 (``--mt-model`` for both directions, ``--mt-train-*`` / ``--mt-test-*`` for one).
 """
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 from fairseq_grafusion.errors import GraFusionError
@@ -51,6 +51,14 @@ class MTDirection:
     bpe: Optional[str] = None  # BPES
     bpe_codes: Optional[str] = None  # codes / SentencePiece model / gpt2 directory
     beam: int = 5
+
+    def resolved(self):
+        """This direction with its directories and files absolute (``checkpoint`` is a file
+        name inside ``model``)."""
+        from fairseq_grafusion.files import resolved
+
+        return replace(self, model=resolved(self.model), data=resolved(self.data),
+                       bpe_codes=resolved(self.bpe_codes))
 
     def check(self, option):
         """One line naming ``option`` (``--mt-train`` / ``--mt-test``) for a bad value."""
@@ -113,6 +121,10 @@ class MTConfig:
 
     def __bool__(self):
         return bool(self.train.model or self.test.model)
+
+    def resolved(self):
+        """Both directions with absolute paths (:meth:`MTDirection.resolved`)."""
+        return replace(self, train=self.train.resolved(), test=self.test.resolved())
 
     def fingerprint(self):
         """What the ``pairs`` stage's output depends on."""

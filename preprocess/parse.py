@@ -107,23 +107,46 @@ def stanza_device():
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def stanza_pipeline(lang, stanza_dir, processors, **options):
+    """``stanza.Pipeline`` of the local models in ``stanza_dir`` (nothing downloaded), with what
+    goes wrong in Stanza (a missing or damaged model file) as one line naming the directory."""
+    import stanza
+
+    try:
+        return stanza.Pipeline(lang, dir=stanza_dir, processors=processors, download_method=None,
+                               logging_level="WARN", use_gpu=stanza_device() == "cuda", **options)
+    except Exception as e:  # Stanza raises many kinds: FileNotFoundError, RuntimeError, KeyError...
+        raise GraFusionError(f"--stanza-dir {stanza_dir}: cannot load Stanza's {processors} models "
+                             f"for {lang} ({type(e).__name__}: {_first_line(e)})") from None
+
+
+def run_stanza(nlp, what, lang, inputs):
+    """``nlp(inputs)``, a failure in Stanza as one line naming the step and the language."""
+    try:
+        return nlp(inputs)
+    except Exception as e:
+        raise GraFusionError(f"Stanza's {what} failed on {lang} text ({type(e).__name__}: "
+                             f"{_first_line(e)})") from None
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
 def stanza_arcs(lang, stanza_dir, sentences, batch_words=PARSE_BATCH_WORDS, chunk=20000):
     """Arcs per sentence of ``sentences`` (lists of words) parsed by Stanza from a local dir.
 
     Stanza batches POS tagging and parsing itself (``pos_batch_size`` / ``pos_batch_maximum_tokens``
     / ``depparse_batch_size``, in sentences / words, sorted by length) and runs on the GPU when one
     is visible; ``chunk`` sentences go to Stanza per call to bound host memory."""
-    import stanza
-
-    nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,pos,lemma,depparse",
-                          tokenize_pretokenized=True, download_method=None, logging_level="WARN",
-                          use_gpu=stanza_device() == "cuda", pos_batch_size=max(1, batch_words // 5),
+    nlp = stanza_pipeline(lang, stanza_dir, "tokenize,pos,lemma,depparse", tokenize_pretokenized=True,
+                          pos_batch_size=max(1, batch_words // 5),
                           pos_batch_maximum_tokens=batch_words, depparse_batch_size=batch_words)
     out = []
     for k in range(0, len(sentences), chunk):
         part = sentences[k:k + chunk]
         nonempty = [s for s in part if s]
-        arcs = iter(document_arcs(nlp(nonempty))) if nonempty else iter(())
+        arcs = iter(document_arcs(run_stanza(nlp, "parser", lang, nonempty))) if nonempty else iter(())
         out += [next(arcs) if s else [] for s in part]
     return out
 

@@ -160,16 +160,12 @@ class Segmenter:
         self._sea_words = None
         self.backend = "rules"
         if stanza_dir and os.path.isdir(os.path.join(stanza_dir, lang, "tokenize")):
-            import stanza
-
-            from .parse import stanza_device
+            from .parse import stanza_pipeline
 
             # a language with multi-word tokens has an mwt model next to its tokenizer: load it
             # (Stanza would add it with a warning); our words are the tokens, MWTs kept whole
             mwt = os.path.isdir(os.path.join(stanza_dir, lang, "mwt"))
-            self._nlp = stanza.Pipeline(lang, dir=stanza_dir, processors="tokenize,mwt" if mwt else "tokenize",
-                                        download_method=None, logging_level="WARN",
-                                        use_gpu=stanza_device() == "cuda")
+            self._nlp = stanza_pipeline(lang, stanza_dir, "tokenize,mwt" if mwt else "tokenize")
             self.backend = "stanza"
         elif lang == "th":
             self._sea_words = thai_words()
@@ -181,8 +177,10 @@ class Segmenter:
         if self._nlp is None:
             offsets = tokenize(text, self.lang, self._sea_words)
             return offsets, split_sentences(text, offsets)
+        from .parse import run_stanza
+
         offsets, starts = [], []
-        for sentence in self._nlp(text).sentences:
+        for sentence in run_stanza(self._nlp, "tokenizer", self.lang, text).sentences:
             starts.append(len(offsets) // 2)
             for token in sentence.tokens:
                 offsets += (token.start_char, token.end_char)

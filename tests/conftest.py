@@ -78,6 +78,26 @@ def run_fairseq(module, *args, timeout=600, check=True):
     return proc
 
 
+def run_forked(jobs, tmp, **env):
+    """Command lines run as their console scripts run them, each in a fresh child of one
+    interpreter that imported everything once (``tests/forked_commands.py``): ``jobs`` is
+    ``[(command, argv, log file[, working directory])]``; returns ``[(exit code, output)]``."""
+    import json
+
+    jobs_file, results = tmp / "forked-jobs.json", tmp / "forked-results.json"
+    jobs_file.write_text(json.dumps([[c, [str(a) for a in argv], str(log), *map(str, rest)]
+                                     for c, argv, log, *rest in jobs]))
+    full = dict(os.environ, OMP_NUM_THREADS="1", **env)
+    full.pop("GRAFUSION_TRACEBACK", None)
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "forked_commands.py"),
+                           str(jobs_file), str(results)], cwd=REPO, env=full, capture_output=True,
+                          text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = json.loads(results.read_text())
+    return [(code, open(job[2], encoding="utf-8", errors="replace").read())
+            for code, job in zip(codes, jobs)]
+
+
 def preprocess(*args, check=True):
     """Run ``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``); returns the completed
     process."""
@@ -89,11 +109,11 @@ def preprocess(*args, check=True):
     return proc
 
 
-def start_logged(command, log, env):
-    """``command`` started in the repository, its stdout and stderr into the file ``log``:
-    ``(process, log file)`` for :func:`finish_logged`."""
+def start_logged(command, log, env, cwd=REPO):
+    """``command`` started in ``cwd`` (the repository), its stdout and stderr into the file
+    ``log``: ``(process, log file)`` for :func:`finish_logged`."""
     out = open(log, "w+")
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+    return subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL), out
 
 
@@ -233,11 +253,11 @@ def moses_bpe_mt(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def readme_run(sample_run, tmp_path_factory):
-    """The README's blocks marked ``<!-- ci: run -->`` (``readme_blocks``), run as written by
+    """The blocks of the README and of docs/ marked ``<!-- ci: run -->`` (``readme_blocks``), run as written by
     bash, in order, in a directory holding what command 1 writes on the sample (``sample-run/``:
     the outputs of :func:`sample_run`, linked) and the repository's ``examples/``, with the
     environment's commands first on the PATH: (directory, [(block, completed process)])."""
-    from readme_blocks import blocks
+    from readme_blocks import all_blocks
 
     work = tmp_path_factory.mktemp("readme")
     (work / "sample-run").mkdir()
@@ -247,7 +267,7 @@ def readme_run(sample_run, tmp_path_factory):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1",
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     runs = []
-    for block in blocks():
+    for block in all_blocks():
         if block.marker == "run":
             start = time.time()
             runs.append((block, subprocess.run(
@@ -276,29 +296,46 @@ def restamp_split(prefix):
 XQUAD_LANGS = ("de", "zh", "ar")
 
 
-def xquad_pair_args(xx, out):
-    """``grafusion-preprocess all`` of the (English, xx) pair of the bundled XQuAD sample, exactly
-    as README command 1 (examples/run_sample.sh) and the recipes' miniatures run it (paths
-    relative to the repository, so that their runs find these stages up to date)."""
-    s = "examples/sample"
-    return ["all", "--out", out, "--src-lang", "en", "--tgt-lang", xx,
-            "--qa", "train", f"{s}/qa/train.en.json", f"{s}/qa/train.{xx}.json",
-            "--qa", "valid", f"{s}/qa/valid.en.json", f"{s}/qa/valid.{xx}.json",
-            "--align-extra", f"{s}/parallel/train.en-{xx}.en", f"{s}/parallel/train.en-{xx}.{xx}",
-            "--spm", f"{s}/spm-xquad/sentencepiece.bpe.model", "--dict", f"{s}/spm-xquad/dict.txt"]
+def repository_copy(directory):
+    """The repository's files as a fresh clone has them (tracked, and untracked ones git does not
+    ignore: what is being committed), copied into ``directory``."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=REPO, capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, files):
+        source = os.path.join(REPO, name)
+        if os.path.isfile(source):
+            os.makedirs(os.path.join(directory, os.path.dirname(name)), exist_ok=True)
+            shutil.copy2(source, os.path.join(directory, name))
+    return directory
 
 
 @pytest.fixture(scope="session")
-def xquad_pairs(tmp_path_factory):
-    """The three pairs of the multilingual sample preprocessed once per test run:
-    ``{lang: pair directory}`` (each with ``qa-bin/`` and ``work/``).  Tests copy them."""
+def readme_command_1(tmp_path_factory):
+    """README command 1 exactly as written: ``bash examples/run_sample.sh`` in a copy of the
+    repository, from its root, with the default ``OUT`` (``sample-run``, relative); the one
+    difference is where the commands come from (``BIN``: this environment's).  Once per test run:
+    ``(repository copy, exit code, output, seconds)``; its three pairs' directories serve the
+    recipes' miniatures (``xquad_pairs``)."""
     def build(tmp):
+        copy = repository_copy(tmp / "clone")
+        env = dict(os.environ, BIN=os.path.dirname(sys.executable), PYTHONUNBUFFERED="1")
+        for name in ("OUT", "EPOCHS", "UPDATES", "OMP_NUM_THREADS"):
+            env.pop(name, None)
         start = time.time()
-        dirs = {}
-        for xx in XQUAD_LANGS:
-            dirs[xx] = tmp / f"en-{xx}"
-            preprocess(*xquad_pair_args(xx, dirs[xx]))
-        print(f"grafusion-preprocess all on the sample's en-de, en-zh, en-ar: {time.time() - start:.1f}s")
-        return dirs
+        proc = subprocess.run(["bash", "examples/run_sample.sh"], cwd=copy, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, timeout=900)
+        seconds = time.time() - start
+        print(f"README command 1: {seconds:.1f}s")
+        return copy, proc.returncode, proc.stdout, seconds
 
-    return shared_once(tmp_path_factory, "xquad_pairs", build)
+    return shared_once(tmp_path_factory, "readme_command_1", build)
+
+
+@pytest.fixture(scope="session")
+def xquad_pairs(readme_command_1):
+    """The three pairs of the multilingual sample as README command 1 preprocessed them:
+    ``{lang: pair directory}`` (each with ``qa-bin/`` and ``work/``).  Tests copy them."""
+    copy, code, output, _ = readme_command_1
+    assert code == 0, output[-4000:]
+    return {xx: copy / "sample-run" / f"en-{xx}" for xx in XQUAD_LANGS}

@@ -6,8 +6,9 @@ own way out (``sys.exit``, or the exception hook for what escapes, as the interp
 
     python tests/forked_commands.py JOBS.json RESULTS.json
 
-``JOBS.json``: ``[[command, [argv...], log file], ...]`` with ``command`` one of :data:`ENTRIES`;
-``RESULTS.json`` gets the exit codes, in order.  Used by tests that run a family of inputs through
+``JOBS.json``: ``[[command, [argv...], log file(, working directory)], ...]`` with ``command`` a
+key of :func:`entries` (the child changes to the working directory first, where the user would
+be); ``RESULTS.json`` gets the exit codes, in order.  Used by tests that run a family of inputs through
 every command (a second interpreter start per input would cost seconds each).
 """
 import json
@@ -31,15 +32,21 @@ def entries():
     from fairseq_grafusion.cli import plot_attention, predict
     from fairseq_grafusion.preprocess import cli as preprocess
 
+    from fairseq_grafusion.cli import evaluate, results, user_dir
+
     return {"grafusion-predict": predict.cli_main, "grafusion-plot-attention": plot_attention.cli_main,
-            "grafusion-preprocess": preprocess.cli_main, "fairseq-validate": validate.cli_main,
-            "fairseq-train": train.cli_main, "hub": lambda: _hub(*sys.argv[1:])}
+            "grafusion-preprocess": preprocess.cli_main, "grafusion-evaluate": evaluate.cli_main,
+            "grafusion-results": results.cli_main, "grafusion-user-dir": user_dir.cli_main,
+            "fairseq-validate": validate.cli_main, "fairseq-train": train.cli_main,
+            "hub": lambda: _hub(*sys.argv[1:])}
 
 
-def run_one(entry, command, argv, log):
+def run_one(entry, command, argv, log, cwd=None):
     pid = os.fork()
     if pid:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if cwd:
+        os.chdir(cwd)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -61,7 +68,7 @@ def main(jobs_file, results_file):
     with open(jobs_file, encoding="utf-8") as f:
         jobs = json.load(f)
     table = entries()
-    codes = [run_one(table[command], command, argv, log) for command, argv, log in jobs]
+    codes = [run_one(table[job[0]], *job) for job in jobs]
     with open(results_file, "w", encoding="utf-8") as f:
         json.dump(codes, f)
 

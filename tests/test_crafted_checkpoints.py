@@ -13,19 +13,16 @@ configurations, the names :func:`~fairseq_grafusion.checkpoint_policy.resolve` g
 model and task classes fairseq's own ``build_model`` and ``setup_task`` reach.
 """
 import argparse
-import json
 import os
 import random
 import shutil
-import subprocess
-import sys
 import zipfile
 
 import pytest
 import torch
 
 import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
-from conftest import REPO, USER_DIR, run_fairseq, train_args
+from conftest import REPO, USER_DIR, run_fairseq, run_forked, train_args
 from fairseq_grafusion.checkpoint_compat import load_state
 from fairseq_grafusion.errors import GraFusionError
 
@@ -154,21 +151,6 @@ def ours(sample_run, tmp_path_factory):
     return data, model
 
 
-def run_forked(jobs, tmp):
-    """``[(command, argv, log)]`` -> ``[(exit code, output)]`` (forked_commands.py)."""
-    jobs_file, results = tmp / "jobs.json", tmp / "results.json"
-    jobs_file.write_text(json.dumps([[c, [str(a) for a in argv], str(log)] for c, argv, log in jobs]))
-    env = dict(os.environ, OMP_NUM_THREADS="1", GRAFUSION_TEST_SECRET=SECRET)
-    env.pop("GRAFUSION_TRACEBACK", None)
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "forked_commands.py"),
-                           str(jobs_file), str(results)], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    codes = json.loads(results.read_text())
-    return [(code, open(log, encoding="utf-8", errors="replace").read())
-            for code, (_, _, log) in zip(codes, jobs)]
-
-
 def assert_refused(label, code, output, mark):
     assert not os.path.exists(mark), f"{label}: the checkpoint's code ran"
     assert SECRET not in output, f"{label}: the environment leaked into the output"
@@ -222,7 +204,7 @@ def test_crafted_checkpoints_run_nothing_on_any_path_of_ours(ours, tmp_path):
             run.mkdir()
             jobs.append((*argv(run, craft), run / "log"))
             labels.append((f"{name} / {path}", mark))
-    results = run_forked(jobs, tmp_path)
+    results = run_forked(jobs, tmp_path, GRAFUSION_TEST_SECRET=SECRET)
     lines = {label: assert_refused(label, code, output, mark)
              for (label, mark), (code, output) in zip(labels, results)}
     print("\n".join(f"{k}: {v}" for k, v in lines.items()))
@@ -283,7 +265,7 @@ def test_crafted_translation_models_run_nothing(ours, moses_bpe_mt, tmp_path):
             "--tgt-lang", "ro", "--spm", model / "sentencepiece.bpe.model", "--dict",
             model / "dict.txt", "--mt-test-model", d, "--output", d / "p.json"], d / "predict.log"))
         labels.append((f"{craft} / grafusion-predict --qa --mt-test-model", mark))
-    results = run_forked(jobs, tmp_path)
+    results = run_forked(jobs, tmp_path, GRAFUSION_TEST_SECRET=SECRET)
     lines = {label: assert_refused(label, code, output, mark)
              for (label, mark), (code, output) in zip(labels, results)}
     print("\n".join(f"{k}: {v}" for k, v in lines.items()))

@@ -47,7 +47,7 @@ def two_workers(tmp_path_factory):
     args = train_args(data, save, "--eval-span-f1", "--distributed-world-size", "2",
                       "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp",
                       "--distributed-init-method", f"tcp://127.0.0.1:{free_port()}",
-                      "--distributed-no-spawn", "--validate-interval-updates", "50", updates=150)
+                      "--distributed-no-spawn", "--validate-interval-updates", "50", updates=100)
     text = train_workers(args, tmp, timeout=600)
     return data, save, text[0]
 

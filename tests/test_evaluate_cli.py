@@ -59,9 +59,10 @@ def test_table_json_and_warnings(files, tmp_path):
              "--eval", "es", files["es_gold"], files["es_pred"], "--json", str(out))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert len(lines) == 2
-    header, row = lines
+    assert len(lines) == 3
+    header, metrics, row = lines
     assert header.split() == ["Model", "de", "es", "Avg."]
+    assert metrics.split() == ["metric", "mlqa", "mlqa"]  # what each column was scored with
     assert row.startswith("F1 / EM")
     # Avg. = (66.67 + 100) / 2, (50 + 100) / 2
     assert _cells(row) == ["66.7 / 50.0", "100.0 / 100.0", "83.3 / 75.0"]
@@ -76,6 +77,7 @@ def test_table_json_and_warnings(files, tmp_path):
     assert res["languages"]["de"]["missing"] == 1
     assert res["languages"]["de"]["extra"] == 1
     assert res["languages"]["de"]["metric"] == "mlqa"
+    assert res["metrics"] == {"de": "mlqa", "es": "mlqa"}
     assert res["languages"]["es"]["f1"] == pytest.approx(100.0)
     assert res["avg"]["f1"] == pytest.approx((200 / 3 + 100) / 2)
     assert res["avg"]["exact_match"] == pytest.approx(75.0)
@@ -92,8 +94,9 @@ def test_table_json_and_warnings(files, tmp_path):
 def test_single_language_and_squad_metric(files):
     r = _run("--gold", files["de_gold"], "--pred", files["de_pred"], "--lang", "de", "--metric", "squad")
     assert r.returncode == 0, r.stderr
-    header, row = r.stdout.splitlines()
+    header, metrics, row = r.stdout.splitlines()
     assert header.split() == ["Model", "de", "Avg."]
+    assert metrics.split() == ["metric", "squad"]
     assert _cells(row) == ["33.3 / 0.0", "33.3 / 0.0"]
 
 
@@ -103,7 +106,8 @@ def test_auto_metric_uses_squad_for_tydiqa_languages(tmp_path):
     pred = _write(tmp_path / "p.json", {"b1": "Goethe"})
     r = _run("--eval", "bn", gold, pred, "--eval", "hi", gold, pred)
     assert r.returncode == 0, r.stderr
-    assert _cells(r.stdout.splitlines()[1]) == ["0.0 / 0.0", "100.0 / 100.0", "50.0 / 50.0"]
+    assert r.stdout.splitlines()[1].split() == ["metric", "squad", "mlqa"]
+    assert _cells(r.stdout.splitlines()[2]) == ["0.0 / 0.0", "100.0 / 100.0", "50.0 / 50.0"]
 
 
 def _assert_one_line_error(r, *needles):

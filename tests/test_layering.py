@@ -124,7 +124,8 @@ def test_setup_declares_no_top_level_preprocess():
     packages = captured["packages"]
     assert "fairseq_grafusion.preprocess" in packages
     assert not [p for p in packages if p.split(".")[0] != "fairseq_grafusion"]
-    assert captured["package_dir"] == {"fairseq_grafusion.preprocess": "preprocess"}
+    assert captured["package_dir"] == {"fairseq_grafusion.preprocess": "preprocess",
+                                       "fairseq_grafusion.sample": "examples/sample"}
     scripts = console_scripts(captured)
     assert scripts["grafusion-preprocess"] == "fairseq_grafusion.preprocess.cli:cli_main"
 

@@ -68,7 +68,8 @@ def test_translated_side_with_projected_answers(tmp_path, monkeypatch, capsys, d
     src, tgt = (qa("train", "en"), "-") if direction == "translate-train" else ("-", qa("train", "ro"))
     cli.main(["all", "--sample", "--out", str(tmp_path), "--qa", "train", src, tgt, "--mt-model", "fake-dir"])
     out = capsys.readouterr().out
-    assert made == [("fake-dir", "en", "ro")] if direction == "translate-train" else [("fake-dir", "ro", "en")]
+    fake_dir = os.path.abspath("fake-dir")  # resolved once, against the working directory
+    assert made == [(fake_dir, "en", "ro")] if direction == "translate-train" else [(fake_dir, "ro", "en")]
     assert "47 question ids have no" in out and "answers to project: 47" in out
     missing = "tgt" if direction == "translate-train" else "src"
     lang = "ro" if missing == "tgt" else "en"

@@ -1,7 +1,6 @@
 """Thai and Lao: never an empty word (random strings, a Thai QA file end to end), and the
 optional PyThaiNLP segmenter."""
 import json
-import os
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 
-import torch
 
 import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 from conftest import REPO
@@ -25,10 +24,10 @@ def test_full_recipe_runs_in_miniature(sample_run, tmp_path):
                EPOCHS="1", PER_GPU="16", EXTRA_ARGS="--cpu --memory-efficient-fp16",
                PYTHON=sys.executable, OMP_NUM_THREADS="1")
     proc = subprocess.run(["bash", os.path.join(REPO, "examples", "pretrain", "run.sh"), "full",
-                           "mlqa"], capture_output=True, text=True, env=env, cwd=REPO,
-                          stdin=subprocess.DEVNULL, timeout=900)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-4000:]
+                           "mlqa"], capture_output=True, text=True, env=env, cwd=tmp_path,
+                          stdin=subprocess.DEVNULL, timeout=900)  # not from the repository
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    log = "".join((out / "logs" / f"{name}.log").read_text() for name in ("pretrain", "finetune"))
     assert "initialised from SA-Graph pre-training checkpoint" in log
     assert "| valid |" in log and "f1" in log.split("| valid |")[-1]  # --eval-span-f1 selected
     pre = load_state(out / "pretrain" / "checkpoint_last.pt")

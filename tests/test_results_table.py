@@ -13,9 +13,9 @@ from fairseq_grafusion.errors import GraFusionError
 LANGS = ("en", "ar", "bn", "fi", "sw")
 
 
-def write_scores(path, f1s, ems):
+def write_scores(path, f1s, ems, metric="squad"):
     """A file as ``grafusion-evaluate --json`` writes it."""
-    languages = {lang: {"f1": f, "exact_match": e, "total": 10, "missing": 0}
+    languages = {lang: {"f1": f, "exact_match": e, "total": 10, "missing": 0, "metric": metric}
                  for lang, f, e in zip(LANGS, f1s, ems)}
     with open(path, "w") as f:
         json.dump({"metric": "squad", "languages": languages, "avg": {}}, f)
@@ -53,8 +53,22 @@ def test_mean_std_avg_and_not_applicable_cells(tmp_path):
     assert "| Model | en | ar | bn | fi | sw | Avg. | runs |" in text
     assert "| +ad | 73.0 ± 1.0 / 58.0 ± 1.0 | 63.0 ± 1.0 / 45.0 ± 1.0 | n/a |" in text
     assert "n/a: no dependency parser" in text
+    assert "Scored with SQuAD v1.1's official script (squad): en, ar, bn, fi, sw." in text
     saved = json.loads((tmp_path / "table.json").read_text())
     assert saved["rows"][1]["cells"]["bn"] is None and saved["rows"][0]["runs"] == 3
+    assert saved["metrics"] == {lang: "squad" for lang in LANGS}
+
+
+def test_runs_scored_with_different_metrics_are_not_averaged(tmp_path):
+    """The same answers score tens of points apart under MLQA's and SQuAD's rules: a column that
+    would mix the two is refused, naming the language and the files."""
+    a = write_scores(tmp_path / "a.json", [70] * 5, [50] * 5, metric="squad")
+    b = write_scores(tmp_path / "b.json", [71] * 5, [51] * 5, metric="mlqa")
+    with pytest.raises(GraFusionError, match=r"language en: the runs were scored differently "
+                       r"\(squad: .*a.json; mlqa: .*b.json\)"):
+        results.main(["--row", "x", a, b])
+    with pytest.raises(GraFusionError, match="scored differently"):  # across rows too
+        results.main(["--row", "x", a, "--row", "y", b])
 
 
 def test_a_run_missing_a_language_is_named(tmp_path):

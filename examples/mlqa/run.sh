@@ -10,8 +10,9 @@
 # Variables (defaults in examples/recipe_lib.sh): ARCH VARIANTS SEEDS LANGS WORK DATA XLMR
 # STANZA_DIR MT_MODEL BATCH LR WARMUP EPOCHS GRID NGPU TRAIN_EXTRA
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m fairseq_grafusion.preprocess` need it
-source examples/recipe_lib.sh
+# no cd: every path given (WORK, DATA, XLMR, ...) is relative to the directory it is run from
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+source "$REPO/examples/recipe_lib.sh"
 
 METRIC=auto            # MLQA's official script: per-language punctuation, articles, zh characters
 EVAL_SPLIT=test
@@ -20,7 +21,7 @@ NO_PARSER=${NO_PARSER:-}  # Stanza parses every MLQA language
 if [[ ${MINI:-0} == 1 ]]; then
     # The bundled XQuAD sample stands in for MLQA: 47 training and 27 test questions per
     # language; XQuAD's English original stands in for the English machine translation.
-    S=examples/sample
+    S=$REPO/examples/sample
     LANGS=${LANGS:-"de zh ar"}
     WORK=${WORK:-runs/mlqa-mini}
     VARIANTS=${VARIANTS:-"filter ad"}; WARMUP=${WARMUP:-10}

@@ -11,12 +11,15 @@
 #   EPOCHS (2), PYTHON (python), EXTRA_ARGS (more fairseq-train options for both runs, e.g.
 #   "--cpu --memory-efficient-fp16" for a CPU smoke test of this recipe at tiny sizes).
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root: --user-dir and the bundled sample need it
+# no cd: every path given (OUT, PARALLEL, QA, XLMR) is relative to the directory it is run from;
+# each step's output goes to OUT/logs, and the first step that fails stops the run naming it
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+. "$REPO/examples/sample/steps.sh"
 
 MODE=${1:-mini}
 PYTHON=${PYTHON:-python}
-TRAIN="$PYTHON -m fairseq_cli.train"
-USER_DIR=fairseq_grafusion
+TRAIN=("$PYTHON" -m fairseq_cli.train)
+USER_DIR=$("$PYTHON" -m fairseq_grafusion.cli.user_dir)
 
 count() {  # examples in a binarized split
     "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['size'])" "$1.meta.json"
@@ -26,15 +29,18 @@ if [[ $MODE == mini ]]; then
     OUT=${OUT:-runs/adp-mini}
     # 1. data: the bundled en-ro sample -> $OUT/data/qa-bin (QA) and $OUT/data/parallel-bin
     #    (275 + 49 sentence pairs); the same dict.txt in both
-    [[ -f $OUT/data/parallel-bin/train.meta.json ]] || "$PYTHON" -m fairseq_grafusion.preprocess all --out "$OUT/data"
-    COMMON=(--user-dir $USER_DIR --arch grafusion_tiny --cpu --optimizer adam --lr 1e-3
+    [[ -f $OUT/data/parallel-bin/train.meta.json ]] || step "grafusion-preprocess all --sample" \
+        "$OUT/logs/preprocess.log" "$PYTHON" -m fairseq_grafusion.preprocess all --out "$OUT/data"
+    COMMON=(--user-dir "$USER_DIR" --arch grafusion_tiny --cpu --optimizer adam --lr 1e-3
             --log-format simple --log-interval 10 --no-progress-bar --no-epoch-checkpoints --seed 1)
     # 2. pre-training: TLM + L_SA, mono-/cross-lingual masking half of the batches each
-    $TRAIN "$OUT/data/parallel-bin" --task sa_graph_pretrain --criterion sa_graph_pretrain \
+    step "pre-training" "$OUT/logs/pretrain.log" \
+        "${TRAIN[@]}" "$OUT/data/parallel-bin" --task sa_graph_pretrain --criterion sa_graph_pretrain \
         "${COMMON[@]}" --batch-size 8 --max-update 200 --save-dir "$OUT/pretrain"
     # 3. fine-tuning from the pre-trained SA-Graph: embeddings, layers and graph copied, span
     #    heads fresh (--finetune-from-model "$OUT/pretrain/checkpoint_last.pt" does the same)
-    $TRAIN "$OUT/data/qa-bin" --task xmrc_span --criterion xmrc_span "${COMMON[@]}" \
+    step "fine-tuning" "$OUT/logs/finetune.log" \
+        "${TRAIN[@]}" "$OUT/data/qa-bin" --task xmrc_span --criterion xmrc_span "${COMMON[@]}" \
         --pretrained-sagraph "$OUT/pretrain/checkpoint_last.pt" \
         --batch-size 8 --max-update 100 --save-dir "$OUT/finetune"
     echo "done: $OUT/pretrain/checkpoint_last.pt -> $OUT/finetune/checkpoint_best.pt"
@@ -52,12 +58,13 @@ NGPU=${NGPU:-$(nvidia-smi -L | wc -l)}
 EPOCHS=${EPOCHS:-2}
 read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
 
-# 1. pre-training (the paper gives none of these; see README "Pre-training settings")
+# 1. pre-training (the paper gives none of these; see examples/pretrain/README.md)
 PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-20000}
 PRETRAIN_PAIRS=256                                     # sentence pairs per update
 PRETRAIN_PER_GPU=${PRETRAIN_PER_GPU:-64}
 PRETRAIN_FREQ=$(( (PRETRAIN_PAIRS + PRETRAIN_PER_GPU * NGPU - 1) / (PRETRAIN_PER_GPU * NGPU) ))
-$TRAIN "$PARALLEL" --user-dir $USER_DIR --task sa_graph_pretrain --criterion sa_graph_pretrain \
+step "pre-training" "$OUT/logs/pretrain.log" \
+"${TRAIN[@]}" "$PARALLEL" --user-dir "$USER_DIR" --task sa_graph_pretrain --criterion sa_graph_pretrain \
     --arch "$ARCH" --pretrained-xlmr "$XLMR" --fp16 \
     --batch-size "$PRETRAIN_PER_GPU" --update-freq "$PRETRAIN_FREQ" \
     --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 \
@@ -84,7 +91,8 @@ SELECT=()
 [[ -f $QA/valid.tgt.json ]] && SELECT=(--eval-span-f1 --best-checkpoint-metric f1
                                       --maximize-best-checkpoint-metric)
 TOTAL=$(( EPOCHS * ((WINDOWS + BSZ - 1) / BSZ) ))
-$TRAIN "$QA" --user-dir $USER_DIR --task xmrc_span --criterion xmrc_span --arch "$ARCH" \
+step "fine-tuning" "$OUT/logs/finetune.log" \
+"${TRAIN[@]}" "$QA" --user-dir "$USER_DIR" --task xmrc_span --criterion xmrc_span --arch "$ARCH" \
     --pretrained-sagraph "$OUT/pretrain/checkpoint_last.pt" --fp16 \
     --batch-size "$PER_GPU" --update-freq "$FREQ" \
     --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 \

@@ -10,8 +10,9 @@
 # Variables (defaults in examples/recipe_lib.sh): ARCH VARIANTS SEEDS LANGS WORK DATA XLMR
 # STANZA_DIR MT_MODEL BATCH LR WARMUP EPOCHS GRID NGPU NO_PARSER TRAIN_EXTRA
 set -euo pipefail
-cd "$(dirname "$0")/../.."  # the repository root: --user-dir and `python -m fairseq_grafusion.preprocess` need it
-source examples/recipe_lib.sh
+# no cd: every path given (WORK, DATA, XLMR, ...) is relative to the directory it is run from
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+source "$REPO/examples/recipe_lib.sh"
 
 METRIC=squad           # XTREME scores TyDiQA-GoldP with SQuAD v1.1's script, in every language
 EVAL_SPLIT=valid       # TyDiQA-GoldP has no public test set: the paper reports the dev set
@@ -19,7 +20,7 @@ EVAL_SPLIT=valid       # TyDiQA-GoldP has no public test set: the paper reports 
 if [[ ${MINI:-0} == 1 ]]; then
     # The bundled XQuAD sample stands in for TyDiQA-GoldP; ar plays a language without a
     # parser (NO_PARSER), as bn and sw do in the paper.
-    S=examples/sample
+    S=$REPO/examples/sample
     LANGS=${LANGS:-"de ar"}
     NO_PARSER=${NO_PARSER:-ar}
     WORK=${WORK:-runs/tydiqa-mini}

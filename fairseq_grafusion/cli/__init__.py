@@ -5,7 +5,7 @@ import logging
 import sys
 import warnings
 
-from ..errors import GraFusionError, error_line, wants_traceback
+from ..errors import GraFusionError, error_line, os_error_line, wants_traceback
 
 
 def setup_logging():
@@ -18,15 +18,15 @@ def setup_logging():
 
 
 def run(prog, main, argv=None):
-    """``main(argv)``, the one way out of every command: a :class:`GraFusionError` becomes one
-    line on stderr and exit status 1 (``GRAFUSION_TRACEBACK=1`` keeps the traceback), Ctrl-C
-    exit status 130."""
+    """``main(argv)``, the one way out of every command: a :class:`GraFusionError`, or an
+    :class:`OSError` no code of ours caught (named by its file), becomes one line on stderr and
+    exit status 1 (``GRAFUSION_TRACEBACK=1`` keeps the traceback), Ctrl-C exit status 130."""
     try:
         return main(argv)
-    except GraFusionError as e:
+    except (GraFusionError, OSError) as e:
         if wants_traceback():
             raise
-        sys.stderr.write(error_line(prog, e))
+        sys.stderr.write(error_line(prog, e if isinstance(e, GraFusionError) else os_error_line(e)))
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
 from ..errors import GraFusionError
-from ..files import write_json
+from ..files import resolved, write_json
 from ..scoring.qa_metrics import MLQA_LANGUAGES, SQUAD_ONLY_LANGUAGES, evaluate, resolve_metric
 from ..squad import load_json
 from . import run
@@ -23,6 +23,7 @@ metrics:
   auto   (default) mlqa for {' '.join(MLQA_LANGUAGES)}; squad for {' '.join(SQUAD_ONLY_LANGUAGES)}.
          For TyDiQA-GoldP or XQuAD in en/ar/de/es/hi/vi/zh pass --metric squad.
 
+The table's second line and the --json file name the metric each language was scored with.
 Gold files are SQuAD v1.1 JSON; prediction files are {{"question id": "answer text"}}.
 A question without a prediction counts as wrong (F1 0, EM 0) and is reported on stderr.
 Avg. is the unweighted mean over the languages, as in the paper.
@@ -81,6 +82,8 @@ class EvaluateConfig:
                 raise GraFusionError("--gold, --pred and --lang go together; give all three (or use --eval)")
             runs.append((self.lang, self.gold, self.pred))
         runs.extend(tuple(e) for e in self.eval)
+        runs = [(lang, resolved(gold), resolved(pred)) for lang, gold, pred in runs]
+        self.json = resolved(self.json)
         if not runs:
             raise GraFusionError("nothing to evaluate: give --gold/--pred/--lang or --eval LANG GOLD PRED")
         langs = [lang for lang, _, _ in runs]
@@ -134,13 +137,16 @@ def _score(lang, gold_path, pred_path, metric):
 
 
 def format_table(results, name="F1 / EM"):
-    """Paper-style table: header ``Model <langs> Avg.``, one row of ``F1 / EM`` cells."""
+    """Paper-style table: header ``Model <langs> Avg.``, the metric each language was scored
+    with (``mlqa``: MLQA's official script, ``squad``: SQuAD v1.1's), one row of ``F1 / EM``."""
     avg = average(results)
     header = ["Model"] + list(results) + ["Avg."]
+    metrics = ["metric"] + [r["metric"] for r in results.values()] + [""]
     cells = [f"{r['f1']:.1f} / {r['exact_match']:.1f}" for r in list(results.values()) + [avg]]
     row = [name] + cells
-    widths = [max(len(h), len(c)) for h, c in zip(header, row)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in (header, row)]
+    widths = [max(map(len, column)) for column in zip(header, metrics, row)]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip()
+             for line in (header, metrics, row)]
     return "\n".join(lines)
 
 
@@ -159,8 +165,9 @@ def main(argv=None):
     results = {lang: _score(lang, gold, pred, metric) for lang, gold, pred, metric in cfg.runs}
     print(format_table(results, cfg.name))
     if cfg.json:
-        write_json(cfg.json, {"metric": cfg.metric, "languages": results, "avg": average(results)},
-                   indent=2)
+        write_json(cfg.json, {"metric": cfg.metric,  # the option; each language's is in "languages"
+                              "metrics": {lang: r["metric"] for lang, r in results.items()},
+                              "languages": results, "avg": average(results)}, indent=2)
     return results
 
 

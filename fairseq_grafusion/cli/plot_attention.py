@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..errors import GraFusionError
+from ..files import resolved
 from . import run, setup_logging
 
 logger = logging.getLogger("grafusion-plot-attention")
@@ -52,6 +53,7 @@ class PlotConfig:
     dpi: int = 100
 
     def __post_init__(self):
+        self.path, self.data, self.output = map(resolved, (self.path, self.data, self.output))
         for name, value in (("--width", self.width), ("--height", self.height), ("--dpi", self.dpi)):
             if value <= 0:
                 raise GraFusionError(f"{name} must be positive, got {value}")

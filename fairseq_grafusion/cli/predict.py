@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from ..errors import GraFusionError
-from ..files import write_json
+from ..files import resolved, write_json
 from ..preprocess.encode import DOC_STRIDE, MAX_LEN
 from ..preprocess.mt_config import MTConfig
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST
@@ -115,8 +115,15 @@ class PredictConfig:
     def __post_init__(self):
         if (self.data is None) == (self.qa is None):
             raise GraFusionError("give --data DIR (a binarized split) or --qa SRC_JSON TGT_JSON")
+        for name in ("path", "output", "data", "spm", "dict", "stanza_dir", "align_priors", "gold",
+                     "nbest_output"):  # absolute, once (files.resolved); '-' kept
+            setattr(self, name, resolved(getattr(self, name)))
+        self.qa = None if self.qa is None else tuple(map(resolved, self.qa))
+        self.align_extra = None if self.align_extra is None else tuple(map(resolved, self.align_extra))
         if isinstance(self.mt, dict):
             self.mt = MTConfig(**self.mt)
+        if self.mt:
+            self.mt = self.mt.resolved()
         if self.qa is not None:
             if not self.tgt_lang:
                 raise GraFusionError("--qa needs --tgt-lang (the target language code)")

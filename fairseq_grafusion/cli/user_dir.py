@@ -5,7 +5,12 @@ package), so that fairseq's commands load the plugin from any working directory:
     fairseq-hydra-train --config-dir CONFIGS --config-name NAME common.user_dir=$(grafusion-user-dir)
 
 (``--user-dir fairseq_grafusion`` is a path relative to the working directory: it works only in
-the repository's root.)  Light: imports neither torch nor fairseq.
+the repository's root.)  ``--sample`` prints the bundled sample's directory instead (installed
+with the package), whose ``run.sh`` runs it end to end from any directory:
+
+    bash "$(grafusion-user-dir --sample)/run.sh"
+
+Light: imports neither torch nor fairseq.
 """
 import argparse
 import os
@@ -19,14 +24,22 @@ def user_dir():
 
 
 def get_parser():
-    return argparse.ArgumentParser(prog="grafusion-user-dir", description=__doc__.split("\n\n")[0],
-                                   epilog=__doc__.split("\n\n", 1)[1],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="grafusion-user-dir", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sample", action="store_true",
+                   help="print the bundled sample's directory (its run.sh runs it end to end)")
+    return p
 
 
 def main(argv=None):
-    get_parser().parse_args(argv)
-    print(user_dir())
+    args = get_parser().parse_args(argv)
+    if args.sample:
+        from ..sample import SAMPLE_DIR
+
+        print(SAMPLE_DIR)
+    else:
+        print(user_dir())
 
 
 def cli_main(argv=None):

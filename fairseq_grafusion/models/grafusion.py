@@ -7,7 +7,7 @@
 ``--graph none`` is fusion with G = 0, ``--graph align`` is +a, ``--graph align,dep`` is +ad;
 ``--no-fusion`` runs the target stream alone through the same layers.  The paper's baselines,
 XLM-R translate-train and FILTER, are the model ``filter`` (:mod:`.filter`).  ``--share-sa-graph``
-and ``--share-lang-layers`` set the parameter budget (README, "Parameters").  Embeddings and
+and ``--share-lang-layers`` set the parameter budget (docs/design.md, "Parameters").  Embeddings and
 layers follow fairseq's RoBERTa so XLM-R checkpoints initialise the model (``--pretrained-xlmr
 DIR``, or ``--finetune-from-model DIR/model.pt``).
 
@@ -92,7 +92,7 @@ class GraFusionConfig(FairseqDataclass):
                 "indexes only W_att and G by layer); default: a full SA-Graph per layer"})
     share_lang_layers: ChoiceEnum(SHARE_LANG_CHOICES) = field(default="none", metadata={
         "help": "one bottom / top layer (or both) for the two languages instead of one copy per "
-                "language (the parameter budget; see README)"})
+                "language (the parameter budget; see docs/design.md)"})
 
 
 def _layer_kwargs(cfg):

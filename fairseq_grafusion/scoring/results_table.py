@@ -21,8 +21,12 @@ NOT_APPLICABLE = "n/a"
 DEP_ROWS = ("+ad", "+adp")
 
 
+METRIC_NAMES = {"mlqa": "MLQA's official script", "squad": "SQuAD v1.1's official script"}
+
+
 def load_scores(path):
-    """``{lang: (f1, em)}`` of one ``grafusion-evaluate --json`` file."""
+    """``{lang: (f1, em, metric)}`` of one ``grafusion-evaluate --json`` file (``metric``: the
+    one the language was scored with, ``mlqa`` or ``squad``; None in a file that does not say)."""
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -37,7 +41,7 @@ def load_scores(path):
     scores = {}
     for lang, result in languages.items():
         try:
-            scores[lang] = (float(result["f1"]), float(result["exact_match"]))
+            scores[lang] = (float(result["f1"]), float(result["exact_match"]), result.get("metric"))
         except (KeyError, TypeError, ValueError):
             raise GraFusionError(f"scores file {path}: language {lang!r} has no numeric "
                                  "'f1' / 'exact_match'") from None
@@ -68,6 +72,7 @@ def build_table(rows, languages=None, no_parser=(), dep_rows=DEP_ROWS):
         for _, runs in loaded:
             for _, scores in runs:
                 languages += [lang for lang in scores if lang not in languages]
+    metrics = _column_metrics(loaded, languages)
     table = []
     for name, runs in loaded:
         if not runs:
@@ -85,8 +90,28 @@ def build_table(rows, languages=None, no_parser=(), dep_rows=DEP_ROWS):
         avg = {kind: mean_std([math.fsum(scores[lang][k] for lang in applicable) / len(applicable)
                                for _, scores in runs])
                for k, kind in enumerate(("f1", "em"))} if applicable else None
-        table.append({"name": name, "runs": len(runs), "cells": cells, "avg": avg})
+        table.append({"name": name, "runs": len(runs), "cells": cells, "avg": avg,
+                      "metrics": metrics})
     return languages, table
+
+
+def _column_metrics(loaded, languages):
+    """``{lang: metric}`` over every run of every row; one line if a column would mix runs
+    scored with different metrics (their F1 differ by tens of points on the same answers)."""
+    metrics = {}
+    for lang in languages:
+        seen = {}
+        for _, runs in loaded:
+            for path, scores in runs:
+                if lang in scores:
+                    seen.setdefault(scores[lang][2], []).append(path)
+        if len(seen) > 1:
+            kinds = "; ".join(f"{m or 'a metric it does not name'}: {', '.join(paths[:2])}"
+                              f"{' ...' if len(paths) > 2 else ''}" for m, paths in seen.items())
+            raise GraFusionError(f"language {lang}: the runs were scored differently ({kinds}); "
+                                 "score every run with the same grafusion-evaluate --metric")
+        metrics[lang] = next(iter(seen), None)
+    return metrics
 
 
 def _cell(cell):
@@ -105,11 +130,22 @@ def format_markdown(languages, table):
         cells += [_cell(row["avg"]), str(row["runs"])]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["F1 / EM, mean ± sample standard deviation over the runs; Avg.: the unweighted mean "
-             "over the languages of each run, then over the runs."]
+             "over the languages of each run, then over the runs.", _metric_note(languages, table)]
     if any(cell is None for row in table for cell in row["cells"].values()):
         notes.append(f"{NOT_APPLICABLE}: no dependency parser for the language, so no +ad / +adp "
                      "figure (as in the paper); that row's Avg. is over its other languages.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def _metric_note(languages, table):
+    """Which metric scored which languages: ``Scored with MLQA's official script (mlqa): de, zh.``"""
+    metrics = table[0]["metrics"] if table else {}
+    groups = {}
+    for lang in languages:
+        groups.setdefault(metrics.get(lang), []).append(lang)
+    parts = [f"{METRIC_NAMES.get(m, m) if m else 'a metric the scores files do not name'}"
+             f"{f' ({m})' if m else ''}: {', '.join(langs)}" for m, langs in groups.items()]
+    return "Scored with " + "; ".join(parts) + "."
 
 
 def as_json(languages, table):
@@ -118,6 +154,7 @@ def as_json(languages, table):
         return None if c is None else {k: {"mean": m, "std": s} for k, (m, s) in c.items()}
 
     return {"languages": list(languages),
+            "metrics": dict(table[0]["metrics"]) if table else {},
             "rows": [{"name": r["name"], "runs": r["runs"],
                       "cells": {lang: cell(c) for lang, c in r["cells"].items()},
                       "avg": cell(r["avg"])} for r in table]}

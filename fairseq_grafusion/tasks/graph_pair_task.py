@@ -16,7 +16,7 @@ from fairseq.tasks import FairseqTask
 
 from .. import checkpoint_policy
 from ..data.fingerprints import DICTIONARY, check_model_dictionary, check_split_dictionary, file_sha256
-from ..errors import GraFusionError
+from ..errors import GraFusionError, one_line_for
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class GraphPairTask(FairseqTask):
     @classmethod
     def setup_task(cls, cfg, **kwargs):
         checkpoint_policy.claim_process()
+        one_line_for(OSError)  # this process runs our task: a file error is one line too
         command = fairseq_command()
         if command in GENERATION_COMMANDS:
             cls.refuse_generation(getattr(cfg, "_name", None) or cls.__name__, f"fairseq-{command}")
