@@ -1,4 +1,5 @@
-"""The README's fenced code blocks and the commands in them, for the tests that keep them true.
+"""The fenced code blocks of the README and of the pages under ``docs/`` and the commands in them,
+for the tests that keep them true.
 
 A bash block right below the comment ``<!-- ci: run -->`` is run as written by the tests
 (``conftest.readme_run``: bash ``-e -o pipefail``, in a directory holding the sample's data that
@@ -7,6 +8,7 @@ checked without running it (``tests/test_readme.py``: shell syntax, the reposito
 names, each ``grafusion-*`` / ``fairseq-*`` command's options against that command's parser).
 ``...`` in a command stands for "the other options" and is not an argument.
 """
+import glob
 import os
 import re
 import shlex
@@ -15,6 +17,8 @@ from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
+DOCS = sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
+PAGES = [README] + DOCS  # every page whose commands the tests keep true
 FENCE = re.compile(r"^```([\w-]*)\s*$")
 MARKER = re.compile(r"^<!--\s*ci:\s*([\w-]+)\s*-->$")
 MARKERS = ("run",)
@@ -28,9 +32,15 @@ class Block:
     lang: str
     text: str
     marker: Optional[str]  # the ``<!-- ci: NAME -->`` right above, or None
+    page: str = README
 
     def __str__(self):
-        return f"README.md:{self.line} ({self.lang or 'text'})"
+        return f"{os.path.relpath(self.page, REPO)}:{self.line} ({self.lang or 'text'})"
+
+
+def all_blocks():
+    """Every fenced block of every page (:data:`PAGES`), page by page."""
+    return [block for page in PAGES for block in blocks(page)]
 
 
 def blocks(path=README):
@@ -49,7 +59,7 @@ def blocks(path=README):
         above = next((lines[k].strip() for k in range(i - 1, -1, -1) if lines[k].strip()), "")
         marker = MARKER.match(above)
         found.append(Block(i + 1, m.group(1), "\n".join(lines[i + 1:end]) + "\n",
-                           marker.group(1) if marker else None))
+                           marker.group(1) if marker else None, path))
         i = end + 1
     return found
 

@@ -1,10 +1,10 @@
-"""The parameter budget (README, "Parameters"): every variant's parameter count, from the built
-model, as a multiple of XLM-R's, against a count written out by hand and against the README table;
+"""The parameter budget (docs/design.md, "Parameters"): every variant's parameter count, from the built
+model, as a multiple of XLM-R's, against a count written out by hand and against the table of docs/design.md;
 and the sharing options compute what the unshared model computes with tied weights.
 
 Models are built on the meta device (no memory) with XLM-R's vocabulary (250002 embeddings).
 XLM-R's own count comes from fairseq's RoBERTa encoder (``encoder.sentence_encoder``: embeddings,
-positions, layers; no LM head).  ``python tests/test_param_budget.py`` prints the README table.
+positions, layers; no LM head).  ``python tests/test_param_budget.py`` prints that table.
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ from fairseq_grafusion.models import filter as filter_module
 from fairseq_grafusion.models import grafusion as grafusion_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-README = os.path.join(os.path.dirname(HERE), "README.md")
+TABLE_PAGE = os.path.join(os.path.dirname(HERE), "docs", "design.md")  # its "Parameters" table
 VOCAB, POSITIONS = 250002, 514  # XLM-R's embedding matrix; 512 positions + padding + 1
 SIZES = {"base": dict(d=768, ffn=3072, heads=12, layers=12),
          "large": dict(d=1024, ffn=4096, heads=16, layers=24)}
@@ -110,7 +110,7 @@ def grafusion_by_hand(size, graph, share_graph, lang, no_fusion=False):
 
 
 def budget_rows():
-    """(label, flags, {lang: (base multiple, large multiple)}, paper) for the README table."""
+    """(label, flags, {lang: (base multiple, large multiple)}, paper) for the table of docs/design.md."""
     ref = {size: xlmr(size) for size in SIZES}
     ratio = lambda counts: tuple(counts[s] / ref[s] for s in SIZES)  # noqa: E731
     rows = [("target stream only", "`--no-fusion`",
@@ -152,9 +152,9 @@ def test_counts_of_the_built_models_match_the_hand_count(size):
 
 
 def test_readme_table_is_the_computed_one():
-    text = open(README, encoding="utf-8").read()
+    text = open(TABLE_PAGE, encoding="utf-8").read()
     m = re.search(r"<!-- param-budget -->\n(.*?)\n<!-- /param-budget -->", text, re.S)
-    assert m, "README.md lacks the <!-- param-budget --> table"
+    assert m, "docs/design.md lacks the <!-- param-budget --> table"
     assert m.group(1).strip() == budget_table(budget_rows())
 
 

@@ -1,8 +1,9 @@
-"""The README's commands stay true (see ``readme_blocks``): the blocks marked ``<!-- ci: run -->``
-run as written on the sample's data; every other command is checked without running it (shell
-syntax, the repository files it names, its options against the parser of its command: the
-``grafusion-*`` commands' own, fairseq's for ``fairseq-train`` / ``fairseq-validate`` with the
-plugin's task and architecture).  Also: the README's links stay inside the repository and its
+"""The commands of the README and of every page under ``docs/`` stay true (see ``readme_blocks``):
+the blocks marked ``<!-- ci: run -->`` run as written on the sample's data; every other command is
+checked without running it (shell syntax, the repository files it names, its options against the
+parser of its command: the ``grafusion-*`` commands' own, fairseq's for ``fairseq-train`` /
+``fairseq-validate`` with the plugin's task and architecture).  Also: the links stay inside the
+repository and point at files that exist, the README stays short and links every page, and the
 list of the dependencies to install beside one's own fairseq is setup.py's."""
 import contextlib
 import glob
@@ -17,9 +18,9 @@ import pytest
 
 from conftest import REPO, console_scripts, setup_kwargs
 from fairseq_grafusion.cli.user_dir import user_dir
-from readme_blocks import MARKERS, README, blocks, commands
+from readme_blocks import DOCS, MARKERS, PAGES, README, all_blocks, commands
 
-BLOCKS = blocks()
+BLOCKS = all_blocks()
 BASH = [b for b in BLOCKS if b.lang == "bash"]
 REPO_DIRS = ("examples/", "tests/", "fairseq_grafusion/", "preprocess/", ".ci/")
 
@@ -28,7 +29,7 @@ SCRIPTS = console_scripts(setup_kwargs())
 
 
 def test_markers_are_known_and_sit_on_bash_blocks():
-    text = open(README, encoding="utf-8").read()
+    text = "".join(open(page, encoding="utf-8").read() for page in PAGES)
     assert len(re.findall(r"(?m)^\s*<!--\s*ci:", text)) == sum(b.marker is not None for b in BLOCKS)
     assert all(b.marker in MARKERS and b.lang == "bash" for b in BLOCKS if b.marker), \
         [str(b) for b in BLOCKS if b.marker]
@@ -42,9 +43,9 @@ def test_bash_syntax(block):
 
 
 def test_python_syntax():
-    """Every python block of the README compiles (there are some to check)."""
+    """Every python block of the pages compiles (there are some to check)."""
     blocks = [b for b in BLOCKS if b.lang == "python"]
-    assert blocks, "no python block found in the README"
+    assert blocks, "no python block found in the pages"
     errors = []
     for block in blocks:
         try:
@@ -66,7 +67,7 @@ def test_files_and_scripts_named_exist(block):
     for argv in commands(block.text):
         for path in named_paths(argv):
             assert os.path.exists(os.path.join(REPO, path)), f"{block}: {path} does not exist"
-        if argv[0] == "bash" and len(argv) > 1:
+        if argv[0] == "bash" and len(argv) > 1 and "$" not in argv[1]:  # not "$(...)/run.sh"
             proc = subprocess.run(["bash", "-n", os.path.join(REPO, argv[1])], capture_output=True,
                                   text=True)
             assert proc.returncode == 0, f"{block}: {argv[1]}: {proc.stderr}"
@@ -126,7 +127,7 @@ def test_the_run_blocks_run(readme_run):
 
 
 def test_links_stay_inside_the_repository():
-    for path in [README] + glob.glob(os.path.join(REPO, "examples", "**", "*.md"), recursive=True):
+    for path in PAGES + glob.glob(os.path.join(REPO, "examples", "**", "*.md"), recursive=True):
         text = open(path, encoding="utf-8").read()
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
             if re.match(r"^[a-z]+://|^#|^mailto:", target):
@@ -135,6 +136,15 @@ def test_links_stay_inside_the_repository():
             assert full.startswith(REPO + os.sep), f"{path}: link {target} leaves the repository"
             assert os.path.exists(full), f"{path}: link {target} does not exist"
         assert "../shared" not in text, path
+
+
+def test_the_readme_is_short_and_links_every_page():
+    """A newcomer's page: at most about 200 lines, and every page under docs/ one link away."""
+    text = open(README, encoding="utf-8").read()
+    assert len(text.splitlines()) <= 200
+    assert DOCS, "no docs/ pages"
+    for page in DOCS:
+        assert f"](docs/{os.path.basename(page)})" in text, f"the README does not link {page}"
 
 
 def test_own_fairseq_install_lists_the_other_dependencies():

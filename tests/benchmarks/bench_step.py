@@ -3,7 +3,7 @@
     python tests/benchmarks/bench_step.py [--arch grafusion_base] [--length 128] [--batch 2]
         [--vocab 250002] [--device cuda] [--fp16] [--output tests/benchmarks/RESULTS.md]
 
-Variants: ``--no-fusion`` (XLM-R translate-train), ``--graph none`` (FILTER-style fusion),
+Variants: ``--no-fusion`` (the target stream alone), ``--graph none`` (fusion with G = 0),
 ``align`` (+a), ``align,dep`` (+ad).  Inputs are random tokens with the graph shapes of
 ``bench_layers.graph_batch`` (1.3 tokens per word, one alignment link per source word, a
 dependency tree per language).
