@@ -149,10 +149,10 @@ def _names_ours(state):
     sections = [state.get("args")]
     cfg = state.get("cfg")
     if _is_section(cfg):
-        sections += [_get(cfg, k) for k in ("model", "task", "criterion")]
+        sections += [field_of(cfg, k) for k in ("model", "task", "criterion")]
     for section in sections:
         if _is_section(section):
-            names.update(str(_get(section, k)) for k in ("_name", "arch", "task", "criterion"))
+            names.update(str(field_of(section, k)) for k in ("_name", "arch", "task", "criterion"))
     our_classes = {MODEL_REGISTRY.get(m) for m in OUR_MODELS}
     return bool(names & set(OUR_TASKS + OUR_CRITERIA)
                 or any(model_class(n) in our_classes for n in names))
@@ -164,10 +164,6 @@ def _is_section(value):
 
 def field_of(section, key):
     """``section[key]`` of a dict, DictConfig or Namespace section; None if it is not there."""
-    return _get(section, key)
-
-
-def _get(section, key):
     if isinstance(section, argparse.Namespace):
         return getattr(section, key, None)
     try:
@@ -198,14 +194,14 @@ def resolve(state, where):
         _refuse(where, "not a fairseq checkpoint (no 'cfg' dict and no 'args')")
     sections = {}
     for name in ("model", "task", "criterion"):
-        section = _get(cfg, name)
+        section = field_of(cfg, name)
         if section is not None and not _is_section(section):
             _refuse(where, f"cfg.{name} is a {type(section).__name__}, not a dict")
         sections[name] = section
     if sections["model"] is None or sections["task"] is None:
         _refuse(where, "not a fairseq checkpoint of a model (cfg.model or cfg.task is missing)")
     model = _one_name(sections["model"], ("_name", "arch"), where, "cfg.model")
-    legacy_task = _get(sections["task"], "task")
+    legacy_task = field_of(sections["task"], "task")
     task = _one_name(sections["task"], ("task", "_name") if isinstance(legacy_task, str)
                      else ("_name",), where, "cfg.task", also=("_name", "task"))
     criterion = None
@@ -225,7 +221,7 @@ def _name_field(value, where, what):
 def _one_name(section, keys, where, what, also=(), required=True):
     """The name fairseq reads from ``section`` (the first of ``keys`` that is set), after
     checking that every other naming field (``keys`` and ``also``) that is set agrees."""
-    given = {k: _get(section, k) for k in dict.fromkeys(keys + tuple(also))}
+    given = {k: field_of(section, k) for k in dict.fromkeys(keys + tuple(also))}
     given = {k: v for k, v in given.items() if v not in (None, "")}
     picked = next((given[k] for k in keys if k in given), None)
     if picked is None:
@@ -268,8 +264,6 @@ def check(state, where, allowed):
     label = next((a.label for a in allowed if a.label), "")
     where = f"{label} {where}" if label else where
     plan = resolve(state, where)
-    _check_plain(state.get("args"), "args", where)
-    _check_plain(state.get("cfg"), "cfg", where)
     cls = model_class(plan.model)
     models_fit = [a for a in allowed if cls is not None
                   and any(cls is MODEL_REGISTRY.get(m) for m in a.models)]
@@ -283,13 +277,10 @@ def check(state, where, allowed):
         _refuse(where, f"fairseq would build model {plan.model!r} ({built}) for task "
                        f"{plan.task!r}, which is not {wanted}")
     allow = fit[0]
-    if not allow.legacy:
-        if plan.form == "args":
-            _refuse(where, "old-format 'args': a fairseq-grafusion checkpoint stores 'cfg'")
-        for name, section in plan.sections.items():
-            if section is not None and not isinstance(section, dict):
-                _refuse(where, f"cfg.{name} is a {type(section).__name__}, not a dict")
-        _check_plain(state.get("cfg"), "cfg", where, namespace=False)
+    if plan.form == "args" and not allow.legacy:
+        _refuse(where, "old-format 'args': a fairseq-grafusion checkpoint stores 'cfg'")
+    _check_plain(state.get("args"), "args", where)
+    _check_plain(state.get("cfg"), "cfg", where, namespace=allow.legacy)
     if allow.criteria is not None and plan.criterion is not None \
             and plan.criterion not in allow.criteria:
         _refuse(where, f"cfg.criterion names {plan.criterion!r}, not one of "
@@ -442,9 +433,9 @@ def _check_codecs(state, where):
     args = state.get("args")
     for name in ("tokenizer", "bpe"):
         value = getattr(args, name, None) if args is not None else \
-            (_get(cfg, name) if _is_section(cfg) else None)
+            (field_of(cfg, name) if _is_section(cfg) else None)
         if _is_section(value):
-            value = _get(value, "_name")
+            value = field_of(value, "_name")
         if value is not None and value not in MT_TEXT_CODECS:
             _refuse(where, f"the {name} {value!r} is not one of fairseq's text codecs "
                            f"({', '.join(MT_TEXT_CODECS)})")

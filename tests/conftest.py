@@ -98,11 +98,11 @@ def run_forked(jobs, tmp, **env):
             for code, job in zip(codes, jobs)]
 
 
-def preprocess(*args, check=True):
-    """Run ``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``); returns the completed
-    process."""
+def preprocess(*args, check=True, cwd=REPO):
+    """Run ``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``) in ``cwd``;
+    returns the completed process."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
         raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import sysconfig
 
-from conftest import REPO
+from conftest import repository_copy
 
 
 def run(argv, **kwargs):
@@ -22,14 +22,7 @@ def run(argv, **kwargs):
 
 
 def test_a_non_editable_install_runs_the_sample_from_an_empty_directory(tmp_path):
-    source = tmp_path / "source"  # the tracked files, as a clone has them
-    files = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                cwd=REPO).stdout.split("\0")
-    for name in filter(None, files):
-        if os.path.isfile(os.path.join(REPO, name)):
-            os.makedirs(source / os.path.dirname(name), exist_ok=True)
-            with open(os.path.join(REPO, name), "rb") as f:
-                (source / name).write_bytes(f.read())
+    source = repository_copy(tmp_path / "source")  # the files a clone has
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", venv])
     site = subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig."

@@ -12,13 +12,11 @@ import filecmp
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, run_forked, train_args
+from conftest import REPO, preprocess, run_forked, train_args
 from fairseq_grafusion.checkpoint_compat import load_state
 
 SAMPLE = os.path.join(REPO, "examples", "sample")
@@ -37,21 +35,13 @@ def relative_preprocess_args(out, inputs):
             "--spm", i("spm", "sentencepiece.bpe.model"), "--dict", i("spm", "dict.txt")]
 
 
-def run_in(cwd, *args):
-    """``grafusion-preprocess ARGS`` started in ``cwd`` (the console script's module)."""
-    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=600,
-                          stdin=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
-
-
 @pytest.fixture(scope="module")
 def user(sample_run, tmp_path_factory):
     """The user's directory (outside the repository) with the sample's inputs in ``in/`` and the
     relative run's output in ``out/``; the absolute run's output (``sample_run``)."""
     home = tmp_path_factory.mktemp("user")
     shutil.copytree(SAMPLE, home / "in")
-    proc = run_in(home, *relative_preprocess_args("out", "in"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    preprocess(*relative_preprocess_args("out", "in"), cwd=home)
     return home, sample_run[0]
 
 
