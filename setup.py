@@ -49,7 +49,10 @@ setup(
         "eflomal",
     ],
     extras_require={
-        "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "matplotlib", "sacremoses", "subword-nmt"],
+        # ruff: the linter of the README's test command (pyproject.toml), pinned so its findings do
+        # not change under a checkout
+        "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "matplotlib", "sacremoses", "subword-nmt",
+                 "ruff==0.17.6"],
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],

@@ -5,11 +5,12 @@ and writers (:mod:`.squad`, :mod:`.files`, :mod:`.preprocess.workdir`) can be us
 fairseq's ``--user-dir`` imports ``tasks/`` and ``models/``, which register the model
 ``grafusion`` (architectures ``grafusion_base``, ``grafusion_large``, ``grafusion_tiny``), the
 baselines' model ``filter`` (``filter_*``, ``xlmr_translate_train_*``), the tasks and criteria
-``xmrc_span`` and ``sa_graph_pretrain`` (and the criterion ``xmrc_span_self_teaching``), and set
-up the process (:mod:`.hooks`);
-Python code gets all of it with ``import fairseq_grafusion.plugin``.
+``xmrc_span`` and ``sa_graph_pretrain`` (and the criterion ``xmrc_span_self_teaching``), and
+make the process changes listed in :func:`.hooks.install`; Python code gets all of it with
+``import fairseq_grafusion.plugin``.
 
 Layers: the commands (:mod:`.cli`, :mod:`.preprocess.cli`) sit on top and nothing imports them;
+they share :mod:`.console`;
 the library below them is the model side (``models``, ``modules``, ``tasks``, ``criterions``,
 ``data``, ``scoring``), inference (:mod:`.inference`, :mod:`.hub`) and the data pipeline
 (:mod:`.preprocess`).
@@ -18,8 +19,8 @@ import logging
 
 from .errors import GraFusionError
 
-# fairseq's text_to_speech task logs "Please install tensorboardX" when fairseq is imported: noise
-# for our commands and the hub (a logger setting: no fairseq import here)
+# the one change made on import, before fairseq is (listed with install()'s, hooks.py): fairseq's
+# text_to_speech task logs "Please install tensorboardX" at INFO when fairseq is first imported
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
 
 __all__ = ["GraFusionError"]

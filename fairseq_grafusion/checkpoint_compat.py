@@ -22,6 +22,7 @@ import torch
 from .errors import GraFusionError
 
 TRUSTED_GLOBALS = (argparse.Namespace,)
+_FAIRSEQ_LOADER = []  # fairseq's own load_checkpoint_to_cpu, kept by install()
 MIN_TORCH = (2, 6)
 
 
@@ -111,7 +112,12 @@ def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
         if load_on_all_ranks:
             torch.distributed.barrier()
         local_path = PathManager.get_local_path(path)
-    state = load_state(local_path)
+    if checkpoint_policy.guarded():
+        state = load_state(local_path)
+    else:  # a plain fairseq process: another task's file is loaded as fairseq alone loads it
+        state = _state_naming_ours(local_path)
+        if state is None:
+            return _FAIRSEQ_LOADER[0](path, arg_overrides, load_on_all_ranks)
     allowed = checkpoint_policy.expected(state)
     plan = checkpoint_policy.check(state, path, allowed)[0] if allowed else None
     try:
@@ -124,11 +130,33 @@ def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
     return state
 
 
+def _state_naming_ours(path):
+    """The checkpoint dict of ``path`` if it names one of our tasks, models or criteria, else
+    None (also for a file that cannot be read as a checkpoint: fairseq's own loader reports it).
+    The configuration is looked at through mmap first, so that another task's file is not read
+    whole twice (a legacy-format file, which mmap cannot read, is)."""
+    from . import checkpoint_policy
+
+    try:
+        with trusted_globals():
+            peek = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        whole = False
+    except GraFusionError:
+        raise
+    except Exception:
+        try:
+            peek, whole = load_state(path), True
+        except UnreadableCheckpoint:
+            return None
+    if not isinstance(peek, dict) or not checkpoint_policy.names_ours(peek):
+        return None
+    return peek if whole else load_state(path)
+
+
 def _fairseq_steps(state, arg_overrides, checkpoint_utils):
     """What fairseq 0.12's ``load_checkpoint_to_cpu`` does after ``torch.load``."""
-    from omegaconf import OmegaConf
-
     from fairseq.dataclass.utils import overwrite_args_by_name
+    from omegaconf import OmegaConf
 
     if state.get("args") is not None and arg_overrides is not None:
         for name, value in arg_overrides.items():
@@ -148,6 +176,7 @@ def install():
 
     if getattr(checkpoint_utils.load_checkpoint_to_cpu, "_grafusion", False):
         return
+    _FAIRSEQ_LOADER[:] = [checkpoint_utils.load_checkpoint_to_cpu]
     load_checkpoint_to_cpu._grafusion = True
     checkpoint_utils.load_checkpoint_to_cpu = load_checkpoint_to_cpu
 

@@ -131,17 +131,23 @@ def claim_process():
         _claimed.append(True)
 
 
+def guarded():
+    """Whether every load is checked here: the caller expects a kind of checkpoint, or the process
+    runs one of our tasks.  Otherwise only a file that names ours is (:func:`expected`)."""
+    return bool(_expected.get() or _claimed)
+
+
 def expected(state):
     """The allow-lists that apply to a load of ``state`` (see the module docstring), or ()."""
     explicit = _expected.get()
     if explicit:
         return explicit
-    if _claimed or _names_ours(state):
+    if _claimed or names_ours(state):
         return (ours(),)
     return ()
 
 
-def _names_ours(state):
+def names_ours(state):
     """Whether the file names one of our tasks, models or criteria where fairseq could look."""
     from fairseq.models import MODEL_REGISTRY
 

@@ -8,7 +8,7 @@ is killed with the GIL re-acquire in a ``noexcept`` frame and the whole process 
 ``terminate called without an active exception`` (SIGABRT, exit status 134) after a run that
 succeeded: a finished ``fairseq-train`` then breaks the user's ``set -e`` pipeline.
 
-:func:`stop_prefetch_threads` runs at exit (registered on import of the plugin; ``atexit``
+:func:`stop_prefetch_threads` runs at exit (registered by :func:`install`, when the plugin loads; ``atexit``
 handlers run before daemon threads are killed and, being registered later, before torch's and
 multiprocessing's own): it tells every live consumer to stop after its current batch, drains its
 queue so that the ``put`` it is blocked in returns, and joins it.
@@ -56,4 +56,11 @@ def stop_prefetch_threads(timeout=30.0):
     return left
 
 
-atexit.register(stop_prefetch_threads)
+_registered = []
+
+
+def install():
+    """Run :func:`stop_prefetch_threads` at exit (once per process)."""
+    if not _registered:
+        atexit.register(stop_prefetch_threads)
+        _registered.append(True)

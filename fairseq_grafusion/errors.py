@@ -3,12 +3,13 @@
 A :class:`GraFusionError` carries a one-line message that names what is wrong (the file, the line
 or example id, the option).  Both ways out of a process print it the same way, as
 ``PROG: error: <message>`` (:func:`error_line`): the ``grafusion-*`` commands exit through
-``fairseq_grafusion.cli.run``, and ``fairseq-train --user-dir fairseq_grafusion`` gets an exception
-hook (installed when fairseq loads the plugin, :mod:`.hooks`) that prints such errors instead of a
-traceback.  An :class:`OSError` that no code of ours caught (a file that cannot be read or
-written) is one line too, naming the file (:func:`os_error_line`): always in the ``grafusion-*``
-commands, and in a fairseq command once it runs one of the plugin's tasks.  Every other exception keeps Python's usual traceback; ``GRAFUSION_TRACEBACK=1`` shows
-it for a GraFusionError too.
+``fairseq_grafusion.console.run``, and ``fairseq-train --user-dir fairseq_grafusion`` gets an
+exception hook (installed when fairseq loads the plugin, :func:`.hooks.install`) that prints such
+errors instead of a traceback.  An :class:`OSError` that no code of ours caught (a file that
+cannot be read or written) is one line too, naming the file (:func:`os_error_line`): always in
+the ``grafusion-*`` commands, and in a fairseq command once it runs one of the plugin's tasks.
+Every other exception keeps Python's usual traceback; ``GRAFUSION_TRACEBACK=1`` shows it for a
+GraFusionError too.
 
 This module imports nothing heavy: the pipeline's readers use it without torch.
 """

@@ -112,10 +112,11 @@ class GraFusionHubInterface(nn.Module):
                        [{"id": str(k), "question": q, "passage": k, "answers": []}
                         for k, q in enumerate(qs)]) for side, (qs, cs) in sides.items()}
         windows = self.pipeline.windows(data.get("src"), data["tgt"], name="hub")
-        nbest = predict(self.model, windows.reader, windows.contexts["tgt"],
+        lang = windows.reader.languages[0]
+        nbest = predict(self.model, windows.reader, {lang: windows.contexts["tgt"]},
                         self.task.source_dictionary.pad(), "tgt", n_best=top_k,
                         max_answer_length=max_answer_len, batch_size=self.batch_size)
-        answers = [_answer(nbest.get(str(k), []), top_k) for k in range(len(questions))]
+        answers = [_answer(nbest.get((lang, str(k)), []), top_k) for k in range(len(questions))]
         return answers if many else answers[0]
 
 

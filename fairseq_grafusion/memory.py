@@ -20,7 +20,7 @@ index arrays and per-edge scalars.
 With ``--checkpoint-activations`` every layer keeps only its input (``Td``) and one layer's
 activations live again while it is recomputed in the backward pass.
 
-The formulas follow the code, tensor by tensor; ``tests/test_memory.py`` checks them against the
+The formulas follow the code, tensor by tensor; ``tests/model/test_memory.py`` checks them against the
 bytes autograd saves on a CPU, and ``tests/benchmarks/bench_memory.py`` against the peak memory
 of real training steps on a GPU.
 """

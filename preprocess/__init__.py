@@ -1,4 +1,4 @@
-"""grafusion-preprocess: the data pipeline of fairseq-grafusion (DESIGN "Data formats").
+"""grafusion-preprocess: the data pipeline of fairseq-grafusion (docs/design.md, "Data formats").
 
 Installed as ``fairseq_grafusion.preprocess`` (the repository keeps it in its top-level
 ``preprocess/`` folder); ``python -m fairseq_grafusion.preprocess`` = ``grafusion-preprocess``.
@@ -22,6 +22,7 @@ The pipeline as a library:
 * :mod:`.pipeline` -- :func:`~.pipeline.run_pipeline`, the chain over every split;
 * :mod:`.stages` -- ``run_<stage>(paths, cfg)``, one function per stage and split, reading and
   writing the stage files of :mod:`.workdir` (layout, resumable JSONL, no torch);
+* :mod:`.unit` -- :class:`~.unit.Unit`, the text pair the stages process;
 * :mod:`.units` -- the stages on units in memory, which :mod:`.stages` wraps;
 * :mod:`.in_memory` -- the chain in memory (the hub);
 * :mod:`.runner` -- summaries, progress and worker processes;

@@ -31,6 +31,7 @@ import shutil
 
 import numpy as np
 
+from fairseq_grafusion.data.span_target import NO_ANSWER, SPAN_FIELD, has_answer, span_target
 from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.files import atomic_path
 
@@ -139,14 +140,14 @@ def _answer_tokens(p, answer):
 
 
 def _span_in(stream, tokens):
-    """Stream positions of passage tokens ``(first, last)`` or ``(0, 0)`` if not in the window."""
+    """Stream positions of passage tokens ``(first, last)``, :data:`NO_ANSWER` if not in the window."""
     if tokens is None:
-        return 0, 0
+        return NO_ANSWER
     first, last = tokens
     if stream["t0"] <= first <= last < stream["t1"]:
         off = stream["p_pos"] - stream["t0"]
         return first + off, last + off
-    return 0, 0
+    return NO_ANSWER
 
 
 def _pick_source_window(src_nodes, src_tokens, tgt_nodes, p_links, src_ans, tgt_has_answer):
@@ -175,7 +176,7 @@ def build_group(task):
     enc = current_encoder()
     (p_unit, p_words, p_align, p_parse), questions, opts = task
     out, stats = [], {}
-    p = {side: Encoded(enc, p_unit[side], p_words[side], passage=True) for side in ("src", "tgt")}
+    p = {side: Encoded(enc, p_unit.text(side), p_words[side], passage=True) for side in ("src", "tgt")}
     p_arcs = {side: p[side].arcs(p_parse[side], p_parse.get(side + "_same", [])) for side in p}
     p_links = node_links(p_align["links"], p["src"], p["tgt"])
     window_cache = {}
@@ -184,12 +185,12 @@ def build_group(task):
             _count(stats, "dropped: " + q_align["dropped"])
             continue
         answers = q_align.get("answers") or {}
-        q = {side: Encoded(enc, q_unit[side], q_words[side]) for side in ("src", "tgt")}
+        q = {side: Encoded(enc, q_unit.text(side), q_words[side]) for side in ("src", "tgt")}
         cut = {side: _question(q[side], q[side].arcs(q_parse[side]), opts["max_query_len"]) for side in q}
         budget = {side: opts["max_len"] - cut[side][1] - 4 for side in q}
         if min(budget.values()) < 1:
             raise GraFusionError(f"--max-len {opts['max_len']} leaves no room for the passage of "
-                                 f"question {q_unit['uid']!r}")
+                                 f"question {q_unit.uid!r}")
         wins = {side: _windows(p[side], budget[side], opts["doc_stride"], window_cache) for side in q}
         src_nodes = [_node_range(p["src"], *w) for w in wins["src"]]
         ans_tok = {side: _answer_tokens(p[side], answers.get(side)) for side in q}
@@ -212,14 +213,15 @@ def build_group(task):
             special = np.array([[0, 0], [S["nq"] + 1, T["nq"] + 1], [S["nq"] + 2, T["nq"] + 2],
                                 [S["last"], T["last"]]])
             align = np.concatenate([special, ql, pl])
-            span = _span_in(S, ans_tok["src"]) + _span_in(T, ans_tok["tgt"])
-            out.append((q_unit["uid"], {
+            span = span_target(_span_in(S, ans_tok["src"]), _span_in(T, ans_tok["tgt"]))
+            out.append((q_unit.uid, {
                 "src_tok": S["tok"], "tgt_tok": T["tok"], "src_word": S["word"], "tgt_word": T["word"],
                 "align": align.reshape(-1), "src_dep": S["dep"].reshape(-1), "tgt_dep": T["dep"].reshape(-1),
-                "span": np.array(span), "src.offsets": S["offsets"].reshape(-1),
+                SPAN_FIELD: span, "src.offsets": S["offsets"].reshape(-1),
                 "tgt.offsets": T["offsets"].reshape(-1)}))
             if ans_tok["tgt"] is not None:
-                _count(stats, "windows with the target answer" if span[2] else "windows without the target answer")
+                _count(stats, "windows with the target answer" if has_answer(span, "tgt")
+                       else "windows without the target answer")
     return out, stats
 
 

@@ -9,12 +9,12 @@ import argparse
 import logging
 import sys
 
-from fairseq_grafusion.cli import run
-from fairseq_grafusion.cli.mt_options import add_mt_arguments, pop_mt_config
+from fairseq_grafusion.console import run
 
 from .config import SAMPLE_OUT, PipelineConfig
 from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .mt_options import add_mt_arguments, pop_mt_config
 from .pipeline import run_pipeline
 from .text_formats import PARALLEL_FORMATS
 

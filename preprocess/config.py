@@ -165,7 +165,8 @@ class PipelineConfig:
         self.out = self.out or SAMPLE_OUT
         self.src_lang, self.tgt_lang = self.src_lang or "en", self.tgt_lang or "ro"
         if not self.qa and not self.parallel:
-            self.qa = [(split, s("qa", f"{split}.en.json"), s("qa", f"{split}.ro.json")) for split in ("train", "valid")]
+            self.qa = [(split, s("qa", f"{split}.en.json"), s("qa", f"{split}.ro.json"))
+                       for split in ("train", "valid")]
             self.parallel = [(split, s("parallel", f"{split}.en"), s("parallel", f"{split}.ro"))
                              for split in ("train", "valid")]
         self.spm = self.spm or s("spm", "sentencepiece.bpe.model")

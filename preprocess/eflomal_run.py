@@ -16,12 +16,13 @@ text differ.  To make a run a function of its input and ``seed``:
 A binary without that path (another build) runs unseeded, with a warning.  The seeded copy and
 its seed file are written into a private directory (``mkdtemp``: mode 0700, in the system's
 temporary directory, never in the output folder, which others may be able to write; a killed
-run's is removed by the next run); the copy is opened once, its bytes are checked against the sha256 of what was written, and the process runs
-what was opened (``/proc/self/fd/N``), so nothing can be swapped in between.  The data files
-eflomal reads and writes are made here (with eflomal's own ``Aligner.prepare_files``) in a
-directory ``TMP_PREFIX.tmp-XXXXXXXX`` (in the pipeline ``OUT/work/CHAIN/SPLIT/eflomal[.shard...]``,
-where the next run removes what a killed run left) and given by absolute path, and the process
-dies with this one (:mod:`.child_process`).  The iteration counts are eflomal's defaults (``Aligner`` with
+run's is removed by the next run); the copy is opened once, its bytes are checked against the
+sha256 of what was written, and the process runs what was opened (``/proc/self/fd/N``), so
+nothing can be swapped in between.  The data files eflomal reads and writes are made here
+(with eflomal's own ``Aligner.prepare_files``) in a directory ``TMP_PREFIX.tmp-XXXXXXXX`` (in
+the pipeline ``OUT/work/CHAIN/SPLIT/eflomal[.shard...]``, where the next run removes what a
+killed run left) and given by absolute path, and the process dies with this one
+(:mod:`.child_process`).  The iteration counts are eflomal's defaults (``Aligner`` with
 ``rel_iterations=1``: ``max(2, round(5000 / sqrt(pairs)))`` for the last model, a quarter for
 the first two; 3 samplers, null prior 0.2, model 3).
 """

@@ -1,13 +1,15 @@
 """Which fairseq translation models translate a missing side, and how their text is prepared.
 
-A fairseq transformer translates one direction, so there is one model per direction:
+A fairseq transformer translates one direction, so there is one model per direction, named by its
+role and, in code, by ``from_lang`` / ``to_lang`` (``src`` / ``tgt`` are the QA pair's streams,
+English and the target language, whichever way a model translates: docs/design.md, "Naming"):
 
 * ``train`` translates English -> target (translate-train: a QA file without its target side),
 * ``test`` translates target -> English (translate-test: a QA file without its English side).
 
 Each direction is what ``fairseq-interactive`` is given for that model: the model directory and
-checkpoint (``--path``), the data directory with ``dict.{src,tgt}.txt`` (``data``; default the
-model directory), the tokenizer (``--tokenizer moses``) and the BPE with its codes or model file
+checkpoint (``--path``), the data directory with ``dict.LANG.txt`` of both languages (``data``;
+default the model directory), the tokenizer (``--tokenizer moses``) and the BPE with its codes or model file
 (``--bpe fastbpe --bpe-codes FILE``)::
 
     MTConfig(train=MTDirection("wmt19.en-de", checkpoint="model1.pt", tokenizer="moses",
@@ -46,7 +48,7 @@ class MTDirection:
 
     model: Optional[str] = None  # model directory
     checkpoint: str = "model.pt"  # in the model directory
-    data: Optional[str] = None  # directory with dict.{src,tgt}.txt (default: the model directory)
+    data: Optional[str] = None  # directory with dict.LANG.txt of both languages (default: model)
     tokenizer: Optional[str] = None  # TOKENIZERS
     bpe: Optional[str] = None  # BPES
     bpe_codes: Optional[str] = None  # codes / SentencePiece model / gpt2 directory
@@ -130,15 +132,16 @@ class MTConfig:
         """What the ``pairs`` stage's output depends on."""
         return {role: asdict(getattr(self, role)) for role in ROLES if getattr(self, role).model}
 
-    def translator_for(self, src_lang, tgt_lang):
-        """``translator_for(from_lang, to_lang)`` for :func:`.pairing.make_units` (English is
-        ``src_lang``): loads the direction's model on first use, then keeps it."""
+    def translator_for(self, en_lang, xx_lang):
+        """``translator_for(from_lang, to_lang)`` for :func:`.pairing.make_units`, between the
+        QA pair's English ``en_lang`` (its ``src`` stream) and target language ``xx_lang``: the
+        model of the direction asked for, loaded on first use, then kept."""
         from .translate import load_hub_translator
 
         loaded = {}
 
         def get(from_lang, to_lang):
-            role = "train" if (from_lang, to_lang) == (src_lang, tgt_lang) else "test"
+            role = "train" if (from_lang, to_lang) == (en_lang, xx_lang) else "test"
             direction = getattr(self, role)
             if not direction.model:
                 raise GraFusionError(f"questions need a {from_lang}->{to_lang} translation "

@@ -1,10 +1,10 @@
 """Stage ``pairs``: pair the English and the target QA file by question id into *units*.
 
-A unit is a text pair processed by the later stages: a passage pair (``kind "p"``) or a question
-pair (``kind "q"``, pointing to its passage unit and carrying both sides' answers).  Passages
-shared by several questions are units once, so they are segmented, aligned and parsed once.
-Units are grouped by passage (passage unit first, then its questions), which lets a shard be a
-set of passages with all their questions.
+A unit (:class:`.unit.Unit`) is a text pair processed by the later stages: a passage pair
+(``kind "p"``) or a question pair (``kind "q"``, pointing to its passage unit and carrying both
+sides' answers).  Passages shared by several questions are units once, so they are segmented,
+aligned and parsed once.  Units are grouped by passage (passage unit first, then its
+questions), which lets a shard be a set of passages with all their questions.
 
 A question present on one side only is translated from the other side when a translator is
 given (its passage too, once per passage), and flagged so that the ``align`` stage projects its
@@ -13,6 +13,7 @@ answer through the word alignment; without a translator it is dropped and report
 import collections
 
 from .translate import translate_texts
+from .unit import Unit
 
 SHOW_IDS = 5
 
@@ -109,13 +110,12 @@ def make_units(src, tgt, src_lang, tgt_lang, translator_for=None, stats=None):
             else:
                 texts[side] = made[side][0][pid]
         puid = f"p{g}"
-        units.append({"kind": "p", "uid": puid, "group": g, "src": texts["src"], "tgt": texts["tgt"]})
+        units.append(Unit("p", puid, g, texts["src"], texts["tgt"]))
         for qid, entry in members:
             project = next((s for s in ("src", "tgt") if entry[s][3]), None)
-            units.append({"kind": "q", "uid": qid, "group": g, "passage": puid,
-                          "src": entry["src"][1], "tgt": entry["tgt"][1],
-                          "answers": {"src": entry["src"][2], "tgt": entry["tgt"][2]},
-                          "project": project})
-    stats["question pairs out"] = sum(u["kind"] == "q" for u in units)
-    stats["passage pairs out"] = sum(u["kind"] == "p" for u in units)
+            units.append(Unit("q", qid, g, entry["src"][1], entry["tgt"][1], passage=puid,
+                              answers={"src": entry["src"][2], "tgt": entry["tgt"][2]},
+                              project=project))
+    stats["question pairs out"] = sum(u.kind == "q" for u in units)
+    stats["passage pairs out"] = sum(u.kind == "p" for u in units)
     return units, report

@@ -17,6 +17,7 @@ from fairseq_grafusion.files import read_text
 
 from .binarize import Encoded, current_encoder, node_links
 from .text_formats import restorer
+from .unit import Unit
 
 
 def read_lines(path):
@@ -84,7 +85,7 @@ def read_parallel(src_path, tgt_path, stats, fmt="text", langs=(None, None), ski
         if not s.strip() or not t.strip():
             stats["empty line pairs (skipped)"] += 1
             continue
-        units.append({"kind": "s", "uid": f"{k + 1}", "group": k, "src": s, "tgt": t})
+        units.append(Unit("s", f"{k + 1}", k, s, t))
     stats["line pairs in"] = len(texts[0])
     stats["sentence pairs out"] = len(units)
     if not units:
@@ -112,7 +113,7 @@ def build_sentences(task):
     for unit, words, align, parse in items:
         fields, n, encoded = {}, {}, {}
         for side in ("src", "tgt"):
-            e = encoded[side] = Encoded(enc, unit[side], words[side])
+            e = encoded[side] = Encoded(enc, unit.text(side), words[side])
             arcs = e.arcs(parse[side], parse.get(side + "_same", []))
             tok, word, arcs, n[side], cut = _sentence_stream(enc, e, arcs, opts["max_len"])
             stats["truncated streams"] += cut
@@ -121,5 +122,5 @@ def build_sentences(task):
         links = links[(links[:, 0] < n["src"]) & (links[:, 1] < n["tgt"])] + 1
         special = np.array([[0, 0], [n["src"] + 1, n["tgt"] + 1]])
         fields["align"] = np.concatenate([special, links.reshape(-1, 2)]).reshape(-1)
-        out.append((unit["uid"], fields))
+        out.append((unit.uid, fields))
     return out, dict(stats)

@@ -10,7 +10,6 @@ from . import outlock, stages
 from .parallel import check_parallel_files
 from .workdir import SplitPaths
 
-
 RUNNERS = {"words": stages.run_words, "align": stages.run_align, "parse": stages.run_parse,
            "binarize": stages.run_binarize}
 

@@ -19,14 +19,34 @@ from . import units as unit_ops
 from .pairing import make_units
 from .parallel import check_line_counts, check_no_nul, read_lines, read_parallel
 from .runner import Summary, log, parallel_map
-from .workdir import (StageFile, fingerprint, key_of, priors_path, read_header, read_jsonl, read_stamp,
-                      write_jsonl, write_stamp)
+from .unit import Unit
+from .workdir import (
+    StageFile,
+    fingerprint,
+    key_of,
+    priors_path,
+    read_header,
+    read_jsonl,
+    read_stamp,
+    write_jsonl,
+    write_stamp,
+)
 
 
 def _shard(units, cfg):
     if cfg.num_shards == 1:
         return units
-    return [u for u in units if u["group"] % cfg.num_shards == cfg.shard_id]
+    return [u for u in units if u.group % cfg.num_shards == cfg.shard_id]
+
+
+def read_units(paths):
+    """The :class:`.unit.Unit` list of ``paths.units`` (the ``pairs`` stage file)."""
+    return [Unit.from_record(r) for r in read_jsonl(paths.units, "pairs")]
+
+
+def write_units(paths, units, key):
+    """Write ``units`` as ``paths.units``, one :meth:`.unit.Unit.record` per line."""
+    write_jsonl(paths.units, [u.record() for u in units], "pairs", key)
 
 
 def translator_for(cfg):
@@ -57,7 +77,7 @@ def run_pairs(paths, cfg, src_file, tgt_file):
     else:
         units = _shard(read_parallel(src_file, tgt_file, s.counts, cfg.parallel_format,
                                      (cfg.src_lang, cfg.tgt_lang), cfg.skip_bad), cfg)
-    write_jsonl(paths.units, units, "pairs", key)
+    write_units(paths, units, key)
     s.print()
 
 
@@ -78,9 +98,9 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
                                translator_for(cfg), s.counts)
     units = _shard(units, cfg)
     if cfg.num_shards > 1:
-        s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u["kind"] == "q" for u in units)
+        s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u.kind == "q" for u in units)
     s.notes += report
-    if not any(u["kind"] == "q" for u in units):
+    if not any(u.kind == "q" for u in units):
         s.print()  # the report the error refers to: what was read, paired and dropped
         raise GraFusionError(f"split {paths.split}: no question pairs left (see the [pairs] report above)")
     return units
@@ -95,7 +115,7 @@ def run_words(paths, cfg):
     key = fingerprint(src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, stanza=cfg.stanza_dir,
                       prev=key_of(paths.units), version=1)
     stage = StageFile(paths.words, "words", key, cfg.force)
-    units = read_jsonl(paths.units, "pairs")
+    units = read_units(paths)
     if not stage.fresh:
         stage.skip_message(paths.name)
         _write_tool_inputs(paths, units, read_jsonl(paths.words, "words"))
@@ -194,63 +214,95 @@ def run_align(paths, cfg):
     mode, model_file = _alignment_model(paths, cfg)
     shown = model_file and (model_file if cfg.align_priors else os.path.relpath(model_file, cfg.out))
     extra_paths = list(cfg.align_extra) if cfg.align_extra and not alignments and mode != "apply" else []
-    given = [cfg.align_priors] if cfg.align_priors else []  # the run's own model: by its key
-    key = fingerprint([alignments] + extra_paths + given, prev=key_of(paths.words), mode=mode,
-                      model=_priors_key(model_file) if mode == "apply" and not given else None,
-                      version=2, **({} if alignments else {"seed": cfg.seed}))
+    key = _align_key(paths, cfg, alignments, extra_paths, mode, model_file)
     stage = StageFile(paths.align, "align", key, cfg.force)
     if not stage.fresh and (mode != "estimate" or _priors_key(model_file) == key):
         stage.skip_message(paths.name)
         return
     extra = read_extra(extra_paths, cfg.src_lang, cfg.tgt_lang)
-    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+    units, words = read_units(paths), read_jsonl(paths.words, "words")
     src_lines, tgt_lines, lengths = unit_ops.segment_lines(units, words)
     s = Summary("align", paths.name)
     s["units in"] = len(units)
     s["segments"] = len(lengths)
-    map_fn = lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}")  # noqa: E731
-    # eflomal seeded (same input and seed, same links), its files under work/ (a killed run's are
-    # removed by the next run); its two directions side by side from --workers 2
-    seeded = dict(seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"),
-                  processes=cfg.workers)
-    priors = None
     if alignments:
-        segment_links = align_mod.read_pharaoh(alignments, lengths)
-        model = f"links imported from {alignments}"
-        if mode == "estimate" and src_lines:
-            pharaoh = [align_mod.format_pharaoh(links) for links in segment_links]
-            priors = align_mod.priors_from_links(src_lines, tgt_lines, pharaoh, pharaoh)
+        segment_links, model, priors = _imported_links(alignments, src_lines, tgt_lines, lengths,
+                                                       mode == "estimate")
     elif mode == "apply":
-        log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs, started from the "
-            f"alignment model {model_file}")
-        segment_links = align_mod.align_with_priors(
-            src_lines, tgt_lines, align_mod.AlignmentPriors.load(model_file), map_fn, **seeded)
-        model = f"eflomal started from the alignment model {shown}"
+        segment_links, model, priors = _eflomal_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown)
     else:
-        log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
-            + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
-        if mode == "estimate" and (src_lines or extra):
-            segment_links, priors = align_mod.eflomal_align_and_estimate(
-                src_lines, tgt_lines, extra, map_fn, **seeded)
-            model = (f"eflomal estimated on this split{' + --align-extra' if extra else ''}: "
-                     f"the run's alignment model, {shown}")
-        else:
-            segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra, map_fn=map_fn, **seeded)
-            model = (f"eflomal estimated on this split's own text{' + --align-extra' if extra else ''} "
-                     "(no training split in this run and no alignment model given)")
+        segment_links, model, priors = _eflomal_on_split(paths, cfg, src_lines, tgt_lines, extra,
+                                                         mode == "estimate", shown)
     s.notes.append(model + ("" if alignments else f"; seed {cfg.seed}, both directions + grow-diag-final-and"))
     records = unit_ops.link_units(units, words, segment_links, s.counts)
-    if any(u["kind"] == "q" for u in units):
+    if any(u.kind == "q" for u in units):
         unit_ops.project_answers(units, words, records, s.counts)
-    names = ((f"src:{cfg.src_lang}", f"tgt:{cfg.tgt_lang}") if cfg.src_lang == cfg.tgt_lang
-             else (cfg.src_lang, cfg.tgt_lang))  # English paired with itself: two entries
-    report = {"model": model, "unaligned": dict(zip(names, (s["unaligned src word ratio"],
-                                                            s["unaligned tgt word ratio"])))}
-    write_jsonl(paths.align, records, "align", key, header={"alignment": report})
+    write_jsonl(paths.align, records, "align", key, header={"alignment": _align_report(cfg, model, s)})
     if priors is not None:
         _save_priors(priors, model_file, key)
         s.notes.append(f"alignment model saved: {model_file} (applied to the other splits)")
     s.print()
+
+
+def _align_key(paths, cfg, alignments, extra_paths, mode, model_file):
+    """The ``align`` stage's key: its inputs, the alignment model's mode and key, eflomal's seed."""
+    given = [cfg.align_priors] if cfg.align_priors else []  # the run's own model: by its key
+    return fingerprint([alignments] + extra_paths + given, prev=key_of(paths.words), mode=mode,
+                       model=_priors_key(model_file) if mode == "apply" and not given else None,
+                       version=2, **({} if alignments else {"seed": cfg.seed}))
+
+
+def _align_report(cfg, model, s):
+    """The ``align`` header's report: the alignment model and the unaligned-word ratio per language."""
+    names = ((f"src:{cfg.src_lang}", f"tgt:{cfg.tgt_lang}") if cfg.src_lang == cfg.tgt_lang
+             else (cfg.src_lang, cfg.tgt_lang))  # English paired with itself: two entries
+    return {"model": model, "unaligned": dict(zip(names, (s["unaligned src word ratio"],
+                                                          s["unaligned tgt word ratio"])))}
+
+
+def _imported_links(alignments, src_lines, tgt_lines, lengths, estimate):
+    """``(segment links, model, priors)`` of links read from an ``--alignments`` file; with
+    ``estimate``, the run's alignment model made from them (else None)."""
+    segment_links = align_mod.read_pharaoh(alignments, lengths)
+    priors = None
+    if estimate and src_lines:
+        pharaoh = [align_mod.format_pharaoh(links) for links in segment_links]
+        priors = align_mod.priors_from_links(src_lines, tgt_lines, pharaoh, pharaoh)
+    return segment_links, f"links imported from {alignments}", priors
+
+
+def _eflomal_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown):
+    """``(segment links, model, None)`` of eflomal started from the alignment model ``model_file``."""
+    log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs, started from the "
+        f"alignment model {model_file}")
+    priors = align_mod.AlignmentPriors.load(model_file)
+    segment_links = align_mod.align_with_priors(src_lines, tgt_lines, priors, **_eflomal_options(paths, cfg))
+    return segment_links, f"eflomal started from the alignment model {shown}", None
+
+
+def _eflomal_on_split(paths, cfg, src_lines, tgt_lines, extra, estimate, shown):
+    """``(segment links, model, priors)`` of eflomal estimated on this split (+ ``extra``); with
+    ``estimate``, its model is the run's alignment model (else priors None)."""
+    log(f"[align] {paths.name}: eflomal on {len(src_lines)} segment pairs"
+        + (f" (+{len(extra[0])} extra pairs for the model)" if extra else ""))
+    also = " + --align-extra" if extra else ""
+    if estimate and (src_lines or extra):
+        segment_links, priors = align_mod.eflomal_align_and_estimate(src_lines, tgt_lines, extra,
+                                                                     **_eflomal_options(paths, cfg))
+        model = f"eflomal estimated on this split{also}: the run's alignment model, {shown}"
+        return segment_links, model, priors
+    segment_links = align_mod.eflomal_align(src_lines, tgt_lines, extra, **_eflomal_options(paths, cfg))
+    model = (f"eflomal estimated on this split's own text{also} "
+             "(no training split in this run and no alignment model given)")
+    return segment_links, model, None
+
+
+def _eflomal_options(paths, cfg):
+    """eflomal seeded (same input and seed, same links), its files under work/ (a killed run's are
+    removed by the next run); its two directions side by side from --workers 2."""
+    return dict(map_fn=lambda func, items: parallel_map(func, items, cfg.workers, f"align {paths.name}"),
+                seed=cfg.seed, tmp_prefix=os.path.join(paths.work, f"eflomal{cfg.suffix}"),
+                processes=cfg.workers)
 
 
 def alignment_report(paths):
@@ -273,7 +325,7 @@ def run_parse(paths, cfg):
     if not stage.fresh:
         stage.skip_message(paths.name)
         return
-    units, words = read_jsonl(paths.units, "pairs"), read_jsonl(paths.words, "words")
+    units, words = read_units(paths), read_jsonl(paths.words, "words")
     s = Summary("parse", paths.name)
     s["units in"] = len(units)
     records = unit_ops.parse_units(units, words, cfg.src_lang, cfg.tgt_lang, cfg.stanza_dir, conllu,
@@ -304,12 +356,12 @@ def run_without(paths, cfg, stage):
     if not file.fresh:
         file.skip_message(paths.name)
         return
-    units = read_jsonl(paths.units, "pairs")
+    units = read_units(paths)
     s = Summary(stage, paths.name)
     s["units in"] = len(units)
     if stage == "align":
         records = unit_ops.unlinked(units)
-        if any(u["kind"] == "q" for u in units):
+        if any(u.kind == "q" for u in units):
             unit_ops.project_answers(units, read_jsonl(paths.words, "words"), records, s.counts)
     else:
         records = unit_ops.unparsed(units)
@@ -359,7 +411,7 @@ def run_binarize(paths, cfg):
         return
     if os.path.exists(paths.binarize_key):
         os.remove(paths.binarize_key)  # the split is about to change: not up to date until the end
-    units = read_jsonl(paths.units, "pairs")
+    units = read_units(paths)
     words = read_jsonl(paths.words, "words")
     aligns = read_jsonl(paths.align, "align")
     parses = read_jsonl(paths.parse, "parse")

@@ -57,8 +57,8 @@ def _require(name, what):
                              "pip install 'fairseq-grafusion[mt]'")
 
 
-def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"):
-    """A :class:`Translator` for ``source_lang`` -> ``target_lang`` from ``direction`` (an
+def load_hub_translator(direction, from_lang, to_lang, option="--mt-model"):
+    """A :class:`Translator` for ``from_lang`` -> ``to_lang`` from ``direction`` (an
     :class:`.mt_config.MTDirection`); ``option`` names the model's option in errors."""
     from fairseq import checkpoint_utils, hub_utils
 
@@ -67,16 +67,16 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
     prefix = option[:-len("-model")] if option.endswith("-model") else option
     model_dir = direction.model
     path = os.path.join(model_dir, direction.checkpoint)
-    what = f"{option} {model_dir}: cannot load a {source_lang}->{target_lang} fairseq translation model"
+    what = f"{option} {model_dir}: cannot load a {from_lang}->{to_lang} fairseq translation model"
     data = direction.data or model_dir
     if not os.path.isfile(path):
         raise GraFusionError(f"{what} (checkpoint {path} does not exist)")
-    for lang in (source_lang, target_lang):
+    for lang in (from_lang, to_lang):
         if not os.path.isfile(os.path.join(data, f"dict.{lang}.txt")):
             raise GraFusionError(f"{what}: {os.path.join(data, f'dict.{lang}.txt')} is missing "
                                  f"(give the dictionaries' directory with {prefix}-data DIR)")
-    overrides = {"data": os.path.abspath(data), "source_lang": source_lang,
-                 "target_lang": target_lang, "beam": direction.beam}
+    overrides = {"data": os.path.abspath(data), "source_lang": from_lang,
+                 "target_lang": to_lang, "beam": direction.beam}
     if direction.tokenizer:
         _require(direction.tokenizer, f"{prefix}-tokenizer")
         overrides["tokenizer"] = direction.tokenizer
@@ -91,7 +91,7 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
         elif not in_memory_fastbpe:
             overrides[_CODES_FIELD[direction.bpe]] = direction.bpe_codes
     allowed = checkpoint_policy.translation(
-        option, extra=direction_check(source_lang, target_lang, option, data))
+        option, extra=direction_check(from_lang, to_lang, option, data))
     try:
         with checkpoint_policy.expecting(allowed):  # the checks: before anything is built
             state = checkpoint_compat.load_checkpoint_to_cpu(path, arg_overrides=overrides)
@@ -117,12 +117,12 @@ def load_hub_translator(direction, source_lang, target_lang, option="--mt-model"
         raise GraFusionError(f"{what} ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
     hub.eval()
-    return Translator(hub, direction.beam, f"{source_lang}->{target_lang}")
+    return Translator(hub, direction.beam, f"{from_lang}->{to_lang}")
 
 
-def direction_check(source_lang, target_lang, option="--mt-model", data=None):
-    """A check (``state, where``) that a translation checkpoint translates ``source_lang`` ->
-    ``target_lang``: as its task's ``source_lang`` / ``target_lang`` say, or, when fairseq-train
+def direction_check(from_lang, to_lang, option="--mt-model", data=None):
+    """A check (``state, where``) that a translation checkpoint translates ``from_lang`` ->
+    ``to_lang``: as its task's ``source_lang`` / ``target_lang`` say, or, when fairseq-train
     inferred them from the data directory and stored none, as its embedding tables say (the
     encoder's rows are the source dictionary's size, the decoder's the target's:
     ``data/dict.{lang}.txt``; dictionaries of one size cannot tell)."""
@@ -134,16 +134,16 @@ def direction_check(source_lang, target_lang, option="--mt-model", data=None):
                    checkpoint_policy.field_of(task, "target_lang"))
         how = "cfg.task.source_lang/target_lang"
         if None in trained and data is not None:
-            trained, how = _direction_from_embeddings(state, data, source_lang, target_lang), \
+            trained, how = _direction_from_embeddings(state, data, from_lang, to_lang), \
                 "its embedding tables' sizes"
-        if trained and None not in trained and tuple(trained) != (source_lang, target_lang):
+        if trained and None not in trained and tuple(trained) != (from_lang, to_lang):
             raise GraFusionError(f"{where}: the checkpoint translates {trained[0]}->{trained[1]} "
-                                 f"({how}), but {source_lang}->{target_lang} is asked for: give a "
+                                 f"({how}), but {from_lang}->{to_lang} is asked for: give a "
                                  "model of that direction")
     return check
 
 
-def _direction_from_embeddings(state, data, source_lang, target_lang):
+def _direction_from_embeddings(state, data, from_lang, to_lang):
     """``(source, target)`` the embedding sizes show, of the two languages; None if they cannot
     tell (equal dictionary sizes, a dictionary or a table missing)."""
     from fairseq.data import Dictionary
@@ -151,12 +151,12 @@ def _direction_from_embeddings(state, data, source_lang, target_lang):
     weights = state.get("model") or {}
     rows = [weights.get(f"{part}.embed_tokens.weight") for part in ("encoder", "decoder")]
     sizes = {}
-    for lang in (source_lang, target_lang):
+    for lang in (from_lang, to_lang):
         dict_path = os.path.join(data, f"dict.{lang}.txt")
         if not os.path.isfile(dict_path):
             return None
         sizes[lang] = len(Dictionary.load(dict_path))
-    if any(r is None for r in rows) or sizes[source_lang] == sizes[target_lang]:
+    if any(r is None for r in rows) or sizes[from_lang] == sizes[to_lang]:
         return None
     found = {(a, b) for a in sizes for b in sizes if a != b
              and (sizes[a], sizes[b]) == (rows[0].shape[0], rows[1].shape[0])}
@@ -172,11 +172,11 @@ def sentence_spans(text, lang):
     return [(offsets[2 * a], offsets[2 * b - 1]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def translate_texts(translator, texts, source_lang, target_lang, batch_size=64):
+def translate_texts(translator, texts, from_lang, to_lang, batch_size=64):
     """Translate ``texts`` sentence by sentence; returns one translation per text."""
     pieces, owner = [], []
     for k, text in enumerate(texts):
-        for s, e in sentence_spans(text, source_lang):
+        for s, e in sentence_spans(text, from_lang):
             pieces.append(text[s:e])
             owner.append(k)
     out = []
@@ -188,7 +188,7 @@ def translate_texts(translator, texts, source_lang, target_lang, batch_size=64):
         if len(result) != len(batch):
             raise GraFusionError(f"the translator returned {len(result)} translations for {len(batch)} sentences")
         out += [r.strip() for r in result]
-    joiner = "" if target_lang in _NO_SPACE_LANGS else " "
+    joiner = "" if to_lang in _NO_SPACE_LANGS else " "
     joined = [[] for _ in texts]
     for k, t in zip(owner, out):
         joined[k].append(t)

@@ -1,10 +1,10 @@
 """The stages on units in memory: plain values in, plain values out, no files.
 
-A *unit* is a text pair: ``src`` and ``tgt`` strings plus ``kind`` (``p`` passage, ``q`` question,
-``s`` parallel sentence) and ``uid``.  Each stage makes one record per unit, in the units' order;
-records hold lists of ints (character offsets, word indices), flat as in the binary format.
-:mod:`.stages` runs these functions between the stage files of a run; the hub calls them on the
-questions it is asked, without files.
+A *unit* is a text pair, a :class:`.unit.Unit`: ``src`` and ``tgt`` strings plus ``kind`` (``p``
+passage, ``q`` question, ``s`` parallel sentence) and ``uid``.  Each stage makes one record per
+unit, in the units' order; records hold lists of ints (character offsets, word indices), flat as
+in the binary format.  :mod:`.stages` runs these functions between the stage files of a run; the
+hub calls them on the questions it is asked, without files.
 
 =============  ===============================  =============================================
 stage          function                         record per unit
@@ -46,13 +46,13 @@ def segmenter(lang, stanza_dir=None):
 
 def segment_unit(unit, src_lang, tgt_lang, stanza_dir=None):
     """The ``words`` record of one unit."""
-    out = {"uid": unit["uid"]}
+    out = {"uid": unit.uid}
     for side, lang in (("src", src_lang), ("tgt", tgt_lang)):
-        offsets, starts = segmenter(lang, stanza_dir).segment(unit[side])
+        offsets, starts = segmenter(lang, stanza_dir).segment(unit.text(side))
         out[side], out[side[0] + "s"] = offsets, starts
     ns, nt = len(out["src"]) // 2, len(out["tgt"]) // 2
     ss, ts = out["ss"], out["ts"]
-    if unit["kind"] == "p" and len(ss) == len(ts) > 1:
+    if unit.kind == "p" and len(ss) == len(ts) > 1:
         out["seg"] = [[a, b, c, d] for a, b, c, d in zip(ss, ss[1:] + [ns], ts, ts[1:] + [nt])]
     else:
         out["seg"] = [[0, ns, 0, nt]]
@@ -70,7 +70,7 @@ def segment_lines(units, words):
     """Aligner input lines and ``(n_src, n_tgt)`` per segment, over all units."""
     src_lines, tgt_lines, lengths = [], [], []
     for u, w in zip(units, words):
-        sw, tw = words_of(u["src"], w["src"]), words_of(u["tgt"], w["tgt"])
+        sw, tw = words_of(u.src, w["src"]), words_of(u.tgt, w["tgt"])
         for a, b, c, d in w["seg"]:
             src_lines.append(align_mod.aligner_line(sw[a:b]))
             tgt_lines.append(align_mod.aligner_line(tw[c:d]))
@@ -82,7 +82,7 @@ def sentence_lines(units, words, side):
     """One line per sentence (words joined by spaces) of one side: input for external parsers."""
     lines = []
     for u, w in zip(units, words):
-        ws = words_of(u[side], w[side])
+        ws = words_of(u.text(side), w[side])
         starts = w[side[0] + "s"]
         for a, b in zip(starts, starts[1:] + [len(ws)]):
             lines.append(align_mod.aligner_line(ws[a:b]))
@@ -107,7 +107,7 @@ def link_units(units, words, segment_links, stats=None):
             total["tgt"] += d - c
             aligned["src"] += len({i for i, _ in links})
             aligned["tgt"] += len({j for _, j in links})
-        records.append({"uid": u["uid"], "links": flat})
+        records.append({"uid": u.uid, "links": flat})
     stats["links"] = sum(len(r["links"]) // 2 for r in records)
     for side in ("src", "tgt"):
         stats[f"unaligned {side} word ratio"] = 1 - aligned[side] / max(total[side], 1)
@@ -118,22 +118,22 @@ def project_answers(units, words, records, stats=None):
     """Final answers of every question unit (projected where a side was translated), into its
     ``align`` record; a question whose projection fails is marked ``dropped``."""
     stats = stats if stats is not None else collections.Counter()
-    index = {u["uid"]: k for k, u in enumerate(units)}
+    index = {u.uid: k for k, u in enumerate(units)}
     for u, rec in zip(units, records):
-        if u["kind"] != "q":
+        if u.kind != "q":
             continue
-        answers = {side: (u["answers"][side][0] if u["answers"][side] else None) for side in ("src", "tgt")}
+        answers = {side: (u.answers[side][0] if u.answers[side] else None) for side in ("src", "tgt")}
         rec["answers"] = answers
-        to = u.get("project")
+        to = u.project
         if not to:
             continue
         frm = "src" if to == "tgt" else "tgt"
         if answers[frm] is None:
             continue  # nothing to project (test data)
         stats["answers to project"] += 1
-        p = index[u["passage"]]
+        p = index[u.passage]
         links = np.asarray(records[p]["links"], dtype=np.int64).reshape(-1, 2)
-        ans, reason = project_answer(answers[frm], words[p][frm], words[p][to], units[p][to], links,
+        ans, reason = project_answer(answers[frm], words[p][frm], words[p][to], units[p].text(to), links,
                                      reverse=(frm == "tgt"))
         if ans is None and to == "src":
             # translate-test: the target keeps its gold answer; the English side has none
@@ -147,7 +147,7 @@ def project_answers(units, words, records, stats=None):
 
 def unlinked(units):
     """``align`` records without links (a model that does not read them skips the aligner)."""
-    return [{"uid": u["uid"], "links": []} for u in units]
+    return [{"uid": u.uid, "links": []} for u in units]
 
 
 # -- parse -------------------------------------------------------------------------------------
@@ -167,12 +167,12 @@ def parse_units(units, words, src_lang, tgt_lang, stanza_dir=None, conllu=None, 
     parser, see :func:`parser_of`), plus same-word edges for passages and sentences (over
     ``workers`` processes)."""
     conllu = conllu or {}
-    records = [{"uid": u["uid"], "src": [], "tgt": []} for u in units]
+    records = [{"uid": u.uid, "src": [], "tgt": []} for u in units]
     for side, lang in (("src", src_lang), ("tgt", tgt_lang)):
         if conllu.get(side) or parse_mod.has_parser(lang, stanza_dir):
             sentences, owners = [], []
             for k, (u, w) in enumerate(zip(units, words)):
-                ws = words_of(u[side], w[side])
+                ws = words_of(u.text(side), w[side])
                 starts = w[side[0] + "s"]
                 for a, b in zip(starts, starts[1:] + [len(ws)]):
                     sentences.append(ws[a:b])
@@ -183,8 +183,8 @@ def parse_units(units, words, src_lang, tgt_lang, stanza_dir=None, conllu=None, 
                 arcs = parse_mod.stanza_arcs(lang, stanza_dir, sentences)
             for (k, offset), sent_arcs in zip(owners, arcs):
                 records[k][side] += [x + offset for x in sent_arcs]
-        owners = [k for k, u in enumerate(units) if u["kind"] in ("p", "s")]
-        tasks = [(units[k][side], words[k][side], same_max_group) for k in owners]
+        owners = [k for k, u in enumerate(units) if u.kind in ("p", "s")]
+        tasks = [(units[k].text(side), words[k][side], same_max_group) for k in owners]
         for k, edges in zip(owners, parallel_map(_same_word_edges, tasks, workers, f"{desc} same-word {side}")):
             records[k][side + "_same"] = edges
     return records
@@ -197,7 +197,7 @@ def _same_word_edges(task):
 
 def unparsed(units):
     """``parse`` records without arcs or same-word edges (a model without dependency edges)."""
-    return [{"uid": u["uid"], "src": [], "tgt": []} for u in units]
+    return [{"uid": u.uid, "src": [], "tgt": []} for u in units]
 
 
 # -- binarize ----------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def example_tasks(chain, units, words, aligns, parses, window_options):
     if chain == "qa":
         tasks, current = [], None
         for rec in records:
-            if rec[0]["kind"] == "p":
+            if rec[0].kind == "p":
                 current = (rec, [], window_options)
                 tasks.append(current)
             else:
@@ -251,12 +251,12 @@ def gold_questions(units, aligns, kept, side):
     included) and every gold answer (or the projected one)."""
     passages, questions, index = [], [], {}
     for unit, rec in zip(units, aligns):
-        if unit["kind"] == "p":
-            index[unit["uid"]] = len(passages)
-            passages.append({"context": unit[side], "title": ""})
-        elif unit["uid"] in kept:
-            given = unit["answers"][side]
+        if unit.kind == "p":
+            index[unit.uid] = len(passages)
+            passages.append({"context": unit.text(side), "title": ""})
+        elif unit.uid in kept:
+            given = unit.answers[side]
             answers = given or ([rec["answers"][side]] if rec.get("answers", {}).get(side) else [])
-            questions.append({"id": unit["uid"], "question": unit[side],
-                              "passage": index[unit["passage"]], "answers": answers})
+            questions.append({"id": unit.uid, "question": unit.text(side),
+                              "passage": index[unit.passage], "answers": answers})
     return passages, questions

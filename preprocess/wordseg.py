@@ -44,7 +44,8 @@ _TOKEN = regex.compile(
     regex.V1 | regex.VERBOSE,
 )
 # Thai / Lao: a unit starts before a leading vowel and ends after a syllable-closing sign.
-_SEA_BREAK = regex.compile(r"(?<=.)(?=[\u0e40-\u0e44\u0ec0-\u0ec4])|(?<=[\u0e30\u0e33\u0e46\u0e2f\u0eb0\u0eb3\u0ec6])(?=.)")
+_SEA_BREAK = regex.compile(r"(?<=.)(?=[\u0e40-\u0e44\u0ec0-\u0ec4])"
+                           r"|(?<=[\u0e30\u0e33\u0e46\u0e2f\u0eb0\u0eb3\u0ec6])(?=.)")
 _EN_CLITIC = regex.compile(r"(?i)^(.+?)((?:n['’]t)|(?:['’](?:s|re|ve|ll|d|m)))$")
 _ELISION = regex.compile(r"(?i)^(\p{L}{1,4}['’])(\p{L}.*)$")
 _ELISION_LANGS = {"fr", "it", "ca"}

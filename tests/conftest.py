@@ -14,6 +14,10 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER_DIR = os.path.join(REPO, "fairseq_grafusion")
+# the tests are grouped as the code is; a test module may use another group's helpers and
+# fixtures (tests/gpu reruns the cli and model tests' set-ups on a GPU), wherever pytest starts
+GROUPS = ("preprocess", "model", "scoring", "cli", "gpu")
+sys.path[:0] = [d for d in (os.path.join(REPO, "tests", g) for g in GROUPS) if d not in sys.path]
 
 
 def pytest_xdist_auto_num_workers(config):

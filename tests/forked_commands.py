@@ -26,13 +26,11 @@ def _hub(model_dir, checkpoint, *rest):
 
 
 def entries():
-    import fairseq_grafusion.plugin  # noqa: F401  (what --user-dir imports)
     from fairseq_cli import train, validate
 
-    from fairseq_grafusion.cli import plot_attention, predict
+    import fairseq_grafusion.plugin  # noqa: F401  (what --user-dir imports)
+    from fairseq_grafusion.cli import evaluate, plot_attention, predict, results, user_dir
     from fairseq_grafusion.preprocess import cli as preprocess
-
-    from fairseq_grafusion.cli import evaluate, results, user_dir
 
     return {"grafusion-predict": predict.cli_main, "grafusion-plot-attention": plot_attention.cli_main,
             "grafusion-preprocess": preprocess.cli_main, "grafusion-evaluate": evaluate.cli_main,

@@ -4,7 +4,7 @@ for the tests that keep them true.
 A bash block right below the comment ``<!-- ci: run -->`` is run as written by the tests
 (``conftest.readme_run``: bash ``-e -o pipefail``, in a directory holding the sample's data that
 command 1 writes, ``sample-run/``, and the repository's ``examples/``); every other bash block is
-checked without running it (``tests/test_readme.py``: shell syntax, the repository files it
+checked without running it (``tests/cli/test_readme.py``: shell syntax, the repository files it
 names, each ``grafusion-*`` / ``fairseq-*`` command's options against that command's parser).
 ``...`` in a command stands for "the other options" and is not an argument.
 """

@@ -223,7 +223,7 @@ def machine():
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     import torch
@@ -237,7 +237,8 @@ def write_results(args, runs, rows, command, wall, out):
         json.dump({"command": command, "budget": budget(args), "machine": machine(),
                    "wall_seconds": round(wall), "runs": runs,
                    "table": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1)
-    text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{' (MINI: smoke test, meaningless numbers)' if args.mini else ''}",
+    mini = " (MINI: smoke test, meaningless numbers)" if args.mini else ""
+    text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{mini}",
             "", "Command (from the repository root):", "", f"    {command}", "",
             f"Budget per run (identical for every variant): {budget(args)}.", "",
             f"Machine: {machine()}. Wall time of the whole ablation: {wall / 60:.1f} min "
@@ -245,7 +246,8 @@ def write_results(args, runs, rows, command, wall, out):
             "F1 / EM (SQuAD v1.1 metric, %) of the target-language answers on the validation "
             "split at the end of training; mean ± sample std over seeds."
             + ("" if args.repeat_invariant or len(args.noise) < 2 else
-               f" Variants that never read the alignment ({', '.join(v for v in VARIANTS if v not in READS_ALIGNMENT)}) "
+               " Variants that never read the alignment "
+               f"({', '.join(v for v in VARIANTS if v not in READS_ALIGNMENT)}) "
                f"were trained at {args.noise[0]:.0%} noise only; their rows at other noise levels "
                "repeat those runs."), "",
             markdown_table(rows), ""]
@@ -259,7 +261,8 @@ def budget(args):
     return (f"tiny models (d=64, 4 heads, FFN 128, 4 layers: grafusion_tiny 1 + 2 SA + 1, "
             f"filter_tiny 1 local + 2 fusion + 1 domain, xlmr_translate_train_tiny 4), "
             f"{args.updates} updates, batch {args.batch_size}, Adam lr {args.lr} "
-            f"(inverse sqrt after {args.warmup} linear warm-up updates), dropout {args.dropout}; data: {args.train_size} train / "
+            f"(inverse sqrt after {args.warmup} linear warm-up updates), dropout {args.dropout}; "
+            f"data: {args.train_size} train / "
             f"{args.valid_size} valid examples, vocab {args.vocab} English words (homonym pairs), "
             f"passages of {args.passage_words[0]}-{args.passage_words[1] - 1} words, "
             f"reorder {args.reorder}, data seed {args.data_seed}; training seeds "
@@ -295,7 +298,8 @@ def run_jobs(args, data, work):
 
 def main(argv=None):
     args = parse_args(argv)
-    command = " ".join(["python", "examples/ablation/run.py", *map(shlex.quote, argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["python", "examples/ablation/run.py", *map(shlex.quote, given)])
     work = args.work or tempfile.mkdtemp(prefix="grafusion-ablation-")
     os.makedirs(work, exist_ok=True)
     start = time.time()

@@ -23,9 +23,9 @@ import json
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 from fairseq_grafusion.preprocess.wordseg import split_sentences, tokenize
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 LANGS = ("en", "de", "zh", "ar")
 ARTICLE = "Super_Bowl_50"

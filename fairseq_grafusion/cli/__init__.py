@@ -1,33 +1,4 @@
 """The ``grafusion-*`` commands: each parses its arguments into one config dataclass (checked
-once, in ``__post_init__``), calls the library and exits through :func:`run`.  Nothing in the
-library imports this package."""
-import logging
-import sys
-import warnings
-
-from ..errors import GraFusionError, error_line, os_error_line, wants_traceback
-
-
-def setup_logging():
-    """INFO lines of our own, fairseq's batching chatter and loader warnings silenced."""
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-                        level=logging.INFO, stream=sys.stderr, force=True)
-    for name in ("fairseq", "matplotlib"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")  # fairseq's loader on CPU
-
-
-def run(prog, main, argv=None):
-    """``main(argv)``, the one way out of every command: a :class:`GraFusionError`, or an
-    :class:`OSError` no code of ours caught (named by its file), becomes one line on stderr and
-    exit status 1 (``GRAFUSION_TRACEBACK=1`` keeps the traceback), Ctrl-C exit status 130."""
-    try:
-        return main(argv)
-    except (GraFusionError, OSError) as e:
-        if wants_traceback():
-            raise
-        sys.stderr.write(error_line(prog, e if isinstance(e, GraFusionError) else os_error_line(e)))
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted\n")
-        sys.exit(130)
+once, in ``__post_init__``), calls the library and exits through :func:`..console.run`.  Nothing
+in the library imports this package, and no command imports another: what they share lives in
+the library (:mod:`..console`, :mod:`..preprocess.mt_options`)."""

@@ -5,11 +5,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence
 
+from ..console import run
 from ..errors import GraFusionError
 from ..files import resolved, write_json
 from ..scoring.qa_metrics import MLQA_LANGUAGES, SQUAD_ONLY_LANGUAGES, evaluate, resolve_metric
 from ..squad import load_json
-from . import run
 
 _SHOW_IDS = 5
 

@@ -13,9 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from ..console import run, setup_logging
 from ..errors import GraFusionError
 from ..files import resolved
-from . import run, setup_logging
 
 logger = logging.getLogger("grafusion-plot-attention")
 
@@ -63,6 +63,7 @@ def main(argv=None):
     cfg = PlotConfig(**vars(get_parser().parse_args(argv)))
     setup_logging()
     from ..data import GraphPairDataset, PairReader
+    from ..data.span_target import NO_ANSWER, SPAN_FIELD, span_target, stream_span
     from ..figures import attention_maps, plot
     from ..inference import load_model
 
@@ -82,9 +83,9 @@ def main(argv=None):
     attn, graph = attention_maps(model, sample, cfg.head)
     d = task.source_dictionary
     example = dataset[index]
-    spans = example.get("span", [0, 0, 0, 0])
+    target = example.get(SPAN_FIELD, span_target(NO_ANSWER, NO_ANSWER))
     plot(attn, graph, [d[t] for t in example["src.tok"]], [d[t] for t in example["tgt.tok"]],
-         (int(spans[0]), int(spans[1])), (int(spans[2]), int(spans[3])), cfg.output,
+         stream_span(target, "src"), stream_span(target, "tgt"), cfg.output,
          cfg.width, cfg.height, cfg.dpi, title=f"{reader.ids[index]} ({cfg.split})")
     logger.info("wrote %s", cfg.output)
 

@@ -28,13 +28,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from ..console import run, setup_logging
 from ..errors import GraFusionError
 from ..files import resolved, write_json
 from ..preprocess.encode import DOC_STRIDE, MAX_LEN
 from ..preprocess.mt_config import MTConfig
+from ..preprocess.mt_options import add_mt_arguments, pop_mt_config
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST
-from . import run, setup_logging
-from .mt_options import add_mt_arguments, pop_mt_config
 
 logger = logging.getLogger("grafusion-predict")
 
@@ -177,7 +177,11 @@ def main(argv=None):
             nbest = _predict(cfg, model, task, data, "test")
     else:
         nbest = _predict(cfg, *_load(cfg, cfg.data), cfg.data, cfg.split)
-    per_language = nbest if _is_per_language(nbest) else {None: nbest}
+    from ..inference import by_language
+
+    per_language = by_language(nbest)
+    if len(per_language) <= 1:  # one language: the file names and the log as given
+        per_language = {None: next(iter(per_language.values()), {})}
     for lang, answers in per_language.items():
         output = cfg.output.replace("{lang}", str(lang))
         write_json(output, {q: (b[0].text if b else "") for q, b in answers.items()})
@@ -190,11 +194,6 @@ def main(argv=None):
         empty = sum(1 for b in answers.values() if not b)
         logger.info("%s%d questions answered -> %s%s", f"{lang}: " if lang else "", len(answers),
                     output, f" ({empty} without a valid span: answer '')" if empty else "")
-
-
-def _is_per_language(nbest):
-    """Whether :func:`predict_split` answered a combined split (``{lang: {id: n-best}}``)."""
-    return bool(nbest) and all(isinstance(v, dict) for v in nbest.values())
 
 
 def _load(cfg, data):

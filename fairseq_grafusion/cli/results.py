@@ -8,10 +8,10 @@ and variant, with the Avg. column (see :mod:`fairseq_grafusion.scoring.results_t
 import argparse
 import json
 
+from ..console import run
 from ..errors import GraFusionError
 from ..files import atomic_path
 from ..scoring.results_table import DEP_ROWS, as_json, build_table, format_markdown
-from . import run
 
 
 def get_parser():

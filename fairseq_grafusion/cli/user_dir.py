@@ -15,7 +15,7 @@ Light: imports neither torch nor fairseq.
 import argparse
 import os
 
-from . import run
+from ..console import run
 
 
 def user_dir():

@@ -13,9 +13,8 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from ..data.span_target import COLUMNS
 from ..errors import GraFusionError
-
-_COLUMNS = {"src": (0, 1), "tgt": (2, 3)}
 
 
 def log_loss(logging_outputs):
@@ -46,7 +45,7 @@ class XMRCSpanCriterion(FairseqCriterion):
         bsz = spans.size(0)
         loss = 0.0
         logging_output = {"nsentences": bsz, "ntokens": sample["ntokens"], "sample_size": bsz}
-        for lang in _COLUMNS:
+        for lang in COLUMNS:
             if f"{lang}_start" not in out:  # --no-fusion: no source stream
                 continue
             lang_loss = self.stream_loss(lang, out, sample, logging_output)
@@ -60,7 +59,7 @@ class XMRCSpanCriterion(FairseqCriterion):
         """Eq. 5 for one stream: ``CE(start) + CE(end)`` summed over the batch; logs the
         start / end accuracy of the stream."""
         loss = 0.0
-        for end, col in zip(("start", "end"), _COLUMNS[lang]):
+        for end, col in zip(("start", "end"), COLUMNS[lang]):
             logits = out[f"{lang}_{end}"].float()
             gold = sample["target"][:, col]
             loss = loss + F.cross_entropy(logits, gold, reduction="sum")
@@ -71,7 +70,7 @@ class XMRCSpanCriterion(FairseqCriterion):
     def reduce_metrics(logging_outputs):
         total = log_loss(logging_outputs)
         metrics.log_scalar("nsentences", total("nsentences"), priority=999, round=0)
-        for lang in _COLUMNS:
+        for lang in COLUMNS:
             n = total(f"{lang}_n")
             if n == 0:
                 continue

@@ -37,6 +37,7 @@ import torch
 from fairseq.data import BaseWrapperDataset, data_utils
 
 from .graph_pair_dataset import example_graph
+from .span_target import SPAN_FIELD
 
 MONO, CROSS = "mono", "cross"
 SRC, TGT = "src", "tgt"
@@ -178,7 +179,7 @@ class GraphMaskingDataset(BaseWrapperDataset):
             tokens, words, n_src_words, align, strategy, language, rng, self.mask_prob,
             self.mask_idx, self.special_ids, self.leave_unmasked_prob, self.random_token_prob,
             self.random_ids)
-        masked = {k: v for k, v in sample.items() if k != "span"}
+        masked = {k: v for k, v in sample.items() if k != SPAN_FIELD}
         masked["src.tok"], masked["tgt.tok"] = new_tokens[:n_src_tok], new_tokens[n_src_tok:]
         target = np.where(token_mask, tokens, self.pad_idx)
         return masked, (target[:n_src_tok], target[n_src_tok:]), node_mask

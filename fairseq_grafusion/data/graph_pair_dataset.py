@@ -5,7 +5,7 @@ A batch's ``net_input`` holds ``src_tokens`` (B, Ls) and ``tgt_tokens`` (B, Lt),
 ``word_ids`` (B, Ls + Lt): the word node of each token of ``[S; T]`` with target words numbered
 after the example's source words (-1 on padding); ``align_edges`` and ``dep_edges`` (B, E, 2):
 undirected word pairs in the same numbering, de-duplicated, self-pairs dropped (the GAT adds its
-own self-loops), padded with -1.  ``target`` is (B, 4): source start/end, target start/end.
+own self-loops), padded with -1.  ``target`` is (B, 4), the answer-span target (:mod:`.span_target`).
 ``lang`` is (B,): each example's target language, an index into ``dataset.languages``.
 
 A training split that mixes target languages (translate-train-all) is batched in a random order
@@ -18,6 +18,8 @@ import logging
 import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
+
+from .span_target import SPAN_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +207,8 @@ class GraphPairDataset(FairseqDataset):
                 "dep_edges": _pad_pairs(deps),
             },
         }
-        if "span" in samples[0]:
-            batch["target"] = torch.from_numpy(np.stack([s["span"] for s in samples]))
+        if SPAN_FIELD in samples[0]:
+            batch["target"] = torch.from_numpy(np.stack([s[SPAN_FIELD] for s in samples]))
         if self.name is not None:
             batch["split"] = self.name
         return batch

@@ -1,4 +1,5 @@
-"""Binary storage of paired (source, target) examples with their SA-Graph (DESIGN "Data formats").
+"""Binary storage of paired (source, target) examples with their SA-Graph (docs/design.md,
+"Data formats").
 
 A split ``PREFIX`` (e.g. ``data-bin/train``) is a set of fairseq ``MMapIndexedDataset`` files,
 one per field, read lazily through mmap, plus a text file of example ids and a manifest:
@@ -11,7 +12,7 @@ one per field, read lazily through mmap, plus a text file of example ids and a m
 ``PREFIX.align``       alignment edges, flat ``[s0, t0, s1, t1, ...]`` (source word, target word)
 ``PREFIX.src.dep``     source dependency / same-word edges, flat pairs of source words
 ``PREFIX.tgt.dep``     target dependency / same-word edges, flat pairs of target words
-``PREFIX.span``        optional: ``[src_start, src_end, tgt_start, tgt_end]`` token positions
+``PREFIX.span``        optional: the answer-span target, 4 token positions (:mod:`.span_target`)
 ``PREFIX.<extra>``     optional extra int fields (e.g. character offsets for prediction)
 ``PREFIX.lang``        (v2) per example, one index into the manifest's ``languages``
 ``PREFIX.ids.txt``     one example id per line (a question id may repeat across windows, and
@@ -54,13 +55,13 @@ from ..errors import GraFusionError
 from ..files import AtomicFiles, is_write_error
 from ..squad import has_line_break
 from . import fingerprints
+from .span_target import COLUMNS, LAYOUT, SPAN_FIELD, stream_span
 
 FORMAT_NAME = "grafusion-pairs"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 LANG_FIELD = "lang"
 REQUIRED_FIELDS = ("src.tok", "tgt.tok", "src.word", "tgt.word", "align", "src.dep", "tgt.dep")
-SPAN_FIELD = "span"
 _SIDE = {"src": "source", "tgt": "target"}
 
 
@@ -170,8 +171,9 @@ def check_example(example, where):
     span = example.get(SPAN_FIELD)
     if span is not None:
         if len(span) != 4:
-            raise GraFusionError(f"{where}: span must be [src_start, src_end, tgt_start, tgt_end]")
-        for side, (start, end) in (("src", span[:2]), ("tgt", span[2:])):
+            raise GraFusionError(f"{where}: span must be {LAYOUT}")
+        for side in COLUMNS:
+            start, end = stream_span(span, side)
             length = len(example[f"{side}.tok"])
             if not 0 <= start <= end < length:
                 raise GraFusionError(

@@ -14,8 +14,7 @@ command line's) own values still win over them.
 import argparse
 import dataclasses
 
-from fairseq.models import (ARCH_MODEL_NAME_REGISTRY, MODEL_DATACLASS_REGISTRY,
-                            register_model_architecture)
+from fairseq.models import ARCH_MODEL_NAME_REGISTRY, MODEL_DATACLASS_REGISTRY, register_model_architecture
 from hydra.core.config_store import ConfigStore
 
 

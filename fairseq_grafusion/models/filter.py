@@ -19,44 +19,29 @@ translations (``xlmr_translate_train_*``); FILTER's ``run_xqa.py`` likewise runs
 ``filter_k == 0``.  A batch without ``src_tokens`` gives the target stream only.
 """
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn as nn
-from fairseq import utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.models import register_model
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
-from fairseq.utils import safe_getattr
 
 from ..errors import GraFusionError
 from ..modules import TransformerLayer
 from . import xlmr_init
 from .arch import register_arch
+from .encoder_config import XLMR_SIZES, EncoderConfig, fill_sizes, layer_kwargs
 from .span_model import SpanModel
 
 
 @dataclass
-class FilterConfig(FairseqDataclass):
-    encoder_embed_dim: int = field(default=768, metadata={"help": "model dimension d"})
-    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "FFN inner dimension"})
-    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
-    encoder_layers: int = field(default=12, metadata={
+class FilterConfig(EncoderConfig):
+    encoder_layers: int = field(default=XLMR_SIZES["base"].layers, metadata={
         "help": "L, XLM-R's layers: m local + k fusion + (L - m - k) domain layers"})
     filter_m: int = field(default=1, metadata={
         "help": "m, local layers (shared by the languages, each language alone)"})
     filter_k: int = field(default=10, metadata={
         "help": "k, fusion layers over both languages; 0: the languages never meet (XLM-R "
                 "translate-train)"})
-    activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(default="gelu")
-    dropout: float = field(default=0.1)
-    attention_dropout: float = field(default=0.1)
-    activation_dropout: float = field(default=0.0)
-    max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
-    pretrained_xlmr: Optional[str] = field(default=None, metadata={
-        "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
-    checkpoint_activations: bool = field(default=False, metadata={
-        "help": "checkpoint activations at each layer (recomputed in the backward pass)"})
 
 
 @register_model("filter", dataclass=FilterConfig)
@@ -67,8 +52,7 @@ class FilterModel(SpanModel):
         if total < 1 or m < 0 or k < 0 or m + k > total:
             raise GraFusionError(f"--filter-m {m} local + --filter-k {k} fusion layers do not fit "
                                  f"in --encoder-layers {total} (need 0 <= m, 0 <= k, m + k <= L)")
-        kw = dict(dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
-                  activation_dropout=cfg.activation_dropout, activation_fn=cfg.activation_fn)
+        kw = layer_kwargs(cfg)
         dims = (cfg.encoder_embed_dim, cfg.encoder_ffn_embed_dim, cfg.encoder_attention_heads)
         self.local = nn.ModuleList(TransformerLayer(*dims, **kw) for _ in range(m))
         self.fusion_layers = nn.ModuleList(TransformerLayer(*dims, **kw) for _ in range(k))
@@ -154,52 +138,43 @@ class FilterModel(SpanModel):
         state_dict.update(converted)
 
 
-def _sizes(args, dim, ffn, heads, layers, m, k):
-    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", dim)
-    args.encoder_ffn_embed_dim = safe_getattr(args, "encoder_ffn_embed_dim", ffn)
-    args.encoder_attention_heads = safe_getattr(args, "encoder_attention_heads", heads)
-    args.encoder_layers = safe_getattr(args, "encoder_layers", layers)
-    args.filter_m = safe_getattr(args, "filter_m", m)
-    args.filter_k = safe_getattr(args, "filter_k", k)
-    args.max_positions = safe_getattr(args, "max_positions", 512)
-    args.activation_fn = safe_getattr(args, "activation_fn", "gelu")
-    args.dropout = safe_getattr(args, "dropout", 0.1)
-    args.attention_dropout = safe_getattr(args, "attention_dropout", 0.1)
-    args.activation_dropout = safe_getattr(args, "activation_dropout", 0.0)
+def _fill(args, size, m, k):
+    """XLM-R ``size``'s L layers: m local, k fusion and L - m - k domain layers."""
+    fill_sizes(args, size, encoder_layers=XLMR_SIZES[size].layers, filter_m=m, filter_k=k)
 
 
 @register_arch("filter", "filter_large")
 def filter_large(args):
     """XLM-R large, FILTER's QA split (train.sh): 1 local + 20 fusion + 3 domain layers."""
-    _sizes(args, 1024, 4096, 16, 24, 1, 20)
+    _fill(args, "large", 1, 20)
 
 
 @register_arch("filter", "filter_base")
 def filter_base(args):
     """XLM-R base: 1 local + 10 fusion + 1 domain layers (ours: FILTER published no base split
     for QA; this is the fusion depth of grafusion_base)."""
-    _sizes(args, 768, 3072, 12, 12, 1, 10)
+    _fill(args, "base", 1, 10)
 
 
 @register_arch("filter", "filter_tiny")
 def filter_tiny(args):
     """For tests and the ablation: 1 local + 2 fusion + 1 domain layers, d=64, 4 heads."""
-    _sizes(args, 64, 128, 4, 4, 1, 2)
+    _fill(args, "tiny", 1, 2)
 
 
 @register_arch("filter", "xlmr_translate_train_large")
 def xlmr_translate_train_large(args):
     """Plain XLM-R large (24 layers) with one span head; each language an independent example."""
-    _sizes(args, 1024, 4096, 16, 24, 24, 0)
+    _fill(args, "large", XLMR_SIZES["large"].layers, 0)
 
 
 @register_arch("filter", "xlmr_translate_train_base")
 def xlmr_translate_train_base(args):
     """Plain XLM-R base (12 layers) with one span head; each language an independent example."""
-    _sizes(args, 768, 3072, 12, 12, 12, 0)
+    _fill(args, "base", XLMR_SIZES["base"].layers, 0)
 
 
 @register_arch("filter", "xlmr_translate_train_tiny")
 def xlmr_translate_train_tiny(args):
     """For tests and the ablation: 4 plain layers, d=64, 4 heads."""
-    _sizes(args, 64, 128, 4, 4, 4, 0)
+    _fill(args, "tiny", XLMR_SIZES["tiny"].layers, 0)

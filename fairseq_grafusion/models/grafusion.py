@@ -24,16 +24,15 @@ from typing import Optional
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint
-from fairseq import utils
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
-from fairseq.utils import safe_getattr
 
 from ..errors import GraFusionError
 from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
 from . import xlmr_init
 from .arch import register_arch
+from .encoder_config import XLMR_SIZES, EncoderConfig, fill_sizes, layer_kwargs
 from .pretrain_heads import PretrainingHeads
 from .span_model import SpanModel
 
@@ -57,17 +56,9 @@ def parse_graph(value):
 
 
 @dataclass
-class GraFusionConfig(FairseqDataclass):
-    encoder_embed_dim: int = field(default=768, metadata={"help": "model dimension d"})
-    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "FFN inner dimension"})
-    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
-    sa_layers: int = field(default=10, metadata={"help": "N, the SA-Transformer layers between "
-                                                 "the bottom and the top layer"})
-    activation_fn: ChoiceEnum(utils.get_available_activation_fns()) = field(default="gelu")
-    dropout: float = field(default=0.1)
-    attention_dropout: float = field(default=0.1)
-    activation_dropout: float = field(default=0.0)
-    max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
+class GraFusionConfig(EncoderConfig):
+    sa_layers: int = field(default=XLMR_SIZES["base"].layers - 2, metadata={
+        "help": "N, the SA-Transformer layers between the bottom and the top layer"})
     graph: str = field(default="align,dep", metadata={
         "help": "SA-Graph edges: none (fusion with G = 0), align (+a), align,dep (+ad), dep"})
     graph_aggregation: ChoiceEnum(AGGREGATIONS) = field(default="mean", metadata={
@@ -78,12 +69,7 @@ class GraFusionConfig(FairseqDataclass):
     no_fusion: bool = field(default=False, metadata={
         "help": "target stream only, no concatenation (for XLM-R translate-train on both "
                 "streams: --arch xlmr_translate_train_*)"})
-    pretrained_xlmr: Optional[str] = field(default=None, metadata={
-        "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
-    checkpoint_activations: bool = field(default=False, metadata={
-        "help": "checkpoint activations at each layer (bottom, SA, top): keep only each layer's "
-                "input and recompute the rest in the backward pass; saves memory at the cost of "
-                "about one more forward pass (fairseq's --checkpoint-activations)"})
+    # the option keeps its published spelling (scripts, stored configs): docs/design.md, "Naming"
     pretrained_sagraph: Optional[str] = field(default=None, metadata={
         "help": "a checkpoint of --task sa_graph_pretrain (the +adp variant): embeddings, layers "
                 "and SA-Graph are copied, its pre-training heads dropped, span heads start fresh"})
@@ -93,11 +79,6 @@ class GraFusionConfig(FairseqDataclass):
     share_lang_layers: ChoiceEnum(SHARE_LANG_CHOICES) = field(default="none", metadata={
         "help": "one bottom / top layer (or both) for the two languages instead of one copy per "
                 "language (the parameter budget; see docs/design.md)"})
-
-
-def _layer_kwargs(cfg):
-    return dict(dropout=cfg.dropout, attention_dropout=cfg.attention_dropout,
-                activation_dropout=cfg.activation_dropout, activation_fn=cfg.activation_fn)
 
 
 @register_model("grafusion", dataclass=GraFusionConfig)
@@ -117,7 +98,7 @@ class GraFusionModel(SpanModel):
             raise GraFusionError(f"--sa-layers must be at least 1, got {cfg.sa_layers}")
         if cfg.graph_bias_scale is not None and cfg.graph_bias_scale <= 0:
             raise GraFusionError(f"--graph-bias-scale must be positive, got {cfg.graph_bias_scale}")
-        kw = _layer_kwargs(cfg)
+        kw = layer_kwargs(cfg)
         self.tgt_bottom = TransformerLayer(dim, ffn, heads, **kw)
         self.sa_layers = nn.ModuleList(
             SATransformerLayer(dim, ffn, heads, graph=graph, **kw) for graph in self._build_graphs(cfg))
@@ -291,31 +272,24 @@ class GraFusionModel(SpanModel):
                     len(added), ", ".join(sorted({k.split(".")[0] for k in added})) or "-")
 
 
-def _sizes(args, dim, ffn, heads, sa_layers, max_positions=512):
-    args.encoder_embed_dim = safe_getattr(args, "encoder_embed_dim", dim)
-    args.encoder_ffn_embed_dim = safe_getattr(args, "encoder_ffn_embed_dim", ffn)
-    args.encoder_attention_heads = safe_getattr(args, "encoder_attention_heads", heads)
-    args.sa_layers = safe_getattr(args, "sa_layers", sa_layers)
-    args.max_positions = safe_getattr(args, "max_positions", max_positions)
-    args.activation_fn = safe_getattr(args, "activation_fn", "gelu")
-    args.dropout = safe_getattr(args, "dropout", 0.1)
-    args.attention_dropout = safe_getattr(args, "attention_dropout", 0.1)
-    args.activation_dropout = safe_getattr(args, "activation_dropout", 0.0)
+def _fill(args, size):
+    """The bottom layer, N SA layers and the top layer take XLM-R's L layers: N = L - 2."""
+    fill_sizes(args, size, sa_layers=XLMR_SIZES[size].layers - 2)
 
 
 @register_arch("grafusion", "grafusion_base")
 def grafusion_base(args):
     """XLM-R base: 1 + 10 SA + 1 layers, d=768, 12 heads, FFN 3072."""
-    _sizes(args, 768, 3072, 12, 10)
+    _fill(args, "base")
 
 
 @register_arch("grafusion", "grafusion_large")
 def grafusion_large(args):
     """XLM-R large: 1 + 22 SA + 1 layers, d=1024, 16 heads, FFN 4096."""
-    _sizes(args, 1024, 4096, 16, 22)
+    _fill(args, "large")
 
 
 @register_arch("grafusion", "grafusion_tiny")
 def grafusion_tiny(args):
     """For tests and the bundled sample: 1 + 2 SA + 1 layers, d=64, 4 heads, FFN 128."""
-    _sizes(args, 64, 128, 4, 2)
+    _fill(args, "tiny")

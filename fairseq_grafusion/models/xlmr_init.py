@@ -1,4 +1,4 @@
-"""Initialisation from an XLM-R (fairseq RoBERTa) checkpoint (DESIGN "Model").
+"""Initialisation from an XLM-R (fairseq RoBERTa) checkpoint (docs/design.md, "Model").
 
 XLM-R layer 0 initialises both bottom layers, layers ``1..N`` the SA-Transformer layers and the last
 layer both top layers; embeddings are shared.  The converter accepts the released layout

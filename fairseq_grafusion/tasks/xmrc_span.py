@@ -25,12 +25,12 @@ from fairseq.tasks import register_task
 from omegaconf import II, MISSING
 
 from ..data import GraphPairDataset, PairReader
-from ..errors import GraFusionError
 from ..data.fingerprints import check_gold_contexts
-from ..data.languages import gold_files
-from ..inference import LanguageSpanScorer, SpanScorer, gold_path
+from ..data.languages import gold_file, gold_files
+from ..errors import GraFusionError
 from ..scoring.per_language import reduce_per_language
 from ..scoring.span_decoding import MAX_ANSWER_LENGTH
+from ..scoring.span_scorer import LanguageSpanScorer, SpanScorer
 from ..squad import read_gold
 from .graph_pair_task import GraphPairTask
 
@@ -80,7 +80,7 @@ class XMRCSpanTask(GraphPairTask):
                 stream=self.cfg.eval_span_stream, metric=self.cfg.eval_span_metric,
                 default_lang=self.cfg.eval_span_lang, max_answer_length=self.cfg.max_answer_length)
         elif scored:
-            path = gold_path(self.cfg.data, split, self.cfg.eval_span_stream)
+            path = gold_file(self.cfg.data, split, self.cfg.eval_span_stream)
             contexts, answers = read_gold(path)
             check_gold_contexts(reader, contexts, self.cfg.eval_span_stream, path)
             self.span_scorers[split] = SpanScorer(
@@ -127,13 +127,13 @@ class XMRCSpanTask(GraphPairTask):
         model = super().build_model(cfg, from_checkpoint)
         if from_checkpoint:
             return model
-        xlmr, sagraph = getattr(cfg, "pretrained_xlmr", None), getattr(cfg, "pretrained_sagraph", None)
-        if xlmr and sagraph:
+        xlmr, sa_graph = getattr(cfg, "pretrained_xlmr", None), getattr(cfg, "pretrained_sagraph", None)
+        if xlmr and sa_graph:
             raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
                                  "pre-training checkpoint already holds the XLM-R weights)")
         self.load_xlmr(model, cfg, from_checkpoint)
-        if sagraph:
-            from ..models.sagraph_init import load_pretrained_sagraph
+        if sa_graph:
+            from ..models.sa_graph_init import load_pretrained_sa_graph
 
-            load_pretrained_sagraph(model, sagraph, self.dictionary)
+            load_pretrained_sa_graph(model, sa_graph, self.dictionary)
         return model

@@ -20,8 +20,8 @@
   ``serial * s + parallel * s / cores + eflomal * s * r / min(2, cores)``, ``s`` the ratio of
   questions, ``r`` the ratio of eflomal's sampling sweeps per sentence at the two sizes (its
   default schedule, ``5000 / sqrt(n)`` iterations, falls with the corpus size; its two directions
-  run side by side, its samplers in turn so that it is seeded), for 8 and 32 cores, the 7 languages one after the other with all cores each or side
-  by side with cores / 7 each.  Parsing is not included.
+  run side by side, its samplers in turn so that it is seeded), for 8 and 32 cores, the 7
+  languages one after the other with all cores each or side by side with cores / 7 each.  Parsing is not included.
 
 A SentencePiece model like XLM-R's (unigram, nmt_nfkc, 8000 pieces) is trained on the data first.
 """
@@ -106,10 +106,10 @@ def bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp):
     """Windows per second of build_group in this process, and PairWriter.add per window."""
     from fairseq_grafusion.data import PairWriter
     from fairseq_grafusion.preprocess import binarize
-    from fairseq_grafusion.squad import read_squad
-    from fairseq_grafusion.preprocess.wordseg import tokenize
-
     from fairseq_grafusion.preprocess.encode import Encoder
+    from fairseq_grafusion.preprocess.unit import Unit
+    from fairseq_grafusion.preprocess.wordseg import tokenize
+    from fairseq_grafusion.squad import read_squad
     binarize.use_encoder(Encoder(spm_path, dict_path))
     (sp, sq, _), (tp, tq, _) = read_squad(src_json), read_squad(tgt_json)
     src_q = {q["id"]: q for q in sq}
@@ -125,13 +125,13 @@ def bench_binarize(src_json, tgt_json, lang, spm_path, dict_path, tmp):
             links = np.stack([rng.randint(0, n[0], n[1]), np.arange(n[1])], 1).reshape(-1).tolist()
             arcs = {side: np.stack([np.arange(1, m), np.arange(m - 1)], 1).reshape(-1).tolist()
                     for side, m in zip(("src", "tgt"), n)}
-            tasks[key] = (({"uid": f"p{len(tasks)}", **texts}, words, {"links": links},
+            tasks[key] = ((Unit("p", f"p{len(tasks)}", 0, **texts), words, {"links": links},
                            {**arcs, "src_same": [], "tgt_same": []}), [],
                           {"max_len": 384, "doc_stride": 128, "max_query_len": 64})
         texts = {"src": s["question"], "tgt": q["question"]}
         words = {"src": tokenize(texts["src"], "en"), "tgt": tokenize(texts["tgt"], lang)}
         n = (len(words["src"]) // 2, len(words["tgt"]) // 2)
-        tasks[key][1].append(({"uid": q["id"], **texts}, words,
+        tasks[key][1].append((Unit("q", q["id"], 0, **texts), words,
                               {"links": [0, 0] if min(n) else [], "answers": {"tgt": q["answers"][0]}},
                               {side: np.stack([np.arange(1, m), np.arange(m - 1)], 1).reshape(-1).tolist()
                                for side, m in zip(("src", "tgt"), n)}))
@@ -202,7 +202,8 @@ def run_all(args, workers):
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", "all", *args, "--workers", str(workers), "--force"],
+    subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", "all", *args,
+                    "--workers", str(workers), "--force"],
                    check=True, cwd=REPO, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                    env=dict(os.environ, OMP_NUM_THREADS="1"))
     wall = time.perf_counter() - start
@@ -276,7 +277,8 @@ def main():
              "| --- | --- | --- | --- | --- |"]
     for stage in STAGES:
         t = costs[stage]
-        lines.append(f"| {stage} | {t['wall']:.1f} | {t['serial']:.1f} | {t['parallel']:.1f} | {max(t['child'], 0):.1f} |")
+        lines.append(f"| {stage} | {t['wall']:.1f} | {t['serial']:.1f} | {t['parallel']:.1f} "
+                     f"| {max(t['child'], 0):.1f} |")
     b = costs["binarize"]
     lines += ["", f"The whole binarize stage (stage files in, PairWriter out): {b['windows']} windows, "
               f"{b['windows'] / (b['serial'] + b['parallel']):.0f} windows per CPU second with one "

@@ -5,7 +5,7 @@ every command, wall time of fresh processes.
 
 Two columns: the commands as installed, and the same command modules loaded with the package
 ``__init__`` bypassed (what start-up costs once ``fairseq_grafusion/__init__.py`` no longer
-imports the models; ``tests/test_cli_imports.py`` checks the import footprint of both).  Run it
+imports the models; ``tests/cli/test_cli_imports.py`` checks the import footprint of both).  Run it
 with ``PYTHONPATH`` pointing at another checkout to time that version.
 """
 import argparse

@@ -182,8 +182,7 @@ class Setup:
     def _hf_model(self):
         """XLMRobertaForQuestionAnswering of ``grafusion_tiny``'s sizes with a tokenizer made from
         the same SentencePiece model."""
-        from transformers import (XLMRobertaConfig, XLMRobertaForQuestionAnswering,
-                                  XLMRobertaTokenizerFast)
+        from transformers import XLMRobertaConfig, XLMRobertaForQuestionAnswering, XLMRobertaTokenizerFast
 
         hf_dir = os.path.join(self.work, "hf-tiny")
         if not os.path.isfile(os.path.join(hf_dir, "config.json")):
@@ -375,12 +374,12 @@ def interleave(rows, repeats):
 
 
 def versions():
+    import fairseq
     import numpy
     import tokenizers
     import torch
     import transformers
 
-    import fairseq
     import fairseq_grafusion
 
     cpu = platform.processor() or platform.machine()

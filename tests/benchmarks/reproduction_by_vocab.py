@@ -3,7 +3,7 @@ clause-punctuation cut (``preprocess/encode.py: answer_ends``).
 
     python tests/benchmarks/reproduction_by_vocab.py [--sizes 3000 4000 5000 6000 8000]
 
-Per size, a unigram ``nmt_nfkc`` SentencePiece model is trained (as ``tests/test_preprocess_tokens.py``
+Per size, a unigram ``nmt_nfkc`` SentencePiece model is trained (as ``tests/preprocess/test_preprocess_tokens.py``
 does) on the XQuAD files of ``../shared/data/xquad`` and the sample's QA files; each gold answer
 is mapped to tokens by characters and cut back out of the context from the token offsets that
 ``binarize`` stores.  Prints the share reproduced exactly per file.
@@ -14,9 +14,10 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), "preprocess"), os.path.dirname(HERE)]
 
 import test_preprocess_tokens as T  # noqa: E402
+
 from fairseq_grafusion.preprocess.encode import Encoder  # noqa: E402
 
 

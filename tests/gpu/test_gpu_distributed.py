@@ -6,12 +6,12 @@ import os
 
 import pytest
 import torch
-
-from conftest import logged, train_workers
-from fairseq_grafusion.scoring.qa_metrics import evaluate
 from test_distributed import free_port
 from test_gpu_training import gpu_args
 from test_predict import predict
+
+from conftest import logged, train_workers
+from fairseq_grafusion.scoring.qa_metrics import evaluate
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

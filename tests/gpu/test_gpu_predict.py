@@ -4,11 +4,11 @@ import os
 
 import pytest
 import torch
+from test_hub import first_question, model_dir  # noqa: F401  (fixture)
+from test_predict import key_run, predict  # noqa: F401  (fixture)
 
 from conftest import REPO
 from fairseq_grafusion.scoring.qa_metrics import evaluate
-from test_hub import first_question, model_dir  # noqa: F401  (fixture)
-from test_predict import key_run, predict  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

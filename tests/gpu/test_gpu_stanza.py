@@ -2,9 +2,9 @@
 in batches, and give the arcs they give on the CPU."""
 import pytest
 import torch
+from test_preprocess_stanza import stanza_dir  # noqa: F401  (fixture: a tiny Spanish Stanza, trained)
 
 from fairseq_grafusion.preprocess import parse
-from test_preprocess_stanza import stanza_dir  # noqa: F401  (fixture: a tiny Spanish Stanza, trained)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
