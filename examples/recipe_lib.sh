@@ -8,9 +8,13 @@
 #   DEV_TGT, TEST_TGT     templates: the benchmark's own dev / test file of {lang}
 #   DEV_SRC, TEST_SRC     templates: their machine translation into English (XTREME translate-test);
 #                         '-' (or a missing file) translates with MT_MODEL
+#   DEV_SRC_OWN, TEST_SRC_OWN  the dataset's own English side, where it has one (MLQA), for the
+#                         row filter-published only (FILTER's protocol)
 #   EVAL_SPLIT       the split the table reports (test for MLQA, dev for TyDiQA-GoldP)
 #   METRIC           auto (MLQA: per-language MLQA rules) or squad (TyDiQA-GoldP)
 #   NO_PARSER        languages without a dependency parser: n/a in the +ad / +adp rows
+# Rows (VARIANTS): xlmr-tt, filter, filter-st (FILTER + self-teaching), filter-published, a, ad, adp
+# (VARIANT_MODEL / VARIANT_FLAGS below; each row's command lands in the table's notes).
 # Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR, SPM, DICT,
 #   STANZA_DIR, MT_MODEL (both directions) or MT_TRAIN_MODEL (en -> {lang}) / MT_TEST_MODEL
 #   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
@@ -29,7 +33,7 @@ user_dir() {  # the installed plugin's directory, for fairseq's --user-dir (any 
 
 set_defaults() {  # after the recipe has set its own (a recipe's value, or the user's, wins)
     ARCH=${ARCH:-grafusion_base}
-    VARIANTS=${VARIANTS:-"xlmr-tt filter a ad adp"}
+    VARIANTS=${VARIANTS:-"xlmr-tt filter filter-st a ad adp"}
     SEEDS=${SEEDS:-"1 2 3 4 5 6 7 8 9 10"}   # the paper averages 10 runs
     EPOCHS=${EPOCHS:-2}
     GRID=${GRID:-0}                          # 1: appendix C's grid search on the dev split first
@@ -39,15 +43,33 @@ set_defaults() {  # after the recipe has set its own (a recipe's value, or the u
     read -r -a TRAIN_EXTRA_ARGS <<< "${TRAIN_EXTRA:-}"
 }
 
+# each row's model: its family, of ARCH's size (grafusion_base: filter_base, xlmr_translate_train_base)
+declare -A VARIANT_MODEL=(
+    [xlmr-tt]=xlmr_translate_train    # XLM-R translate-train: plain XLM-R, every language read once
+    [filter]=filter                   # FILTER (Fang et al., AAAI 2021): local, fusion, domain layers
+    [filter-st]=filter                # FILTER + self-teaching: the FILTER row's run is the teacher
+    [filter-published]=filter         # FILTER with its train.sh settings and data (filter_published)
+    [a]=grafusion [ad]=grafusion [adp]=grafusion
+)
 declare -A VARIANT_FLAGS=(
-    [xlmr-tt]="--no-fusion"           # XLM-R (translate-train): the target stream only
-    [filter]="--graph none"           # FILTER-style fusion, G = 0
     [a]="--graph align"               # GraFusion-MRC +a
     [ad]="--graph align,dep"          # GraFusion-MRC +ad
     [adp]="--graph align,dep"         # +ad initialised from the SA-Graph pre-training
+    [filter-published]="--clip-norm 1.0"
 )
-declare -A VARIANT_ROW=([xlmr-tt]="XLM-R (translate-train)" [filter]="FILTER" [a]="+a" [ad]="+ad"
-                        [adp]="+adp")
+declare -A VARIANT_ROW=([xlmr-tt]="XLM-R (translate-train)" [filter]="FILTER"
+                        [filter-st]="FILTER + self-teaching" [filter-published]="FILTER (published settings)"
+                        [a]="+a" [ad]="+ad" [adp]="+adp")
+
+arch_of() {  # arch_of VARIANT: the architecture of the variant's row
+    local family=${VARIANT_MODEL[$1]}
+    [[ $family == grafusion ]] && { echo "$ARCH"; return; }
+    echo "${family}_${ARCH##*_}"
+}
+
+teacher_of() {  # teacher_of SEED: FILTER + self-teaching's teacher, the FILTER row's run of SEED
+    echo "$WORK/runs/filter.seed$1/checkpoint_best.pt"
+}
 
 log() { echo "== $*" >&2; }
 
@@ -68,7 +90,7 @@ source_side() {  # source_side SRC_TEMPLATE LANG TGT_FILE: the English side of o
     fi
 }
 
-pair_dir() { echo "$WORK/pairs/en-$1"; }
+pair_dir() { echo "$WORK/${PAIRS:-pairs}/en-$1"; }
 
 preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair, JOBS at a time
     local lang out args train_tgt dev_tgt test_tgt failed=() started=()
@@ -88,6 +110,7 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair,
             args+=(--qa test "$(source_side "${TEST_SRC:-}" "$lang" "$test_tgt")" "$test_tgt")
         fi
         args+=(--spm "$SPM" --dict "$DICT" --max-len 384 --doc-stride 128 --workers "${WORKERS:-1}")
+        [[ -z ${WINDOW_PAIRING:-} ]] || args+=(--window-pairing "$WINDOW_PAIRING")
         [[ -z ${STANZA_DIR:-} ]] || args+=(--stanza-dir "$STANZA_DIR")
         [[ -z ${MT_MODEL:-} ]] || args+=(--mt-model "$(expand "$MT_MODEL" "$lang")")
         [[ -z ${MT_TRAIN_MODEL:-} ]] || args+=(--mt-train-model "$(expand "$MT_TRAIN_MODEL" "$lang")")
@@ -122,17 +145,30 @@ preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair,
         rm -f "$out.status"
     done
     if (( ${#failed[@]} )); then
-        log "preprocessing failed for: ${failed[*]} (each one's output: $WORK/pairs/en-LANG.log)"
+        log "preprocessing failed for: ${failed[*]} (each one's output: $WORK/${PAIRS:-pairs}/en-LANG.log)"
         step_failed "grafusion-preprocess en-${failed[0]}" "$(pair_dir "${failed[0]}").log" "$status"
     fi
 }
 
-combine_pairs() {  # one directory: training data of every language mixed, dev / test per language
-    local lang pairs=()
+combine_pairs() {  # combine_pairs [OUT [TRAIN_LANGS]]: one directory, training data of every
+    # language (of TRAIN_LANGS) mixed, dev / test per language
+    local lang out=${1:-$WORK/data-bin} pairs=() train=()
     for lang in $LANGS; do pairs+=(--pair "$lang" "$(pair_dir "$lang")/qa-bin"); done
-    log "combine ${LANGS// /, } -> $WORK/data-bin"
-    step "grafusion-preprocess combine" "$WORK/data-bin.log" \
-        "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$WORK/data-bin" "${pairs[@]}"
+    [[ -z ${2:-} ]] || train=(--train-langs $2)
+    log "combine ${LANGS// /, } -> $out"
+    step "grafusion-preprocess combine" "$out.log" \
+        "$PYTHON" -m fairseq_grafusion.preprocess combine --out "$out" "${pairs[@]}" "${train[@]}"
+}
+
+prepare_published() {  # the data of FILTER's published settings (VARIANTS=filter-published):
+    # windows paired by position, the dataset's own English side at evaluation where it has one
+    # (DEV_SRC_OWN / TEST_SRC_OWN; FILTER's protocol, not the paper's translate-test), zh out of
+    # the training data -> $WORK/data-bin-published
+    local lang train_langs=()
+    for lang in $LANGS; do [[ $lang == zh ]] || train_langs+=("$lang"); done
+    DEV_SRC=${DEV_SRC_OWN:-${DEV_SRC:-}} TEST_SRC=${TEST_SRC_OWN:-${TEST_SRC:-}} PAIRS=pairs-published \
+        WINDOW_PAIRING=position preprocess_pairs
+    PAIRS=pairs-published combine_pairs "$WORK/data-bin-published" "${train_langs[*]}"
 }
 
 pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every language (section 3.4)
@@ -167,16 +203,23 @@ init_flags() {  # init_flags VARIANT: where the weights start from
     fi
 }
 
-train_size() {  # windows of the combined training split
-    "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['size'])" "$WORK/data-bin/train.meta.json"
+train_size() {  # train_size DATA: windows of the combined training split
+    "$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['size'])" "$1/train.meta.json"
+}
+
+data_of() {  # data_of VARIANT: its combined directory (FILTER's published settings have their own)
+    if [[ $1 == filter-published ]]; then echo "$WORK/data-bin-published"; else echo "$WORK/data-bin"; fi
 }
 
 finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
-    local variant=$1 seed=$2 batch=$3 lr=$4 warmup=$5 save=$6 per_gpu freq total
+    local variant=$1 seed=$2 batch=$3 lr=$4 warmup=$5 save=$6 per_gpu freq total data max_per_gpu
     [[ -f $save/checkpoint_last.pt ]] && { log "$save is there"; return 0; }
+    data=$(data_of "$variant")
+    max_per_gpu=${MAX_PER_GPU:-32}
+    [[ $variant == filter-published ]] && max_per_gpu=4   # FILTER's train.sh: 4 per GPU x 2 steps
     per_gpu=$(( batch / NGPU )); freq=1
-    while (( per_gpu > ${MAX_PER_GPU:-32} )); do per_gpu=$(( per_gpu / 2 )); freq=$(( freq * 2 )); done
-    total=$(( ( $(train_size) + batch - 1 ) / batch * EPOCHS ))
+    while (( per_gpu > max_per_gpu )); do per_gpu=$(( per_gpu / 2 )); freq=$(( freq * 2 )); done
+    total=$(( ( $(train_size "$data") + batch - 1 ) / batch * EPOCHS ))
     [[ -z ${UPDATES:-} ]] || total=$UPDATES   # a fixed number of updates (the test suite's miniatures)
     local eval_flags=()
     if [[ $VALID_F1 == 1 ]]; then  # per-language F1 in the task's validation
@@ -184,27 +227,33 @@ finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
                     --maximize-best-checkpoint-metric)
     fi
     log "fine-tune ${VARIANT_ROW[$variant]} seed $seed (batch $batch, lr $lr, warm-up $warmup%, $total updates) -> $save"
-    step "fairseq-train ${VARIANT_ROW[$variant]} seed $seed" "$save.log" \
-    "$PYTHON" -m fairseq_cli.train "$WORK/data-bin" --user-dir "$(user_dir)" \
-        --task xmrc_span --criterion xmrc_span --arch "$ARCH" ${VARIANT_FLAGS[$variant]} \
-        $(init_flags "$variant") --seed "$seed" --batch-size "$per_gpu" --update-freq "$freq" \
+    local criterion=(--criterion xmrc_span)
+    [[ $variant != filter-st ]] || criterion=(--criterion xmrc_span_self_teaching
+                                              --self-teaching-teacher "$(teacher_of "$seed")")
+    local command=("$PYTHON" -m fairseq_cli.train "$data" --user-dir "$(user_dir)" \
+        --task xmrc_span "${criterion[@]}" --arch "$(arch_of "$variant")" \
+        ${VARIANT_FLAGS[$variant]:-} $(init_flags "$variant") --seed "$seed" \
+        --batch-size "$per_gpu" --update-freq "$freq" \
         --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --lr "$lr" \
         --lr-scheduler polynomial_decay --warmup-updates $(( total * warmup / 100 )) \
         --total-num-update "$total" --max-update "$total" "${eval_flags[@]}" \
         --save-dir "$save" --no-epoch-checkpoints --log-format simple --log-interval 50 \
-        --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}"
+        --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}")
+    mkdir -p "$(dirname "$save")"
+    printf '%q ' "${command[@]:1}" > "$save.command"   # the row's command, for the table's notes
+    step "fairseq-train ${VARIANT_ROW[$variant]} seed $seed" "$save.log" "${command[@]}"
 }
 
 gold_of() {  # gold_of SPLIT LANG: the benchmark's own file (never XTREME's blanked copy)
     if [[ $1 == test ]]; then expand "$TEST_TGT" "$2"; else expand "$DEV_TGT" "$2"; fi
 }
 
-predict_and_score() {  # predict_and_score CHECKPOINT SPLIT ROW_NAME SCORES_JSON
-    local ckpt=$1 split=$2 name=$3 scores=$4 lang preds=${4%.json}.pred evals=()
+predict_and_score() {  # predict_and_score CHECKPOINT SPLIT ROW_NAME SCORES_JSON [DATA]
+    local ckpt=$1 split=$2 name=$3 scores=$4 data=${5:-$WORK/data-bin} lang preds=${4%.json}.pred evals=()
     mkdir -p "$preds"
     # one call on the combined directory writes every language's predictions ({lang})
     step "grafusion-predict $name" "$preds/predict.log" \
-        "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$WORK/data-bin" \
+        "$PYTHON" -m fairseq_grafusion.cli.predict --path "$ckpt" --data "$data" \
         --split "$split" --output "$preds/{lang}.json" ${PREDICT_EXTRA:-}
     for lang in $LANGS; do
         evals+=(--eval "$lang" "$(gold_of "$split" "$lang")" "$preds/$lang.json")
@@ -236,24 +285,35 @@ run_protocol() {  # every variant x seed, then the table
     mkdir -p "$WORK/runs" "$WORK/scores"
     preprocess_pairs
     combine_pairs
-    local variant seed settings rows=()
+    [[ " $VARIANTS " != *" filter-published "* ]] || prepare_published
+    local variant seed settings first=${SEEDS%% *} rows=() notes=()
+    declare -A chosen=()
     for variant in $VARIANTS; do
         [[ $variant == adp ]] && pretrain
         settings="$BATCH $LR $WARMUP"
-        [[ $GRID == 1 ]] && settings=$(best_of_grid "$variant")
+        # the grid for the rows with their own settings only: FILTER + self-teaching takes its
+        # teacher's (the FILTER row's), FILTER's published settings are train.sh's (4 x 2, no warm-up)
+        [[ $GRID != 1 || $variant == filter-st || $variant == filter-published ]] || settings=$(best_of_grid "$variant")
+        [[ $variant != filter-published ]] || settings="8 5e-6 0"
+        [[ $variant != filter-st ]] || settings=${chosen[filter]:-$settings}  # the teacher's
+        chosen[$variant]=$settings
         read -r batch lr warmup <<< "$settings"
         rows+=(--row "${VARIANT_ROW[$variant]}")
         for seed in $SEEDS; do
+            # FILTER + self-teaching: the FILTER row's run of this seed first, as its teacher
+            [[ $variant != filter-st ]] || finetune filter "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/filter.seed$seed"
             finetune "$variant" "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/$variant.seed$seed"
             predict_and_score "$WORK/runs/$variant.seed$seed/checkpoint_best.pt" "$EVAL_SPLIT" \
-                "${VARIANT_ROW[$variant]} seed $seed" "$WORK/scores/$variant.seed$seed.json" >&2
+                "${VARIANT_ROW[$variant]} seed $seed" "$WORK/scores/$variant.seed$seed.json" \
+                "$(data_of "$variant")" >&2
             rows+=("$WORK/scores/$variant.seed$seed.json")
         done
+        notes+=(--note "${VARIANT_ROW[$variant]} (seed $first; each seed its own --seed and --save-dir): $(cat "$WORK/runs/$variant.seed$first.command")")
     done
     log "table: mean ± std over seeds ($SEEDS) -> $WORK/table.md"
     step "grafusion-results" "$WORK/table.log" \
         "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
-        ${NO_PARSER:+--no-parser $NO_PARSER} --output "$WORK/table.md" --json "$WORK/table.json"
+        ${NO_PARSER:+--no-parser $NO_PARSER} "${notes[@]}" --output "$WORK/table.md" --json "$WORK/table.json"
     cat "$WORK/table.md"
 }
 

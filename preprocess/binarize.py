@@ -15,7 +15,9 @@ keeps its head).  Windows over the passage (:func:`.encode.token_windows`) hold 
 
 Windows are made on the target passage (the language of the answer to predict); each is paired
 with the source window that shares the most passage alignment links with it and, when the target
-window holds the target answer, one that also holds the source answer.  An answer maps to the
+window holds the target answer, one that also holds the source answer (``--window-pairing
+alignment``); ``--window-pairing position`` pairs them as FILTER's code does, the k-th target
+window with the k-th source window (the last one when the source has fewer).  An answer maps to the
 first and last token overlapping its characters; outside its window it points both ends to
 position 0 (``<s>``).  Alignment edges link the special tokens of the two streams (``<s>``-``<s>``,
 ``</s>``-``</s>``) besides aligned nodes; dependency edges hold the question's and the window's
@@ -180,6 +182,7 @@ def build_group(task):
     p_arcs = {side: p[side].arcs(p_parse[side], p_parse.get(side + "_same", [])) for side in p}
     p_links = node_links(p_align["links"], p["src"], p["tgt"])
     window_cache = {}
+    by_position = opts.get("window_pairing", "alignment") == "position"  # else by alignment links
     for q_unit, q_words, q_align, q_parse in questions:
         if q_align.get("dropped"):
             _count(stats, "dropped: " + q_align["dropped"])
@@ -199,10 +202,13 @@ def build_group(task):
             continue
         q_links = node_links(q_align["links"], q["src"], q["tgt"])
         _count(stats, "windows per question > 1", len(wins["tgt"]) > 1)
-        for tw in wins["tgt"]:
+        for i, tw in enumerate(wins["tgt"]):
             tgt_has = ans_tok["tgt"] is not None and tw[0] <= ans_tok["tgt"][0] and ans_tok["tgt"][1] < tw[1]
-            k = _pick_source_window(src_nodes, wins["src"], _node_range(p["tgt"], *tw), p_links,
-                                    ans_tok["src"], tgt_has)
+            if by_position:  # FILTER's code: the i-th with the i-th, or the last source window
+                k = min(i, len(wins["src"]) - 1)
+            else:
+                k = _pick_source_window(src_nodes, wins["src"], _node_range(p["tgt"], *tw), p_links,
+                                        ans_tok["src"], tgt_has)
             st = {side: _stream(enc, q[side], p[side], cut[side][0], cut[side][1], cut[side][2], w,
                                 p_arcs[side]) for side, w in (("src", wins["src"][k]), ("tgt", tw))}
             S, T = st["src"], st["tgt"]

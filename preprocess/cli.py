@@ -13,7 +13,7 @@ from fairseq_grafusion.console import run
 
 from .config import SAMPLE_OUT, PipelineConfig
 from .eflomal_run import SEED
-from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN, WINDOW_PAIRINGS
 from .mt_options import add_mt_arguments, pop_mt_config
 from .pipeline import run_pipeline
 from .text_formats import PARALLEL_FORMATS
@@ -45,7 +45,9 @@ windows: each stream is [<s> question </s></s> passage </s>] with at most --max-
   --doc-stride is the STEP between window starts (as BERT's and XTREME's run_squad.py), not the
   overlap (HuggingFace). Windows follow the target passage; each gets the source window sharing
   the most alignment links with it (the one holding the source answer when it holds the target
-  answer). An answer outside a window points to position 0 (<s>).
+  answer), or with --window-pairing position the source window at the same position (the k-th
+  with the k-th, the last one when the source has fewer: FILTER's code). An answer outside a
+  window points to position 0 (<s>).
 
 examples:
   grafusion-preprocess all                      # the bundled en-ro sample -> sample-run/
@@ -128,6 +130,11 @@ def get_parser():
                         "overlap; default %(default)s)")
     g.add_argument("--max-query-len", type=int, default=MAX_QUERY_LEN,
                    help="question tokens kept (default %(default)s)")
+    g.add_argument("--window-pairing", choices=WINDOW_PAIRINGS, default="alignment",
+                   help="the source window of each target window of a QA passage: the one sharing the "
+                        "most alignment links (alignment, default) or the one at the same position, the "
+                        "k-th with the k-th, the last when the source has fewer (position: FILTER's code; "
+                        "links and answers play no part in the pairing)")
 
     parser = argparse.ArgumentParser(
         prog="grafusion-preprocess", description="Build fairseq-grafusion datasets: pair, segment, "
@@ -152,6 +159,9 @@ def get_parser():
     combine.add_argument("--pair", nargs=2, action="append", default=[], metavar=("LANG", "DIR"),
                          help="target language and the qa-bin directory of its run; repeat per language")
     combine.add_argument("--splits", nargs="+", help="splits to combine (default: every split found)")
+    combine.add_argument("--train-langs", nargs="+", metavar="LANG",
+                         help="languages whose training split is joined (default: every pair's; "
+                              "the others are evaluated only, e.g. FILTER's runs leave zh out)")
     return parser
 
 
@@ -161,7 +171,8 @@ def main(argv=None):
         # imported here: it loads fairseq, which sets up INFO logging when first imported
         from .combine import CombineConfig, combine, format_alignment_summary, format_summary
 
-        cfg = CombineConfig(out=args.out, pairs=[tuple(p) for p in args.pair], splits=args.splits)
+        cfg = CombineConfig(out=args.out, pairs=[tuple(p) for p in args.pair], splits=args.splits,
+                            train_langs=args.train_langs)
         counts = combine(cfg)
         print(format_summary(counts, [lang for lang, _ in cfg.pairs]))
         print(format_alignment_summary(cfg.out))

@@ -20,7 +20,9 @@ which aligns and parses that pair); this stage joins their ``qa-bin`` directorie
     the inputs and, per split and language, the windows and questions written and the pair's
     alignment report (model, unaligned-word ratio per language; written last).
 
-Nothing is dropped: a language that lacks a split is listed in the summary with ``-``.
+Nothing is dropped: a language that lacks a split is listed in the summary with ``-``;
+``--train-langs`` names the languages whose training split is joined (the others are evaluated
+only, listed with ``-`` in the training row).
 The English originals join the training data as one more pair, ``en`` (English paired with
 itself), where the user wants them (XTREME's translate-train-all includes them).
 """
@@ -43,6 +45,9 @@ class CombineConfig:
     out: str
     pairs: List[Tuple[str, str]]  # (target language, qa-bin directory of that pair's run)
     splits: Optional[List[str]] = None  # default: every split found in the inputs
+    # the languages whose training split is joined (default: every pair's); FILTER's published
+    # runs leave zh out of QA training while evaluating it
+    train_langs: Optional[List[str]] = None
 
     def __post_init__(self):
         if not self.pairs:
@@ -53,6 +58,9 @@ class CombineConfig:
         twice = sorted({x for x in langs if langs.count(x) > 1})
         if twice:
             raise GraFusionError(f"combine: --pair gives language(s) {', '.join(twice)} more than once")
+        unknown = sorted(set(self.train_langs or ()) - set(langs))
+        if unknown:
+            raise GraFusionError(f"combine: --train-langs {', '.join(unknown)}: no --pair of that language")
         for lang, directory in self.pairs:
             if not os.path.isfile(os.path.join(directory, "dict.txt")):
                 raise GraFusionError(f"combine: --pair {lang} {directory}: not a binarized directory "
@@ -108,7 +116,8 @@ def _combine(cfg):
         writer = None
         try:
             for lang, directory in cfg.pairs:
-                if split not in found[lang]:
+                if split not in found[lang] or (split == "train" and cfg.train_langs is not None
+                                                and lang not in cfg.train_langs):
                     continue
                 reader = PairReader(os.path.join(directory, split))
                 src_langs.add(reader.meta.get("src_lang"))
@@ -126,6 +135,9 @@ def _combine(cfg):
                                                  f"--pair {lang}, split {split}); re-run binarize")
                         # written with the split, listed in its manifest
                         _link_or_copy(source, writer.companion(gold_file(cfg.out, split, stream, lang)))
+            if writer is None:
+                raise GraFusionError(f"combine: none of --train-langs {' '.join(cfg.train_langs)} "
+                                     f"has a split '{split}'")
             writer.src_lang = next(iter(src_langs - {None}), None)
             if reports[split]:
                 writer.meta["alignment"] = reports[split]

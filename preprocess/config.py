@@ -22,7 +22,7 @@ from fairseq_grafusion.files import resolved
 from fairseq_grafusion.sample import SAMPLE_DIR
 
 from .eflomal_run import SEED
-from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
+from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN, WINDOW_PAIRINGS
 from .languages import check_language
 from .mt_config import MTConfig
 from .text_formats import PARALLEL_FORMATS
@@ -90,6 +90,7 @@ class PipelineConfig:
     max_len: int = MAX_LEN
     doc_stride: int = DOC_STRIDE
     max_query_len: int = MAX_QUERY_LEN
+    window_pairing: str = "alignment"  # WINDOW_PAIRINGS
 
     def __post_init__(self):
         if self.command not in COMMANDS:
@@ -109,6 +110,9 @@ class PipelineConfig:
                                    (self.max_query_len, 1, "--max-query-len")):
             if value < least:
                 raise GraFusionError(f"{name} must be >= {least}")
+        if self.window_pairing not in WINDOW_PAIRINGS:
+            raise GraFusionError(f"--window-pairing {self.window_pairing}: choose one of "
+                                 f"{', '.join(WINDOW_PAIRINGS)}")
         if self.command == "parallel" and not self.parallel:
             raise GraFusionError("parallel: give --parallel SPLIT SRC_TXT TGT_TXT (or --sample)")
         if isinstance(self.mt, dict):
@@ -228,4 +232,5 @@ class PipelineConfig:
 
     def window_options(self):
         """What :func:`.binarize.build_group` / :func:`.parallel.build_sentences` take."""
-        return {"max_len": self.max_len, "doc_stride": self.doc_stride, "max_query_len": self.max_query_len}
+        return {"max_len": self.max_len, "doc_stride": self.doc_stride, "max_query_len": self.max_query_len,
+                "window_pairing": self.window_pairing}

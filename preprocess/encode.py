@@ -206,6 +206,9 @@ def remap_pairs(pairs, first_map, second_map=None, drop_loops=False):
 MAX_LEN = 384  # tokens per language stream
 DOC_STRIDE = 128  # tokens between window starts
 MAX_QUERY_LEN = 64  # question tokens kept
+# how a target window gets its source window: the one sharing the most alignment links (ours), or
+# the one at the same position (FILTER's code)
+WINDOW_PAIRINGS = ("alignment", "position")
 
 
 def windows(tokens_per_word, budget, stride):

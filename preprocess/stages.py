@@ -389,6 +389,18 @@ def _binary_current(paths, key, cfg):
     return all(os.path.exists(f"{paths.prefix}.{name}") for name in manifest["files"])
 
 
+def binarize_stage_key(paths, cfg):
+    """The ``binarize`` stage's key: the vocabulary files, the window options and the previous
+    stages' keys.  ``answer_ends``: a split binarized before the clause-punctuation cut is made
+    again.  ``--window-pairing`` is in it only when it is not the default and only for QA windows
+    (parallel sentences have none), so the splits of earlier runs stay up to date."""
+    pairing = {"pairing": cfg.window_pairing} if paths.chain == "qa" and cfg.window_pairing != "alignment" else {}
+    return fingerprint([cfg.spm, cfg.dict], max_len=cfg.max_len, stride=cfg.doc_stride,
+                       query=cfg.max_query_len, encoding="raw-text", answer_ends="clause-cut",
+                       prev=[key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)],
+                       **pairing)
+
+
 def run_binarize(paths, cfg):
     """Stage ``binarize``: reads the split's ``units``, ``words``, ``align`` and ``parse`` files,
     ``--spm`` and ``--dict``; writes ``dict.txt`` beside the splits, then the binary split
@@ -402,10 +414,7 @@ def run_binarize(paths, cfg):
     from .binarize import copy_dictionary
     from .encode import Encoder
 
-    # answer_ends: a split binarized before the clause-punctuation cut is made again
-    key = fingerprint([cfg.spm, cfg.dict], max_len=cfg.max_len, stride=cfg.doc_stride,
-                      query=cfg.max_query_len, encoding="raw-text", answer_ends="clause-cut",
-                      prev=[key_of(p) for p in (paths.units, paths.words, paths.align, paths.parse)])
+    key = binarize_stage_key(paths, cfg)
     if _binary_current(paths, key, cfg):
         log(f"[binarize] {paths.name}: up to date, reusing {paths.prefix}.* (--force recomputes)")
         return

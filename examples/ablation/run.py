@@ -267,7 +267,8 @@ def budget(args):
             f"passages of {args.passage_words[0]}-{args.passage_words[1] - 1} words, "
             f"reorder {args.reorder}, data seed {args.data_seed}; training seeds "
             f"{args.first_seed}..{args.first_seed + args.seeds - 1}; self-teaching: FILTER's "
-            f"defaults (alpha 0.5, temperature 6), teacher = the filter run of the same seed")
+            f"defaults (alpha 0.5, temperature 6, the KL reduced over the batch's tokens as FILTER's "
+            f"code does), teacher = the filter run of the same seed")
 
 
 def plan(args):

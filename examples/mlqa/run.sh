@@ -40,6 +40,9 @@ else
     # file is missing, MT_MODEL translates that split
     DEV_SRC=${DEV_SRC:--}
     TEST_SRC=${TEST_SRC:-$DATA/xtreme_translations/MLQA/translate-test/test-context-{lang}-question-{lang}.json}
+    # MLQA's own English side of every question (VARIANTS=filter-published: FILTER's protocol)
+    DEV_SRC_OWN=${DEV_SRC_OWN:-$DATA/MLQA_V1/dev/dev-context-en-question-en.json}
+    TEST_SRC_OWN=${TEST_SRC_OWN:-$DATA/MLQA_V1/test/test-context-en-question-en.json}
     SPM=$XLMR/sentencepiece.bpe.model; DICT=$XLMR/dict.txt
     PARALLEL=${PARALLEL:-$DATA/parallel/train.en-{lang}.en $DATA/parallel/train.en-{lang}.{lang}}
     # appendix C, MLQA: batch 32, lr 5e-5, warm-up 10% (the best +adp setting)

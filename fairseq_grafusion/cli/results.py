@@ -25,6 +25,8 @@ def get_parser():
                    help="languages without a dependency parser: n/a in the --dep-rows rows")
     p.add_argument("--dep-rows", nargs="+", default=list(DEP_ROWS), metavar="NAME",
                    help="rows whose variant uses dependency edges (default: %(default)s)")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a line under the table (the recipes give each row's command); repeat")
     p.add_argument("--output", help="write the markdown table here too (default: print only)")
     p.add_argument("--json", help="write the numbers (unrounded) to this JSON file")
     return p
@@ -43,11 +45,13 @@ def main(argv=None):
     languages, table = build_table([(row[0], row[1:]) for row in args.row], args.languages,
                                    args.no_parser, args.dep_rows)
     text = format_markdown(languages, table)
+    if args.note:
+        text += "\nNotes:\n\n" + "".join(f"- {note}\n" for note in args.note)
     print(text, end="")
     if args.output:
         _write(args.output, text)
     if args.json:
-        _write(args.json, json.dumps(as_json(languages, table), indent=1) + "\n")
+        _write(args.json, json.dumps({**as_json(languages, table), "notes": args.note}, indent=1) + "\n")
     return languages, table
 
 

@@ -18,11 +18,13 @@ writes them to ``*.logits.pkl``); here the teacher runs in eval mode without gra
 batch, which gives the same soft labels.  Several teachers (``A.pt:B.pt``) are averaged, as
 FILTER averages the logits files of ``--pkl_index 0,1``.
 
-``--self-teaching-kl flat-batch`` reproduces how FILTER's code reduces the KL: it selects the
-non-padding logits of the whole batch into one vector (``masked_select``), so one softmax runs
-over all examples' tokens together, and ``KLDivLoss(reduction="batchmean")`` divides by the
-number of those tokens.  The default ``example`` is the KL of each example's own distribution,
-as the paper defines it.
+The KL is reduced as FILTER's code reduces it (``--self-teaching-kl flat-batch``, the default):
+the non-padding logits of the whole batch are selected into one vector (``masked_select``), so
+one softmax runs over all examples' tokens together, and ``KLDivLoss(reduction="batchmean")``
+divides by the number of those tokens.  ``--self-teaching-kl example`` is the KL of each
+example's own distribution, summed over the examples, as the paper's equation reads; the two
+differ by about the number of non-padding tokens in a batch (a thousand and more at 384-token
+windows), so ``example`` weighs the KL about that much more than FILTER's published runs.
 """
 import math
 import os
@@ -51,9 +53,11 @@ class SelfTeachingConfig(FairseqDataclass):
     self_teaching_temperature: float = field(default=6.0, metadata={
         "help": "T: temperature of both distributions; the KL is scaled by T^2 (FILTER's "
                 "--temperature, default 6 in its run_xqa.py)"})
-    self_teaching_kl: ChoiceEnum(KL_MODES) = field(default="example", metadata={
-        "help": "example: KL of each example's distribution (the paper); flat-batch: one "
-                "distribution over all tokens of the batch, divided by their number (FILTER's code)"})
+    self_teaching_kl: ChoiceEnum(KL_MODES) = field(default="flat-batch", metadata={
+        "help": "flat-batch: one distribution over all tokens of the batch, divided by their "
+                "number (FILTER's code, the default); example: the KL of each example's "
+                "distribution, summed (the paper's equation; about as many times larger as a "
+                "batch has non-padding tokens)"})
 
 
 def self_teaching_kl(student, teacher, pad, temperature, mode="example"):
@@ -138,8 +142,8 @@ class SelfTeachingCriterion(XMRCSpanCriterion):
                     total[key] = total.get(key, 0) + out[key].float()
         return {key: value / len(self.teachers) for key, value in total.items()}
 
-    def stream_loss(self, lang, out, sample, logging_output):
-        ce = super().stream_loss(lang, out, sample, logging_output)
+    def stream_loss(self, lang, out, sample, logging_output, read=None):
+        ce = super().stream_loss(lang, out, sample, logging_output, read)
         if lang != "tgt":  # FILTER: the English stream keeps its plain cross-entropy
             return ce
         teacher = self.teacher_logits(sample, out["tgt_start"])

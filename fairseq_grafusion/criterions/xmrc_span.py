@@ -4,6 +4,12 @@
 ``sample_size`` = number of examples).  Logged, all summable across workers: ``loss`` and the
 per-language ``tgt_loss`` / ``src_loss`` (base 2, per example) and start/end accuracy per language.
 (``f1`` / ``em`` of ``--eval-span-f1`` are the task's: ``XMRCSpanTask.valid_step``.)
+
+A model that reads the two streams as independent examples (XLM-R translate-train,
+``xlmr_translate_train_*``: ``model.fusion`` False with a source stream) gets the source
+stream's loss only on the examples whose English side is the one reading of its original in the
+split (the batch's ``english_once``): on a translate-train-all split, where each English question
+is the source of every language's pair, English is then read once, as every other language is.
 """
 import math
 from dataclasses import dataclass
@@ -48,22 +54,29 @@ class XMRCSpanCriterion(FairseqCriterion):
         for lang in COLUMNS:
             if f"{lang}_start" not in out:  # --no-fusion: no source stream
                 continue
-            lang_loss = self.stream_loss(lang, out, sample, logging_output)
+            read = None
+            if lang == "src" and not getattr(model, "fusion", True) and "english_once" in sample:
+                read = sample["english_once"].to(spans.device)  # translate-train: English once
+            lang_loss = self.stream_loss(lang, out, sample, logging_output, read)
             logging_output[f"{lang}_loss"] = lang_loss.data
-            logging_output[f"{lang}_n"] = bsz
+            logging_output[f"{lang}_n"] = bsz if read is None else read.sum().data
             loss = loss + lang_loss
         logging_output["loss"] = loss.data
         return loss, bsz, logging_output
 
-    def stream_loss(self, lang, out, sample, logging_output):
-        """Eq. 5 for one stream: ``CE(start) + CE(end)`` summed over the batch; logs the
-        start / end accuracy of the stream."""
+    def stream_loss(self, lang, out, sample, logging_output, read=None):
+        """Eq. 5 for one stream: ``CE(start) + CE(end)`` summed over the batch (over the examples
+        where the bool ``read`` is true, when given); logs the start / end accuracy."""
         loss = 0.0
         for end, col in zip(("start", "end"), COLUMNS[lang]):
             logits = out[f"{lang}_{end}"].float()
             gold = sample["target"][:, col]
-            loss = loss + F.cross_entropy(logits, gold, reduction="sum")
-            logging_output[f"{lang}_{end}_correct"] = (logits.argmax(-1) == gold).sum().data
+            ce = F.cross_entropy(logits, gold, reduction="none")
+            correct = logits.argmax(-1) == gold
+            if read is not None:
+                ce, correct = ce.masked_fill(~read, 0.0), correct & read
+            loss = loss + ce.sum()
+            logging_output[f"{lang}_{end}_correct"] = correct.sum().data
         return loss
 
     @staticmethod

@@ -7,6 +7,9 @@ after the example's source words (-1 on padding); ``align_edges`` and ``dep_edge
 undirected word pairs in the same numbering, de-duplicated, self-pairs dropped (the GAT adds its
 own self-loops), padded with -1.  ``target`` is (B, 4), the answer-span target (:mod:`.span_target`).
 ``lang`` is (B,): each example's target language, an index into ``dataset.languages``.
+``english_once`` is (B,) bool: whether the example's source stream is the one reading of its
+English original in the split (:func:`english_once`), for the models that read the two streams
+as independent examples (XLM-R translate-train).
 
 A training split that mixes target languages (translate-train-all) is batched in a random order
 without sorting by length, so that every batch mixes languages as the paper's random sampler
@@ -22,6 +25,21 @@ from fairseq.data import FairseqDataset, data_utils
 from .span_target import SPAN_FIELD
 
 logger = logging.getLogger(__name__)
+
+
+def english_once(reader):
+    """Per example, whether its source (English) stream is the one reading of that English
+    original in the split.  A split that joins several pairs (translate-train-all) holds every
+    English question once per target language: with an ``en`` pair (English paired with itself,
+    whose target stream is the original) no source stream is needed; otherwise the source streams
+    of the first language holding the question (all of its windows) are."""
+    if "en" in reader.languages:
+        return np.zeros(len(reader), dtype=bool)
+    lang_ids = np.asarray(reader.lang_ids)
+    _, question = np.unique(np.asarray(reader.ids, dtype=str), return_inverse=True)
+    first = np.full(question.max() + 1 if len(question) else 0, len(reader.languages))
+    np.minimum.at(first, question, lang_ids)
+    return lang_ids == first[question]
 
 
 def _pad_pairs(pair_lists):
@@ -78,6 +96,7 @@ class GraphPairDataset(FairseqDataset):
         self.src_sizes = np.asarray(reader.src_sizes)
         self.tgt_sizes = np.asarray(reader.tgt_sizes)
         self.epoch = 1
+        self._english_once = None
 
     def __getitem__(self, index):
         example = self.reader[index]
@@ -92,6 +111,13 @@ class GraphPairDataset(FairseqDataset):
     def languages(self):
         """Target language codes (``None``: unknown); ``batch["lang"]`` indexes this list."""
         return self.reader.languages
+
+    @property
+    def english_once(self):
+        """:func:`english_once` of the split, computed on first use."""
+        if self._english_once is None:
+            self._english_once = english_once(self.reader)
+        return self._english_once
 
     @property
     def mixes_languages(self):
@@ -197,6 +223,7 @@ class GraphPairDataset(FairseqDataset):
         batch = {
             "id": torch.LongTensor([s["id"] for s in samples]),
             "lang": torch.LongTensor([int(s["lang"]) for s in samples]),
+            "english_once": torch.from_numpy(self.english_once[[s["id"] for s in samples]]),
             "nsentences": bsz,
             "ntokens": int(sum(len(s["src.tok"]) + len(s["tgt.tok"]) for s in samples)),
             "net_input": {

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from fairseq import checkpoint_utils, options, tasks
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
@@ -79,7 +80,8 @@ def test_student_loss_has_the_kl_term_on_the_target_stream_only(marker_data, tea
     alpha, temperature = 0.3, 4.0
     student, criterion, sample = setup(
         marker_data, "--criterion", "xmrc_span_self_teaching", "--self-teaching-teacher", teacher,
-        "--self-teaching-alpha", str(alpha), "--self-teaching-temperature", str(temperature))
+        "--self-teaching-alpha", str(alpha), "--self-teaching-temperature", str(temperature),
+        "--self-teaching-kl", "example")
     assert not list(criterion.parameters())  # the teacher is no parameter of the training
     with torch.no_grad():
         loss, _, log = criterion(student, sample)
@@ -117,11 +119,53 @@ def test_student_loss_has_the_kl_term_on_the_target_stream_only(marker_data, tea
     assert half_loss.item() == pytest.approx(loss.item(), rel=0.05)
 
 
+def test_the_default_is_filters_loss_on_a_padded_batch(marker_data, teacher):
+    """FILTER's ``FilterForQuestionAnswering.forward`` with self-teaching, written out: CE means
+    over the batch, start and end averaged, the KL over ``masked_select`` of the target input's
+    non-padding logits with ``KLDivLoss(reduction="batchmean")``, T^2, alpha.  Ours sums start
+    and end over the examples (eq. 5) and fairseq divides by the examples: twice FILTER's value."""
+    alpha, temperature = 0.3, 4.0
+    student, criterion, sample = setup(
+        marker_data, "--criterion", "xmrc_span_self_teaching", "--self-teaching-teacher", teacher,
+        "--self-teaching-alpha", str(alpha), "--self-teaching-temperature", str(temperature))
+    with torch.no_grad():
+        loss, sample_size, _ = criterion(student, sample)
+        out = student(**sample["net_input"])
+        soft = checkpoint_utils.load_model_ensemble([teacher])[0][0].eval()(**sample["net_input"])
+    mask = sample["net_input"]["tgt_tokens"].ne(1)  # FILTER's attention_mask[0]
+    assert not mask.all()  # a padded batch
+    spans = sample["target"]
+    ce = torch.nn.CrossEntropyLoss()
+    kd_loss_fct = torch.nn.KLDivLoss(reduction="batchmean")
+
+    def calc_loss(sp, ep, sl, el):
+        return (ce(sl, sp) + ce(el, ep)) / 2
+
+    def calc_masked_kd_loss(sp, ep, sl, el):
+        sl_sel, el_sel = torch.masked_select(sl, mask), torch.masked_select(el, mask)
+        sp_sel, ep_sel = torch.masked_select(sp, mask), torch.masked_select(ep, mask)
+        s_kd = kd_loss_fct(F.log_softmax(sl_sel / temperature, dim=-1),
+                           F.softmax(sp_sel / temperature, dim=-1)) * temperature ** 2
+        e_kd = kd_loss_fct(F.log_softmax(el_sel / temperature, dim=-1),
+                           F.softmax(ep_sel / temperature, dim=-1)) * temperature ** 2
+        return (s_kd + e_kd) / 2
+
+    loss_other = calc_loss(spans[:, 2], spans[:, 3], out["tgt_start"], out["tgt_end"])
+    loss_eng = calc_loss(spans[:, 0], spans[:, 1], out["src_start"], out["src_end"])
+    kd_loss = calc_masked_kd_loss(soft["tgt_start"], soft["tgt_end"], out["tgt_start"], out["tgt_end"])
+    assert kd_loss > 1e-3  # an untrained student and a trained teacher disagree
+    filter_loss = (1.0 - alpha) * loss_other + alpha * kd_loss + loss_eng
+    assert (loss / sample_size).item() == pytest.approx(2 * filter_loss.item(), rel=1e-5)
+
+
 def test_teacher_then_student_learn_the_synthetic_task(marker_data, teacher, tmp_path):
     save = tmp_path / "student"
+    # the per-example KL, large enough to read in the log (FILTER's flat-batch KL of this batch is
+    # about a thousandth of it, below the log's 3 decimals)
     proc = run_fairseq("train", *train_args(
         marker_data, str(save), "--criterion", "xmrc_span_self_teaching",
-        "--self-teaching-teacher", teacher, updates=150, arch="filter_tiny"))
+        "--self-teaching-teacher", teacher, "--self-teaching-kl", "example", updates=150,
+        arch="filter_tiny"))
     out = proc.stdout + proc.stderr
     first, last = logged(out, "train_inner", "tgt_ce")[0], logged(out, "valid", "tgt_ce")[-1]
     assert last < 0.2 * first, (first, last)

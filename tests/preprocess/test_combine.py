@@ -1,15 +1,19 @@
 """``combine``: several (English, target) directories -> one directory for translate-train-all;
 the training batches really mix the languages, and fairseq-train reads the result."""
+import collections
 import json
 import os
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import USER_DIR, logged, run_fairseq, train_args
+from fairseq_grafusion.criterions.xmrc_span import XMRCSpanCriterion
 from fairseq_grafusion.data import PairReader
 from fairseq_grafusion.data.languages import describe, gold_files, language_counts
 from fairseq_grafusion.errors import GraFusionError
+from fairseq_grafusion.models import FilterConfig, FilterModel
 from fairseq_grafusion.preprocess import cli as preprocess_cli
 from fairseq_grafusion.synthetic import SyntheticXMRC
 
@@ -112,6 +116,67 @@ def test_a_training_epoch_sees_every_language_in_mixed_batches(combined):
     assert sorted_mixed <= 4 and mixed >= 0.9 * batches
 
 
+def translate_train_reads(data):
+    """``{(language, question id): readings}`` in an epoch of XLM-R translate-train on ``data``:
+    each example's target stream is a reading of its language, its source stream (where the batch
+    says ``english_once``, the rows whose source loss the criterion counts) one of English."""
+    task = _training_task(data)
+    dataset = task.dataset("train")
+    reads = collections.Counter()
+    epoch_itr = task.get_batch_iterator(dataset, max_sentences=8, max_positions=(384, 384), seed=1,
+                                        epoch=1, required_batch_size_multiple=8)
+    for batch in epoch_itr.next_epoch_itr(shuffle=True):
+        for k, i, once in zip(batch["lang"].tolist(), batch["id"].tolist(), batch["english_once"].tolist()):
+            question = dataset.reader.ids[i]
+            reads[(dataset.languages[k], question)] += 1
+            if once:
+                reads[("en", question)] += 1
+    return reads
+
+
+def test_translate_train_reads_each_language_once(pair_dirs, combined, tmp_path):
+    """XTREME's and FILTER's translate-train read every language once: the English originals
+    once, each translation once, whether or not the split pairs English with itself."""
+    out, _ = combined
+    with_english = str(tmp_path / "with-en")
+    SyntheticXMRC(passage_words=(8, 11), task="marker").write(str(tmp_path / "en-en"), SIZES, seed=4)
+    preprocess_cli.main(["combine", "--out", with_english, "--pair", "en", str(tmp_path / "en-en")]
+                        + [x for lang, d in pair_dirs.items() for x in ("--pair", lang, d)])
+    for data in (out, with_english):
+        reads = translate_train_reads(data)
+        questions = set(PairReader(os.path.join(data, "train")).ids)
+        assert len(questions) == 60
+        assert set(reads) == {(lang, q) for lang in ("en", *LANGS) for q in questions}, data
+        assert set(reads.values()) == {1}, data
+        per_language = collections.Counter(lang for lang, _ in reads.elements())
+        assert per_language == {lang: 60 for lang in ("en", *LANGS)}
+
+
+def test_translate_train_loss_counts_the_english_stream_once(combined):
+    """The criterion's source-stream loss of ``xlmr_translate_train_*`` covers the ``english_once``
+    rows only; FILTER (the languages fused) keeps every row's English loss."""
+    out, _ = combined
+    task = _training_task(out)
+    dataset = task.dataset("train")
+    sample = dataset.collater([dataset[i] for i in range(0, len(dataset), 7)])  # de, zh and ar rows
+    once = sample["english_once"].tolist()
+    assert 0 < sum(once) < len(once)
+    sizes = dict(encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=4,
+                 encoder_layers=2, dropout=0.0, attention_dropout=0.0)
+    criterion = XMRCSpanCriterion(task)
+    for k, rows in ((0, [b for b, x in enumerate(once) if x]), (1, list(range(len(once))))):
+        torch.manual_seed(0)
+        model = FilterModel(FilterConfig(filter_m=1, filter_k=k, **sizes), task.source_dictionary).eval()
+        with torch.no_grad():
+            _, _, log = criterion(model, sample)
+            logits = model(**sample["net_input"])
+        spans = sample["target"]
+        nll = sum(-torch.log_softmax(logits[f"src_{end}"][b], -1)[spans[b, col]].item()
+                  for b in rows for end, col in (("start", 0), ("end", 1)))
+        assert int(log["src_n"]) == len(rows)
+        assert log["src_loss"].item() == pytest.approx(nll, rel=1e-5)
+
+
 def test_fairseq_train_reads_the_combined_directory(combined, tmp_path):
     out, _ = combined
     proc = run_fairseq("train", *train_args(out, str(tmp_path / "ckpt"), "--graph", "align,dep",
@@ -120,6 +185,18 @@ def test_fairseq_train_reads_the_combined_directory(combined, tmp_path):
     start, final = logged(log, "train_inner", "tgt_loss")[0], logged(log, "valid", "tgt_loss")[-1]
     assert final < 0.5 * start, (start, final)
     assert "data-bin/train: 180 examples" in log or "train: 180 examples" in log
+
+
+def test_train_langs_leave_a_language_out_of_training_only(pair_dirs, tmp_path):
+    out = str(tmp_path / "no-zh")
+    counts = preprocess_cli.main(["combine", "--out", out, "--train-langs", "de", "ar"]
+                                 + [x for lang, d in pair_dirs.items() for x in ("--pair", lang, d)])
+    assert counts == {"train": {"de": (60, 60), "ar": (60, 60)},
+                      "valid": {lang: (12, 12) for lang in LANGS}}
+    assert PairReader(os.path.join(out, "train")).languages == ["de", "ar"]
+    assert PairReader(os.path.join(out, "valid")).languages == list(LANGS)
+    with pytest.raises(GraFusionError, match="--train-langs hi: no --pair of that language"):
+        preprocess_cli.main(["combine", "--out", out, "--train-langs", "hi", "--pair", "de", pair_dirs["de"]])
 
 
 def test_bad_inputs_fail_with_one_line(pair_dirs, tmp_path):
