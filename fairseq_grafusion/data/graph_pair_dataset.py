@@ -35,6 +35,8 @@ def english_once(reader):
     of the first language holding the question (all of its windows) are."""
     if "en" in reader.languages:
         return np.zeros(len(reader), dtype=bool)
+    if len(reader.languages) == 1:  # one pair: every English question once already
+        return np.ones(len(reader), dtype=bool)
     lang_ids = np.asarray(reader.lang_ids)
     _, question = np.unique(np.asarray(reader.ids, dtype=str), return_inverse=True)
     first = np.full(question.max() + 1 if len(question) else 0, len(reader.languages))
@@ -96,7 +98,8 @@ class GraphPairDataset(FairseqDataset):
         self.src_sizes = np.asarray(reader.src_sizes)
         self.tgt_sizes = np.asarray(reader.tgt_sizes)
         self.epoch = 1
-        self._english_once = None
+        # once, where the dataset is built (not again in every data-loader worker)
+        self.english_once = english_once(reader)
 
     def __getitem__(self, index):
         example = self.reader[index]
@@ -111,13 +114,6 @@ class GraphPairDataset(FairseqDataset):
     def languages(self):
         """Target language codes (``None``: unknown); ``batch["lang"]`` indexes this list."""
         return self.reader.languages
-
-    @property
-    def english_once(self):
-        """:func:`english_once` of the split, computed on first use."""
-        if self._english_once is None:
-            self._english_once = english_once(self.reader)
-        return self._english_once
 
     @property
     def mixes_languages(self):
