@@ -122,8 +122,10 @@ def get_parser():
     g.add_argument("--same-max-group", type=int, default=8,
                    help="same-word edges: a form occurring more often is chained, not a clique (default 8)")
     g = common.add_argument_group("binarize")
-    g.add_argument("--spm", metavar="FILE", help="SentencePiece model (XLM-R's sentencepiece.bpe.model)")
-    g.add_argument("--dict", metavar="FILE", help="fairseq dictionary of --spm (XLM-R's dict.txt)")
+    g.add_argument("--spm", metavar="FILE", help="SentencePiece model (XLM-R's sentencepiece.bpe.model; an XLM-R "
+                   "directory, fairseq's or HuggingFace's, for the one in it)")
+    g.add_argument("--dict", metavar="FILE", help="fairseq dictionary of --spm (XLM-R's dict.txt; a HuggingFace "
+                   "XLM-R directory for its vocabulary as a dict.txt, written to OUT/work/xlmr/)")
     g.add_argument("--max-len", type=int, default=MAX_LEN, help="tokens per stream (default %(default)s)")
     g.add_argument("--doc-stride", type=int, default=DOC_STRIDE,
                    help="STEP in tokens between window starts (XTREME/BERT meaning, not HuggingFace's "

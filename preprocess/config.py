@@ -178,6 +178,12 @@ class PipelineConfig:
         self.align_extra = self.align_extra or (s("parallel", "train.en"), s("parallel", "train.ro"))
 
     def _check_vocabulary(self):
+        for name in ("spm", "dict"):  # an XLM-R directory, fairseq's or HuggingFace's
+            value = getattr(self, name)
+            if value and os.path.isdir(value):
+                from fairseq_grafusion.hf_xlmr import vocabulary_file
+
+                setattr(self, name, vocabulary_file(value, f"--{name}", os.path.join(self.out, "work", "xlmr")))
         if not self.spm or not self.dict:
             raise GraFusionError("binarize: --spm and --dict are required (XLM-R's "
                                  "sentencepiece.bpe.model and dict.txt)")

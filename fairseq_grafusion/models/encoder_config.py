@@ -32,7 +32,11 @@ class EncoderConfig(FairseqDataclass):
     activation_dropout: float = field(default=0.0)
     max_positions: int = field(default=512, metadata={"help": "max tokens per language stream"})
     pretrained_xlmr: Optional[str] = field(default=None, metadata={
-        "help": "directory with an XLM-R fairseq checkpoint (model.pt, dict.txt) to start from"})
+        "help": "XLM-R directory to start from: fairseq's release (model.pt, dict.txt) or HuggingFace's "
+                "(config.json, model.safetensors or pytorch_model.bin, sentencepiece.bpe.model)"})
+    init_span_heads_from_pretrained: bool = field(default=False, metadata={
+        "help": "with a HuggingFace XLMRobertaForQuestionAnswering --pretrained-xlmr (fine-tuned on "
+                "SQuAD): its qa_outputs initialise the span head of every stream"})
     checkpoint_activations: bool = field(default=False, metadata={
         "help": "checkpoint activations at each layer: keep only each layer's input and recompute "
                 "the rest in the backward pass; saves memory at the cost of about one more "

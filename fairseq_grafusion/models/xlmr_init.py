@@ -9,8 +9,11 @@ import logging
 import os
 import re
 
+import torch
+
 from .. import checkpoint_policy
 from ..errors import GraFusionError
+from .. import hf_xlmr
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +88,30 @@ def xlmr_to_grafusion(state_dict, sa_layers, fusion, source="the checkpoint"):
     return place_layers(embeddings, layers, targets)
 
 
-def load_xlmr(model, directory, dictionary):
-    """Initialise ``model`` from ``directory`` (``model.pt`` + ``dict.txt``), checking that the
-    task's dictionary is the checkpoint's."""
+def load_xlmr(model, directory, dictionary, init_span_heads=False):
+    """Initialise ``model`` from ``directory``: an XLM-R release in fairseq's format (``model.pt``
+    + ``dict.txt``) or HuggingFace's (:mod:`.hf_xlmr`), checking that the task's dictionary is the
+    checkpoint's.  ``init_span_heads``: HF's ``qa_outputs`` (a model fine-tuned on SQuAD)
+    initialise every span head (``--init-span-heads-from-pretrained``)."""
+    fmt = hf_xlmr.release_format(directory)
+    state = _hf_state(model, directory, dictionary) if fmt == "huggingface" \
+        else _fairseq_state(directory, dictionary)
+    source = state.pop("_source")
+    qa_head = {k: state.pop(k) for k in hf_xlmr.QA_HEAD if k in state}
+    model.load_state_dict(state, strict=True)
+    logger.info("initialised from XLM-R checkpoint %s (%s format)", source, fmt)
+    if init_span_heads:
+        _init_span_heads(model, qa_head, source)
+    return model
+
+
+def _fairseq_state(directory, dictionary):
     from fairseq import checkpoint_utils
     from fairseq.data import Dictionary
 
     ckpt, dict_path = os.path.join(directory, "model.pt"), os.path.join(directory, "dict.txt")
-    for path in (ckpt, dict_path):
-        if not os.path.isfile(path):
-            raise GraFusionError(f"--pretrained-xlmr {directory}: {os.path.basename(path)} is missing")
+    if not os.path.isfile(dict_path):
+        raise GraFusionError(f"--pretrained-xlmr {directory}: dict.txt is missing")
     theirs = Dictionary.load(dict_path).symbols
     ours = dictionary.symbols[:-1] if dictionary.symbols[-1] == "<mask>" else dictionary.symbols
     for i, (a, b) in enumerate(zip(ours, theirs)):
@@ -107,9 +124,33 @@ def load_xlmr(model, directory, dictionary):
                              f"{dict_path} has {len(theirs)}")
     with checkpoint_policy.expecting(checkpoint_policy.xlmr_start()):  # its weights, nothing built
         state = checkpoint_utils.load_checkpoint_to_cpu(ckpt)
-    model.load_state_dict(state["model"], strict=True)
-    logger.info("initialised from XLM-R checkpoint %s", ckpt)
-    return model
+    return {**state["model"], "_source": ckpt}
+
+
+def _hf_state(model, directory, dictionary):
+    config = hf_xlmr.read_config(directory)
+    hf_xlmr.check_sizes(directory, config, model.cfg)
+    symbols, vocab_source = hf_xlmr.vocabulary(directory)
+    hf_xlmr.check_vocabulary(symbols, vocab_source, dictionary, "the data's dictionary")
+    weights, path = hf_xlmr.read_weights(directory)
+    state = hf_xlmr.to_fairseq(weights, path)
+    hf_xlmr.check_against_config(state, config, directory)
+    return {**state, "_source": path}
+
+
+def _init_span_heads(model, qa_head, source):
+    """HF's ``qa_outputs`` (rows: start, end) into each span head (eq. 5's W, one per stream)."""
+    heads = [(name, m) for name, m in model.named_children() if name.endswith("span_head")]
+    if len(qa_head) != 2:
+        raise GraFusionError(f"--init-span-heads-from-pretrained: {source} has no qa_outputs (a "
+                             f"XLMRobertaForQuestionAnswering model has)")
+    if not heads:
+        raise GraFusionError("--init-span-heads-from-pretrained: this model has no span heads")
+    with torch.no_grad():
+        for _, head in heads:
+            head.weight.copy_(qa_head["qa_outputs.weight"])
+            head.bias.copy_(qa_head["qa_outputs.bias"])
+    logger.info("span heads %s initialised from %s's qa_outputs", ", ".join(n for n, _ in heads), source)
 
 
 def check_embeddings(converted, model_state, source):

@@ -113,7 +113,11 @@ class GraphPairTask(FairseqTask):
         if path and not from_checkpoint:
             from ..models.xlmr_init import load_xlmr
 
-            load_xlmr(model, path, self.dictionary)
+            load_xlmr(model, path, self.dictionary,
+                      init_span_heads=getattr(cfg, "init_span_heads_from_pretrained", False))
+        elif getattr(cfg, "init_span_heads_from_pretrained", False) and not from_checkpoint:
+            raise GraFusionError("--init-span-heads-from-pretrained needs --pretrained-xlmr (a HuggingFace "
+                                 "XLMRobertaForQuestionAnswering directory)")
 
     def build_generator(self, models, args, **kwargs):
         self.refuse_generation(getattr(self.cfg, "_name", None), "build_generator")
