@@ -47,12 +47,16 @@ setup(
         "regex",
         "stanza",
         "eflomal",
+        # HuggingFace XLM-R weights in (--pretrained-xlmr) and out (grafusion-export-hf), read and
+        # written without pickle; transformers itself is never needed at run time
+        "safetensors",
     ],
     extras_require={
         # ruff: the linter of the README's test command (pyproject.toml), pinned so its findings do
         # not change under a checkout
+        # transformers: the HuggingFace XLM-R round trip (tests/model/test_hf_xlmr.py, test_export_hf.py)
         "test": ["pytest", "pytest-timeout", "pytest-xdist", "filelock", "matplotlib", "sacremoses", "subword-nmt",
-                 "ruff==0.17.6"],
+                 "ruff==0.17.6", "transformers>=4.40,<5"],
         # tests/benchmarks/bench_vs_hf.py; transformers 5.x has no question-answering pipeline
         "bench": ["pytest-benchmark", "transformers>=4.40,<5"],
         "plot": ["matplotlib"],
@@ -67,6 +71,7 @@ setup(
         "console_scripts": [
             "grafusion-preprocess = fairseq_grafusion.preprocess.cli:cli_main",
             "grafusion-evaluate = fairseq_grafusion.cli.evaluate:cli_main",
+            "grafusion-export-hf = fairseq_grafusion.cli.export_hf:cli_main",
             "grafusion-predict = fairseq_grafusion.cli.predict:cli_main",
             "grafusion-plot-attention = fairseq_grafusion.cli.plot_attention:cli_main",
             "grafusion-results = fairseq_grafusion.cli.results:cli_main",

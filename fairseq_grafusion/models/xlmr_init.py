@@ -11,9 +11,8 @@ import re
 
 import torch
 
-from .. import checkpoint_policy
+from .. import checkpoint_policy, hf_xlmr
 from ..errors import GraFusionError
-from .. import hf_xlmr
 
 logger = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import shutil
 import pytest
 import torch
 from fairseq.data import Dictionary
+from test_xlmr_init import build
 
 from conftest import run_fairseq, train_args
-from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion import hf_xlmr
-from test_xlmr_init import build
+from fairseq_grafusion.errors import GraFusionError
 
 transformers = pytest.importorskip("transformers")
 
