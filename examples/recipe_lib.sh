@@ -15,7 +15,8 @@
 #   NO_PARSER        languages without a dependency parser: n/a in the +ad / +adp rows
 # Rows (VARIANTS): xlmr-tt, filter, filter-st (FILTER + self-teaching), filter-published, a, ad, adp
 # (VARIANT_MODEL / VARIANT_FLAGS below; each row's command lands in the table's notes).
-# Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR, SPM, DICT,
+# Settings (environment, with defaults below): ARCH, VARIANTS, SEEDS, WORK, XLMR (fairseq's or
+#   HuggingFace's XLM-R directory), XLMR_QA (1: XLMR is fine-tuned on SQuAD), SPM, DICT,
 #   STANZA_DIR, MT_MODEL (both directions) or MT_TRAIN_MODEL (en -> {lang}) / MT_TEST_MODEL
 #   ({lang} -> en), templates with {lang}, and MT_ARGS (more --mt-* options), ALIGN_EXTRA
 #   (template "src_file tgt_file"), PARALLEL (templates for +adp pre-training), BATCH, LR,
@@ -197,8 +198,11 @@ pretrain() {  # +adp: pre-train the SA-Graph on the parallel text of every langu
         --log-format simple --log-interval 100 --no-progress-bar "${TRAIN_EXTRA_ARGS[@]}"
 }
 
-init_flags() {  # init_flags VARIANT: where the weights start from
+init_flags() {  # init_flags VARIANT|pretrain: where the weights start from (XLMR_QA=1: XLMR is a HuggingFace
+                # XLMRobertaForQuestionAnswering fine-tuned on SQuAD, whose qa_outputs start the span heads)
     if [[ $1 == adp ]]; then echo "--pretrained-sagraph $WORK/pretrain/checkpoint_last.pt"
+    elif [[ -n ${XLMR:-} && ${XLMR_QA:-0} == 1 && $1 != pretrain ]]; then
+        echo "--pretrained-xlmr $XLMR --init-span-heads-from-pretrained"
     elif [[ -n ${XLMR:-} ]]; then echo "--pretrained-xlmr $XLMR"
     fi
 }

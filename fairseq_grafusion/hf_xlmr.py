@@ -40,10 +40,9 @@ LAYER = {f"{ours}.{kind}": f"{theirs}.{kind}" for ours, theirs in (
     ("fc1", "intermediate.dense"),
     ("fc2", "output.dense"),
     ("final_layer_norm", "output.LayerNorm")) for kind in ("weight", "bias")}
-# RoBERTa's LM head (only +adp's TLM head takes it): fairseq ``encoder.lm_head.<x>`` <- HF ``lm_head.<y>``
-LM_HEAD = {"dense.weight": "dense.weight", "dense.bias": "dense.bias",
-           "layer_norm.weight": "layer_norm.weight", "layer_norm.bias": "layer_norm.bias",
-           "weight": "decoder.weight", "bias": "bias"}
+# RoBERTa's LM head (only +adp's TLM head takes it), fairseq ``encoder.lm_head.<x>`` <- HF ``lm_head.<x>``;
+# its output projection is the word embeddings in both (HF's file may leave the tied copy out)
+LM_HEAD = ("dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias")
 QA_HEAD = ("qa_outputs.weight", "qa_outputs.bias")  # XLMRobertaForQuestionAnswering: (2, d), start then end
 _HF_LAYER = re.compile(r"^encoder\.layer\.(\d+)\.(.+)$")
 
@@ -172,9 +171,10 @@ def to_fairseq(hf_state, source):
             if key not in state:
                 raise GraFusionError(f"{source}: parameter {key} is missing")
             out[f"{FAIRSEQ_ENCODER}layers.{i}.{ours}"] = state[key]
-    if all("lm_head." + theirs in state for theirs in LM_HEAD.values()):
-        for ours, theirs in LM_HEAD.items():
-            out["encoder.lm_head." + ours] = state["lm_head." + theirs]
+    if all("lm_head." + name in state for name in LM_HEAD):
+        for name in LM_HEAD:
+            out["encoder.lm_head." + name] = state["lm_head." + name]
+        out["encoder.lm_head.weight"] = out[FAIRSEQ_ENCODER + "embed_tokens.weight"]
     for key in QA_HEAD:
         if key in state:
             out[key] = state[key]

@@ -188,6 +188,23 @@ def sample_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sample_checkpoints(sample_run, tmp_path_factory):
+    """Tiny models trained for 10 updates on the preprocessed sample (en-ro), once per test run:
+    ``(qa-bin directory, {"no-fusion" | "align" | "xlmr-tt": checkpoint_last.pt})``."""
+    data = str(sample_run[0] / "qa-bin")
+
+    def build(tmp):
+        paths = {}
+        for name, flags in (("no-fusion", ["--no-fusion"]), ("align", ["--graph", "align"]),
+                            ("xlmr-tt", ["--arch", "xlmr_translate_train_tiny"])):
+            run_fairseq("train", *train_args(data, str(tmp / name), *flags, "--disable-validation", updates=10))
+            paths[name] = str(tmp / name / "checkpoint_last.pt")
+        return paths
+
+    return data, shared_once(tmp_path_factory, "sample_checkpoints", build)
+
+
+@pytest.fixture(scope="session")
 def moses_bpe_mt(tmp_path_factory):
     """A real (tiny) fairseq Romanian -> English transformer on moses-tokenised, escaped and BPE'd
     text, as fairseq's wmt models are made: the sample's parallel text through sacremoses (as

@@ -29,7 +29,7 @@ if [[ ${MINI:-0} == 1 ]]; then
     sample_inputs  # recipe_lib.sh: the sample's files and the CPU miniature's settings
 else
     DATA=${DATA:-downloads}
-    : "${XLMR:?set XLMR to the xlmr.base (or xlmr.large) fairseq directory: model.pt, dict.txt, sentencepiece.bpe.model}"
+    : "${XLMR:?set XLMR to an XLM-R directory: fairseq release (model.pt, dict.txt, sentencepiece.bpe.model) or HuggingFace (config.json, model.safetensors, sentencepiece.bpe.model)}"
     LANGS=${LANGS:-"en ar de es hi vi zh"}
     WORK=${WORK:-runs/mlqa}
     TRAIN_SRC=${TRAIN_SRC:-$DATA/squad/train-v1.1.json}
@@ -43,7 +43,7 @@ else
     # MLQA's own English side of every question (VARIANTS=filter-published: FILTER's protocol)
     DEV_SRC_OWN=${DEV_SRC_OWN:-$DATA/MLQA_V1/dev/dev-context-en-question-en.json}
     TEST_SRC_OWN=${TEST_SRC_OWN:-$DATA/MLQA_V1/test/test-context-en-question-en.json}
-    SPM=$XLMR/sentencepiece.bpe.model; DICT=$XLMR/dict.txt
+    SPM=$XLMR; DICT=$XLMR  # the files in it (a HuggingFace directory: dict.txt from its vocabulary)
     PARALLEL=${PARALLEL:-$DATA/parallel/train.en-{lang}.en $DATA/parallel/train.en-{lang}.{lang}}
     # appendix C, MLQA: batch 32, lr 5e-5, warm-up 10% (the best +adp setting)
     BATCH=${BATCH:-32}; LR=${LR:-5e-5}; WARMUP=${WARMUP:-10}

@@ -28,7 +28,7 @@ if [[ ${MINI:-0} == 1 ]]; then
     sample_inputs  # recipe_lib.sh: the sample's files and the CPU miniature's settings
 else
     DATA=${DATA:-downloads}
-    : "${XLMR:?set XLMR to the xlmr.base (or xlmr.large) fairseq directory: model.pt, dict.txt, sentencepiece.bpe.model}"
+    : "${XLMR:?set XLMR to an XLM-R directory: fairseq release (model.pt, dict.txt, sentencepiece.bpe.model) or HuggingFace (config.json, model.safetensors, sentencepiece.bpe.model)}"
     LANGS=${LANGS:-"en ar bn fi id ko ru sw te"}
     NO_PARSER=${NO_PARSER:-"bn sw"}  # no Stanza parser (paper, Table 2)
     WORK=${WORK:-runs/tydiqa}
@@ -41,7 +41,7 @@ else
     TRAIN_TGT=${TRAIN_TGT:-$DATA/xtreme_translations/SQuAD/translate-train/squad.translate.train.en-{lang}.json}
     DEV_TGT=${DEV_TGT:-$DATA/tydiqa/dev.{lang}.json}       # examples/tydiqa/split_by_language.py
     DEV_SRC=${DEV_SRC:-$DATA/xtreme_translations/TyDiQA-GoldP/translate-test/tydiqa.translate.test.{lang}-en.json}
-    SPM=$XLMR/sentencepiece.bpe.model; DICT=$XLMR/dict.txt
+    SPM=$XLMR; DICT=$XLMR  # the files in it (a HuggingFace directory: dict.txt from its vocabulary)
     PARALLEL=${PARALLEL:-$DATA/parallel/train.en-{lang}.en $DATA/parallel/train.en-{lang}.{lang}}
     # appendix C, TyDiQA-GoldP: batch 64, lr 3e-5, warm-up 5% (the best +adp setting)
     BATCH=${BATCH:-64}; LR=${LR:-3e-5}; WARMUP=${WARMUP:-5}

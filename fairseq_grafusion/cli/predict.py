@@ -53,8 +53,9 @@ def get_parser():
     raw.add_argument("--tgt-lang")
     raw.add_argument("--extra-lang", action="append", default=[], metavar="CODE",
                      help="accept CODE as a language code although the pipeline does not know it")
-    raw.add_argument("--spm", help="SentencePiece model the checkpoint's data was encoded with")
-    raw.add_argument("--dict", help="its fairseq dict.txt")
+    raw.add_argument("--spm", help="SentencePiece model the checkpoint's data was encoded with (or the XLM-R "
+                                   "directory, fairseq's or HuggingFace's, that holds it)")
+    raw.add_argument("--dict", help="its fairseq dict.txt (or that XLM-R directory)")
     raw.add_argument("--max-len", type=int, default=MAX_LEN)
     raw.add_argument("--doc-stride", type=int, default=DOC_STRIDE)
     raw.add_argument("--stanza-dir")

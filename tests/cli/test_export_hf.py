@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, run_fairseq, train_args
+from conftest import REPO
 
 transformers = pytest.importorskip("transformers")
 
@@ -24,24 +24,10 @@ def export(*args, check=True):
     return proc
 
 
-@pytest.fixture(scope="module")
-def trained(sample_run, tmp_path_factory):
-    """Tiny one-stream models trained on the preprocessed sample (en-ro), and a fusion one."""
-    data = str(sample_run[0] / "qa-bin")
-    paths = {}
-    for name, flags in (("no-fusion", ["--no-fusion"]), ("xlmr-tt", ["--arch", "xlmr_translate_train_tiny"]),
-                        ("fusion", ["--graph", "align"])):
-        save = tmp_path_factory.mktemp(name)
-        run_fairseq("train", *train_args(data, str(save), *flags, "--disable-validation",
-                                         updates=60 if name == "no-fusion" else 2))
-        paths[name] = str(save / "checkpoint_last.pt")
-    return data, paths
-
-
-def test_pipeline_answers_as_grafusion_predict(trained, tmp_path):
+def test_pipeline_answers_as_grafusion_predict(sample_checkpoints, tmp_path):
     from fairseq_grafusion.cli.predict import main as predict_main
 
-    data, paths = trained
+    data, paths = sample_checkpoints
     out = tmp_path / "hf"
     proc = export("--path", paths["no-fusion"], "--data", data, "--spm", SPM, "--out", out)
     assert "XLMRobertaForQuestionAnswering" in proc.stderr
@@ -71,14 +57,14 @@ def test_pipeline_answers_as_grafusion_predict(trained, tmp_path):
     assert all(ids.count(qid) > 1 for qid in differ), differ
 
 
-def test_the_export_loads_back_as_the_same_model(trained, tmp_path):
+def test_hf_reads_the_export_as_the_checkpoint(sample_checkpoints, tmp_path):
     """HF's model read from the exported directory gives the xlmr_translate_train checkpoint's start /
     end logits on the same pieces (numbered by HF's tokenizer, not by the data's dict.txt)."""
     import sentencepiece as spm
 
     from fairseq_grafusion.inference import load_model
 
-    data, paths = trained
+    data, paths = sample_checkpoints
     out = tmp_path / "hf"
     export("--path", paths["xlmr-tt"], "--data", data, "--spm", SPM, "--out", out)
     hf = transformers.XLMRobertaForQuestionAnswering.from_pretrained(str(out)).eval()
@@ -95,9 +81,9 @@ def test_the_export_loads_back_as_the_same_model(trained, tmp_path):
     torch.testing.assert_close(ours["tgt_end"], theirs.end_logits, rtol=0, atol=1e-5)
 
 
-def test_a_fusion_model_is_refused_in_one_line(trained, tmp_path):
-    data, paths = trained
-    proc = export("--path", paths["fusion"], "--data", data, "--spm", SPM, "--out", tmp_path / "hf", check=False)
+def test_a_fusion_model_is_refused_in_one_line(sample_checkpoints, tmp_path):
+    data, paths = sample_checkpoints
+    proc = export("--path", paths["align"], "--data", data, "--spm", SPM, "--out", tmp_path / "hf", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "two-stream model" in last and "no HuggingFace counterpart" in last

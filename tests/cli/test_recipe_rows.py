@@ -38,13 +38,14 @@ esac
 VARIANTS = "xlmr-tt filter filter-st filter-published a ad adp"
 
 
-def recipe_calls(tmp_path):
+def recipe_calls(tmp_path, **extra):
     fake = tmp_path / "python"
     fake.write_text(FAKE.replace("REAL", sys.executable))
     fake.chmod(0o755)
     (tmp_path / "record").mkdir()
     env = dict(os.environ, PYTHON=str(fake), RECORD=str(tmp_path / "record"), MINI="1",
                WORK=str(tmp_path / "work"), VARIANTS=VARIANTS, SEEDS="1 2", LANGS="de zh ar")
+    env.update(extra)
     proc = subprocess.run(["bash", os.path.join(REPO, "examples", "mlqa", "run.sh")], env=env,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
@@ -108,3 +109,25 @@ def test_each_row_runs_the_model_it_is_named_after(tmp_path):
     for note, variant in zip(notes, VARIANTS.split()):
         command = shlex.split(note.split(": ", 1)[1])
         assert command == ["-m", "fairseq_cli.train", *runs[f"{variant}.seed1"][1]], variant
+
+
+def test_a_squad_fine_tuned_start_gives_its_qa_head_to_the_fine_tuning_rows(tmp_path):
+    """XLMR=DIR XLMR_QA=1 (a HuggingFace XLMRobertaForQuestionAnswering): every fine-tuning row
+    starts from it with --init-span-heads-from-pretrained; the SA-Graph pre-training (no span
+    heads) and +adp (which starts from that pre-training) do not take the flag."""
+    calls = recipe_calls(tmp_path, XLMR="xlmr-squad", XLMR_QA="1")
+    trains = [c[1:] for c in calls if c[0] == "fairseq_cli.train"]
+    by_task = {}
+    for args in trains:
+        by_task.setdefault(option(args, "--task"), []).append(args)
+    pretrain, = by_task["sa_graph_pretrain"]
+    assert option(pretrain, "--pretrained-xlmr") == "xlmr-squad"
+    assert "--init-span-heads-from-pretrained" not in pretrain
+    for args in by_task["xmrc_span"]:
+        name = os.path.basename(option(args, "--save-dir"))
+        if name.startswith("adp."):
+            assert "--pretrained-xlmr" not in args and "--init-span-heads-from-pretrained" not in args
+        else:
+            assert option(args, "--pretrained-xlmr") == "xlmr-squad", name
+            assert "--init-span-heads-from-pretrained" in args, name
+    assert len(by_task["xmrc_span"]) == 2 * len(VARIANTS.split())

@@ -63,13 +63,17 @@ def hf_base(marker_data, tmp_path_factory):
     return model, save(model, symbols, tmp / "safetensors"), save(model, symbols, tmp / "bin", safe=False)
 
 
-def batch(vocab, lengths=(11, 7, 3)):
-    """Right-padded token ids: <s> ... </s> then <pad>."""
+def batch(vocab, lengths=(11, 7, 3), left=False):
+    """Padded token ids, <s> ... </s> then <pad> (``left``: the padding first)."""
     g = torch.Generator().manual_seed(1)
     tokens = torch.ones(len(lengths), max(lengths), dtype=torch.long)
     for i, n in enumerate(lengths):
-        tokens[i, :n] = torch.randint(4, vocab - 1, (n,), generator=g)
-        tokens[i, 0], tokens[i, n - 1] = 0, 2
+        row = torch.randint(4, vocab - 1, (n,), generator=g)
+        row[0], row[-1] = 0, 2
+        if left:
+            tokens[i, max(lengths) - n:] = row
+        else:
+            tokens[i, :n] = row
     return tokens
 
 
@@ -91,10 +95,11 @@ def hf_states(hf, tokens):
 def test_final_states_equal_huggingface(hf_base, marker_data, fmt, arch):
     hf, directory = hf_base[0], hf_base[fmt]
     model = build(marker_data, "--pretrained-xlmr", directory, "--dropout", "0", "--attention-dropout", "0", *arch)
-    tokens = batch(hf.config.vocab_size)
-    ours, real = final_states(model, tokens)
-    assert real.sum() == 21
-    torch.testing.assert_close(ours[real], hf_states(hf, tokens)[real], rtol=0, atol=1e-5)
+    for left in (False, True):
+        tokens = batch(hf.config.vocab_size, left=left)
+        ours, real = final_states(model, tokens)
+        assert real.sum() == 21
+        torch.testing.assert_close(ours[real], hf_states(hf, tokens)[real], rtol=0, atol=1e-5)
 
 
 def mutated(directory, tmp, how):
@@ -275,3 +280,23 @@ def test_preprocess_takes_the_vocabulary_of_a_huggingface_directory(tmp_path):
                "--spm", str(hf_dir), "--dict", str(hf_dir), "--out", str(tmp_path / "out"))
     symbols, _ = hf_xlmr.vocabulary(str(hf_dir))
     assert Dictionary.load(str(tmp_path / "out" / "qa-bin" / "dict.txt")).symbols + ["<mask>"] == symbols
+
+
+def test_masked_lm_head_starts_the_tlm_head_of_pre_training(tmp_path_factory):
+    """sa_graph_pretrain --pretrained-xlmr on an HF XLMRobertaForMaskedLM directory (safetensors
+    leaves the tied decoder weight out): its lm_head becomes the TLM head, its encoder the model's."""
+    from test_pretrain_loss import build as build_pretrain
+
+    from fairseq_grafusion.synthetic import SyntheticXMRC
+
+    data = str(tmp_path_factory.mktemp("parallel"))
+    SyntheticXMRC().write(data, splits=(("train", 8), ("valid", 4)), with_span=False)
+    symbols = vocabulary(data)
+    hf = randomise(transformers.XLMRobertaForMaskedLM(hf_config(len(symbols))))
+    directory = save(hf, symbols, tmp_path_factory.mktemp("mlm"))
+    _, model, _ = build_pretrain(data, "sa_graph_pretrain", "--pretrained-xlmr", directory)
+    ours, theirs = model.state_dict(), hf.state_dict()
+    for name in ("dense.weight", "dense.bias", "layer_norm.weight", "layer_norm.bias", "bias"):
+        torch.testing.assert_close(ours[f"pretrain_heads.lm.{name}"], theirs[f"lm_head.{name}"], rtol=0, atol=0)
+    fc1 = theirs["roberta.encoder.layer.1.intermediate.dense.weight"]
+    torch.testing.assert_close(ours["sa_layers.0.fc1.weight"], fc1, rtol=0, atol=0)

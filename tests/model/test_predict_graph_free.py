@@ -10,7 +10,7 @@ from fairseq.data import Dictionary
 import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
 import fairseq_grafusion.preprocess.align as align_mod
 import fairseq_grafusion.preprocess.units as units_mod
-from conftest import REPO, run_fairseq, train_args
+from conftest import REPO
 from fairseq_grafusion.cli.predict import main as predict_main
 from fairseq_grafusion.hub import GraFusionHubInterface
 from fairseq_grafusion.inference import graph_stages
@@ -49,18 +49,6 @@ def test_which_stages_each_model_needs(kind, value, expected):
     assert (hub.pipeline.align, hub.pipeline.parse) == expected
 
 
-@pytest.fixture(scope="module")
-def checkpoints(sample_run, tmp_path_factory):
-    """Tiny ``--no-fusion`` and ``--graph align`` models, a few updates on the preprocessed sample."""
-    data = str(sample_run[0] / "qa-bin")
-    paths = {}
-    for name, flags in (("no-fusion", ["--no-fusion"]), ("align", ["--graph", "align"])):
-        save = tmp_path_factory.mktemp(name)
-        run_fairseq("train", *train_args(data, str(save), *flags, "--disable-validation", updates=10))
-        paths[name] = str(save / "checkpoint_last.pt")
-    return data, paths
-
-
 def qa_predict(checkpoint, out, *extra):
     predict_main(["--path", checkpoint, "--output", str(out), "--nbest-output", str(out) + ".nbest",
                   "--cpu", *map(str, extra)])
@@ -88,10 +76,10 @@ def forbid_aligner_and_parser(monkeypatch, eflomal_runs=None):
     monkeypatch.setattr(units_mod, "parse_units", no_parser)
 
 
-def test_no_fusion_qa_skips_alignment_and_parsing(checkpoints, tmp_path, monkeypatch):
+def test_no_fusion_qa_skips_alignment_and_parsing(sample_checkpoints, tmp_path, monkeypatch):
     """A --no-fusion model: --qa runs neither eflomal nor the parser and gives the n-best lists
     of the binarized split (made by ``grafusion-preprocess all``: eflomal, same-word edges)."""
-    data, paths = checkpoints
+    data, paths = sample_checkpoints
     full = qa_predict(paths["no-fusion"], tmp_path / "bin.json", "--data", data, "--split", "valid")
     with monkeypatch.context() as m:
         forbid_aligner_and_parser(m)
@@ -106,22 +94,22 @@ def test_no_fusion_qa_skips_alignment_and_parsing(checkpoints, tmp_path, monkeyp
                                                                  rel=1e-5, abs=1e-5)
 
 
-def test_align_model_qa_still_aligns(checkpoints, tmp_path, monkeypatch):
+def test_align_model_qa_still_aligns(sample_checkpoints, tmp_path, monkeypatch):
     """A --graph align model: one eflomal run over the split's segments, no parser."""
-    _, paths = checkpoints
+    _, paths = sample_checkpoints
     runs = []
     forbid_aligner_and_parser(monkeypatch, eflomal_runs=runs)
     preds, _ = qa_predict(paths["align"], tmp_path / "raw.json", *RAW)
     assert len(runs) == 1 and runs[0] > 27 and len(preds) == 27
 
 
-def test_qa_applies_the_training_alignment_model(checkpoints, sample_run, tmp_path, monkeypatch):
+def test_qa_applies_the_training_alignment_model(sample_checkpoints, sample_run, tmp_path, monkeypatch):
     """--qa aligns with the model's alignment priors: ``--align-priors FILE``, or
     ``alignment.priors`` beside the checkpoint (where the hub looks); else eflomal on the
     questions' own text, as before."""
     import shutil
 
-    _, paths = checkpoints
+    _, paths = sample_checkpoints
     priors = sample_run[0] / "work" / "alignment.priors"
     assert priors.is_file()
     given = []
