@@ -8,20 +8,19 @@ import sys
 
 import pytest
 import torch
+import transformers
 
 from conftest import REPO
-
-transformers = pytest.importorskip("transformers")
+from fairseq_grafusion.cli.export_hf import main as export_main
+from fairseq_grafusion.errors import GraFusionError
 
 SPM = os.path.join(REPO, "examples", "sample", "spm", "sentencepiece.bpe.model")
 
 
-def export(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.export_hf", *map(str, args)],
+def export(*args):
+    """``grafusion-export-hf`` as a user runs it: its own process, its exit status and stderr."""
+    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.export_hf", *map(str, args)],
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
 
 
 def test_pipeline_answers_as_grafusion_predict(sample_checkpoints, tmp_path):
@@ -30,7 +29,7 @@ def test_pipeline_answers_as_grafusion_predict(sample_checkpoints, tmp_path):
     data, paths = sample_checkpoints
     out = tmp_path / "hf"
     proc = export("--path", paths["no-fusion"], "--data", data, "--spm", SPM, "--out", out)
-    assert "XLMRobertaForQuestionAnswering" in proc.stderr
+    assert proc.returncode == 0 and "XLMRobertaForQuestionAnswering" in proc.stderr, proc.stderr[-3000:]
     assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "sentencepiece.bpe.model",
                                        "special_tokens_map.json", "tokenizer_config.json"]
     pred = tmp_path / "pred.json"
@@ -66,7 +65,7 @@ def test_hf_reads_the_export_as_the_checkpoint(sample_checkpoints, tmp_path):
 
     data, paths = sample_checkpoints
     out = tmp_path / "hf"
-    export("--path", paths["xlmr-tt"], "--data", data, "--spm", SPM, "--out", out)
+    export_main(["--path", paths["xlmr-tt"], "--data", data, "--spm", SPM, "--out", str(out)])
     hf = transformers.XLMRobertaForQuestionAnswering.from_pretrained(str(out)).eval()
     model, task = load_model(paths["xlmr-tt"], data)
     d = task.source_dictionary
@@ -83,14 +82,14 @@ def test_hf_reads_the_export_as_the_checkpoint(sample_checkpoints, tmp_path):
 
 def test_a_fusion_model_is_refused_in_one_line(sample_checkpoints, tmp_path):
     data, paths = sample_checkpoints
-    proc = export("--path", paths["align"], "--data", data, "--spm", SPM, "--out", tmp_path / "hf", check=False)
+    proc = export("--path", paths["align"], "--data", data, "--spm", SPM, "--out", tmp_path / "hf")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert "two-stream model" in last and "no HuggingFace counterpart" in last
     assert not (tmp_path / "hf").exists() and not any(p.name.startswith(".hf.tmp") for p in tmp_path.iterdir())
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
-    proc = export("--path", paths["no-fusion"], "--data", data, "--spm", SPM, "--out", tmp_path / "full", check=False)
-    assert proc.returncode == 1 and "exists and is not an empty directory" in proc.stderr
+    with pytest.raises(GraFusionError, match="exists and is not an empty directory"):
+        export_main(["--path", paths["no-fusion"], "--data", data, "--spm", SPM, "--out", str(tmp_path / "full")])
     assert (tmp_path / "full" / "x").read_text() == "keep"
     shutil.rmtree(tmp_path / "full")

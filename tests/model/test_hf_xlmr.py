@@ -6,14 +6,13 @@ import shutil
 
 import pytest
 import torch
+import transformers
 from fairseq.data import Dictionary
 from test_xlmr_init import build
 
 from conftest import run_fairseq, train_args
 from fairseq_grafusion import hf_xlmr
 from fairseq_grafusion.errors import GraFusionError
-
-transformers = pytest.importorskip("transformers")
 
 LAYERS = 4  # grafusion_tiny: 1 + 2 SA + 1; filter_tiny / xlmr_translate_train_tiny: 4
 # the test's own oracle of transformers' names, fairseq name -> HF name, per layer
