@@ -7,8 +7,8 @@ The mapping is the other direction of transformers' own fairseq-to-HF converter
 layer, :data:`LAYER`.  HF's ``token_type_embeddings`` (fairseq has none) enters as its row 0 added
 to every position embedding: every token has type 0, so the sum is what HF computes.  HF's
 vocabulary is fairseq's dictionary: ``<s> <pad> </s> <unk>``, the SentencePiece pieces from id 3
-on, ``<mask>`` last.  Nothing here imports ``transformers``, nor torch on import (the data pipeline takes
-:func:`vocabulary_file`).
+on, ``<mask>`` last.  Nothing here imports ``transformers``, nor torch on import (the data
+pipeline takes :func:`vocabulary_file`).
 """
 import json
 import os
@@ -189,9 +189,10 @@ def vocabulary(directory):
         try:
             with open(path, encoding="utf-8") as f:
                 vocab = json.load(f)["model"]["vocab"]
-            symbols = [entry[0] if isinstance(entry, list) else entry for entry in vocab]
             if isinstance(vocab, dict):  # WordPiece / BPE: token -> id
                 symbols = sorted(vocab, key=vocab.get)
+            else:  # Unigram (XLM-R's): [piece, score] in id order
+                symbols = [entry[0] if isinstance(entry, list) else entry for entry in vocab]
         except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
             raise GraFusionError(f"{path}: cannot read the tokenizer's vocabulary ({e!r})") from None
         if "<mask>" not in symbols:

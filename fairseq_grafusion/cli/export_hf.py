@@ -87,9 +87,7 @@ def hf_state(model, layers, head, row_of):
     from ..hf_xlmr import EMBEDDINGS, LAYER
 
     ours = model.state_dict()
-    out = {}
-    for name, theirs in EMBEDDINGS.items():
-        out["roberta.embeddings." + theirs] = ours[name]
+    out = {"roberta.embeddings." + theirs: ours[name] for name, theirs in EMBEDDINGS.items()}
     out["roberta.embeddings.word_embeddings.weight"] = ours["embed_tokens.weight"][torch.as_tensor(row_of)]
     dim = ours["embed_tokens.weight"].shape[1]
     out["roberta.embeddings.token_type_embeddings.weight"] = torch.zeros(1, dim)
@@ -103,12 +101,10 @@ def hf_state(model, layers, head, row_of):
 def tokenizer_rows(spm_path, dictionary):
     """For each id of HF's XLM-R tokenizer built from ``spm_path``, the row of our embedding that
     our encoder uses for that piece; and how many pieces the dictionary lacks."""
-    from ..hf_xlmr import vocabulary
+    from ..hf_xlmr import SPM_FILE, vocabulary
 
     directory = tempfile.mkdtemp(prefix="export-hf-")
     try:
-        from ..hf_xlmr import SPM_FILE
-
         shutil.copy(spm_path, os.path.join(directory, SPM_FILE))
         symbols, _ = vocabulary(directory)
     finally:
@@ -164,9 +160,7 @@ def export(path, data, spm, out):
                 json.dump(obj, f, indent=2)
                 f.write("\n")
         shutil.copy(spm, os.path.join(tmp, SPM_FILE))
-        if os.path.isdir(out):
-            os.rmdir(out)
-        os.replace(tmp, out)
+        os.replace(tmp, out)  # replaces an empty directory as well
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
