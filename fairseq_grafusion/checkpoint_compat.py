@@ -54,12 +54,24 @@ class UnreadableCheckpoint(GraFusionError):
         self.path = path
 
 
-def load_state(path, what="checkpoint"):
+def load_state(path, what="checkpoint", mmap=False):
     """The checkpoint dict of ``path``, loaded with ``weights_only=True``; one line
     (:class:`UnreadableCheckpoint`) if the file is missing, damaged, or holds anything but
-    tensors, containers, scalars and Namespaces."""
+    tensors, containers, scalars and Namespaces.  With ``mmap`` the tensors are mapped from the
+    file, read only where used (a model loaded for prediction never reads the checkpoint's
+    optimizer state, two thirds of it with Adam); a legacy-format file is read whole."""
     if not os.path.isfile(path):
         raise UnreadableCheckpoint(f"{what} {path} does not exist", path)
+    if mmap:
+        try:
+            with trusted_globals():
+                state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if isinstance(state, dict):
+                return state
+        except GraFusionError:
+            raise
+        except Exception:  # a legacy (non-zip) file, or a damaged one: the whole read says which
+            pass
     try:
         with trusted_globals():
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -92,12 +104,13 @@ def trained_dictionary(state):
     return task_state.get("dictionary_sha256") if isinstance(task_state, dict) else None
 
 
-def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
+def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False, mmap=False):
     """fairseq's ``checkpoint_utils.load_checkpoint_to_cpu`` with the plugin's two guards: the
     file is read once, with ``weights_only=True`` (:func:`load_state`), and checked against the
     allow-list that applies (:mod:`.checkpoint_policy`) *before* anything of it is handed to
     OmegaConf or fairseq; then fairseq's own steps (the caller's overrides, its upgrade of old
-    formats) run, and the names fairseq will build from are checked once more."""
+    formats) run, and the names fairseq will build from are checked once more.  ``mmap``: the
+    tensors are mapped, not read (:func:`load_state`; prediction, which needs the weights only)."""
     from fairseq import checkpoint_utils
     from fairseq.file_io import PathManager
 
@@ -113,7 +126,7 @@ def load_checkpoint_to_cpu(path, arg_overrides=None, load_on_all_ranks=False):
             torch.distributed.barrier()
         local_path = PathManager.get_local_path(path)
     if checkpoint_policy.guarded():
-        state = load_state(local_path)
+        state = load_state(local_path, mmap=mmap)
     else:  # a plain fairseq process: another task's file is loaded as fairseq alone loads it
         state = _state_naming_ours(local_path)
         if state is None:

@@ -17,7 +17,8 @@ from .squad import read_gold
 
 def load_model(path, data, use_cuda=False, fp16=False):
     """The model and task of an ``xmrc_span`` checkpoint, reading dictionaries from ``data``; the
-    file is read once, and checked before anything is built from it (:mod:`.checkpoint_policy`)."""
+    file is mapped once (its optimizer state is never read), and checked before anything is built
+    from it (:mod:`.checkpoint_policy`)."""
     from fairseq import checkpoint_utils
 
     from . import (
@@ -29,7 +30,7 @@ def load_model(path, data, use_cuda=False, fp16=False):
 
     overrides = {"data": data}
     with checkpoint_policy.expecting(checkpoint_policy.ours(("xmrc_span",))):
-        state = checkpoint_compat.load_checkpoint_to_cpu(path, arg_overrides=overrides)
+        state = checkpoint_compat.load_checkpoint_to_cpu(path, arg_overrides=overrides, mmap=True)
     trained = checkpoint_compat.trained_dictionary(state)
     check_model_dictionary(trained, os.path.join(data, "dict.txt"), path)
     if trained is None:  # a checkpoint from before the fingerprint: at least the sizes must agree

@@ -94,6 +94,24 @@ def _link_or_copy(source, tmp):
         shutil.copyfile(source, tmp)
 
 
+def _check_disk_space(cfg, found, splits):
+    """One line before writing, where ``cfg.out``'s disk cannot hold the joined binary files (at
+    SQuAD scale with XLM-R's dictionary, 7 pairs are 11.5 GB; gold files are hard links)."""
+    need = 0
+    for lang, directory in cfg.pairs:
+        for split in splits:
+            if split not in found[lang] or (split == "train" and cfg.train_langs is not None
+                                            and lang not in cfg.train_langs):
+                continue
+            need += sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
+                        if f.startswith(f"{split}.") and f.endswith(".bin"))
+    free = shutil.disk_usage(cfg.out).free
+    if need > free:
+        gib = 2 ** 30
+        raise GraFusionError(f"combine: --out {cfg.out} needs {need / gib:.2f} GiB for the joined splits, "
+                             f"its disk has {free / gib:.2f} GiB free; free some space or give another --out")
+
+
 def combine(cfg):
     """Write ``cfg.out`` (see the module docstring); returns ``{split: {lang: (windows, questions)}}``.
     Holds ``cfg.out`` while it works (:mod:`.outlock`: one run at a time)."""
@@ -109,6 +127,7 @@ def _combine(cfg):
         if not any(split in names for names in found.values()):
             raise GraFusionError(f"combine: no input has a split '{split}' ({', '.join(d for _, d in cfg.pairs)})")
     os.makedirs(cfg.out, exist_ok=True)
+    _check_disk_space(cfg, found, splits)
     counts, reports = {}, {}
     src_langs = set()
     for split in splits:

@@ -45,6 +45,8 @@ splits still load; their language is unknown (``None``) for every example.
 """
 import json
 import os
+import shutil
+import struct
 
 import numpy as np
 import torch
@@ -71,7 +73,14 @@ def _base_fields(with_span):
 
 class _Builder(indexed_dataset.MMapIndexedDatasetBuilder):
     """fairseq's builder of one field, plus :meth:`add_array` for numpy arrays whose values are
-    known to fit (``add_item`` takes a torch tensor and converts it back to numpy)."""
+    known to fit (``add_item`` takes a torch tensor and converts it back to numpy).
+
+    The index is written here, in fairseq's format, with the item pointers (byte offsets into the
+    ``.bin`` file) summed in int64.  fairseq's own writer sums them one item at a time, starting
+    from whatever type the sizes have: the ``np.int32`` sizes that ``merge_file_`` copies from an
+    index make every pointer past 2 GiB wrap around under NumPy 2, so a ``combine``d field of
+    more than 2 GiB (XLM-R's dictionary at SQuAD scale) could not be read.
+    """
 
     def add_array(self, array):
         data = array.astype(self._dtype, copy=False)
@@ -82,6 +91,37 @@ class _Builder(indexed_dataset.MMapIndexedDatasetBuilder):
         """An item already in this builder's dtype (:meth:`ExampleLayout.prepare`)."""
         self._data_file.write(data)
         self._sizes.append(size)
+
+    def merge_file_(self, another_file):
+        """Append the items of the field file ``another_file`` (index sizes in one step, data copied)."""
+        index = indexed_dataset.MMapIndexedDataset.Index(indexed_dataset.index_file_path(another_file))
+        if index.dtype != self._dtype:
+            raise ValueError(f"{another_file}: dtype {np.dtype(index.dtype)}, here {np.dtype(self._dtype)}")
+        self._sizes.extend(index.sizes.tolist())
+        with open(indexed_dataset.data_file_path(another_file), "rb") as f:
+            shutil.copyfileobj(f, self._data_file, 1 << 24)
+
+    def finalize(self, index_file):
+        self._data_file.close()
+        write_index(index_file, self._dtype, self._sizes)
+
+
+def write_index(path, dtype, sizes):
+    """An ``MMapIndexedDataset`` index (fairseq's layout: magic, version 1, dtype code, count,
+    int32 sizes, int64 pointers), the pointers an int64 cumulative sum of the item byte sizes."""
+    sizes = np.asarray(sizes, dtype=np.int64).reshape(-1)
+    if sizes.size and (sizes.min() < 0 or sizes.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{path}: an item size outside int32 ({sizes.min()}..{sizes.max()})")
+    pointers = np.zeros(sizes.size, dtype=np.int64)
+    np.cumsum(sizes[:-1] * np.dtype(dtype).itemsize, out=pointers[1:])
+    Index = indexed_dataset.MMapIndexedDataset.Index
+    with open(path, "wb") as f:
+        f.write(Index._HDR_MAGIC)
+        f.write(struct.pack("<Q", 1))
+        f.write(struct.pack("<B", indexed_dataset._dtype_header_code(dtype)))
+        f.write(struct.pack("<Q", sizes.size))
+        f.write(sizes.astype(np.int32).tobytes(order="C"))
+        f.write(pointers.tobytes(order="C"))
 
 
 class ExampleLayout:

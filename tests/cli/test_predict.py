@@ -117,3 +117,37 @@ def test_attention_maps_match_the_model(key_run):
     torch.testing.assert_close(attn, out["attn"][0].mean(0)[ls:, :ls])
     torch.testing.assert_close(graph, out["graph_bias"][0][ls:, :ls])
     assert (attn >= 0).all() and attn.sum() > 0
+
+
+def test_prediction_maps_the_checkpoint_and_never_reads_its_optimizer_state(key_run, tmp_path):
+    """At XLM-R-base size a checkpoint is 3.7 GB, two thirds of it Adam's state, which prediction
+    never needs: ``load_model`` maps the file, so what it reads is the weights.  A checkpoint
+    with 768 MiB of optimizer state is loaded in a fresh process; its peak RSS grows by far less
+    than that (the whole read grew it by more), and the model is the checkpoint's."""
+    data, save, _ = key_run
+    state = load_state(os.path.join(save, "checkpoint_last.pt"))
+    state["last_optimizer_state"] = {"state": {0: {"exp_avg": torch.ones(96 * 2 ** 20, dtype=torch.float64)}},
+                                     "param_groups": [{"params": [0]}]}
+    big = tmp_path / "checkpoint_big.pt"
+    torch.save(state, big)
+    code = f"""
+import sys, torch
+sys.path.insert(0, {REPO!r})
+from fairseq_grafusion.inference import load_model
+def peak():  # VmHWM: this process's own peak (ru_maxrss would carry the forking parent's over exec)
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+before = peak()
+model, _ = load_model({str(big)!r}, {data!r})
+grown = (peak() - before) / 1024
+torch.save(model.state_dict(), {str(tmp_path / "weights.pt")!r})
+print("GROWN", grown)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    grown = float(proc.stdout.split("GROWN")[1])
+    assert grown < 256, f"peak RSS grew by {grown:.0f} MiB loading a checkpoint with 768 MiB of optimizer state"
+    weights = torch.load(tmp_path / "weights.pt", weights_only=True)
+    assert weights.keys() == state["model"].keys()
+    for name, tensor in state["model"].items():
+        assert torch.equal(weights[name], tensor), name

@@ -215,6 +215,27 @@ def test_bad_inputs_fail_with_one_line(pair_dirs, tmp_path):
     assert not os.path.exists(tmp_path / "out" / "train.meta.json")
 
 
+def test_a_disk_too_small_is_one_line_before_anything_is_written(pair_dirs, tmp_path, monkeypatch):
+    """The joined binary files are counted first (11.5 GB at SQuAD scale x 7): a disk that cannot
+    hold them is one line, not a full disk halfway through; exactly enough space is enough."""
+    import collections
+    import shutil
+
+    need = sum(os.path.getsize(os.path.join(d, f)) for d in pair_dirs.values() for f in os.listdir(d)
+               if f.endswith(".bin"))
+    usage = collections.namedtuple("usage", "total used free")
+    args = [x for lang, d in pair_dirs.items() for x in ("--pair", lang, d)]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(need * 10, need * 9, need - 1))
+    with pytest.raises(GraFusionError) as e:
+        preprocess_cli.main(["combine", "--out", str(tmp_path / "small")] + args)
+    assert f"--out {tmp_path / 'small'} needs" in str(e.value) and "GiB free" in str(e.value)
+    assert "\n" not in str(e.value)
+    assert not [f for f in os.listdir(tmp_path / "small") if f.endswith((".bin", ".idx", ".json"))]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(need * 10, need * 9, need))
+    counts = preprocess_cli.main(["combine", "--out", str(tmp_path / "enough")] + args)
+    assert counts == {split: {lang: (n, n) for lang in LANGS} for split, n in SIZES}
+
+
 @pytest.fixture(scope="module")
 def key_pairs(tmp_path_factory):
     """The harder synthetic task per language (F1 neither 0 nor 100 after a short training) and

@@ -299,3 +299,33 @@ def test_append_split_and_add_from_copy_examples_with_their_language(tmp_path):
     with pytest.raises(GraFusionError, match="records language"):
         with PairWriter.like(readers["de"], str(tmp_path / "mixed")) as w:
             w.append_split(joined, "ar")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+def test_index_pointers_past_2_gib_do_not_wrap(tmp_path, dtype):
+    """A field of more than 2 GiB (``combine`` of 7 SQuAD-scale pairs with XLM-R's dictionary
+    wrote 2.9 GB ``tgt.tok.bin``): every item's byte offset is exact.  fairseq's index writer
+    summed the ``np.int32`` sizes that ``merge_file_`` copies from an index in int32 (NumPy 2), so
+    the offsets wrapped past 2**31 and reading the combined split failed.  Only the indexes are big
+    here: a merged index claims items of 2**29 .. 2**30 values over an empty data file."""
+    from fairseq_grafusion.data.pair_binary import _Builder
+
+    claimed = [2 ** 30, 2 ** 29 + 7, 2 ** 30, 3]
+    part = str(tmp_path / "part")
+    with indexed_dataset.MMapIndexedDataset.Index.writer(part + ".idx", dtype) as index:
+        index.write(claimed)  # Python ints: fairseq writes these pointers right
+    open(part + ".bin", "wb").close()
+    builder = _Builder(str(tmp_path / "joined.bin"), dtype=dtype)
+    builder.merge_file_(part)
+    builder.merge_file_(part)  # as combine appends one pair after the other
+    builder.add_bytes(b"", np.int32(5))
+    builder.finalize(str(tmp_path / "joined.idx"))
+    joined = indexed_dataset.MMapIndexedDataset.Index(str(tmp_path / "joined.idx"))
+    sizes = claimed * 2 + [5]
+    expected, offset = [], 0
+    for size in sizes:
+        expected.append(offset)
+        offset += size * np.dtype(dtype).itemsize
+    assert joined.sizes.tolist() == sizes
+    assert joined._pointers.tolist() == expected
+    assert expected[-1] > 2 ** 32
