@@ -20,6 +20,13 @@ GROUPS = ("preprocess", "model", "scoring", "cli", "gpu")
 sys.path[:0] = [d for d in (os.path.join(REPO, "tests", g) for g in GROUPS) if d not in sys.path]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The per-user cache (verified digests, ``fairseq_grafusion.digests``) of this test run, not
+    the user's; the commands the tests start inherit it."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+
+
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (setup.cfg): one worker per core, at most 4 (each worker imports torch and
     trains its own tiny models; test files are kept whole on one worker, ``--dist loadfile``)."""

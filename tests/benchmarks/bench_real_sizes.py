@@ -12,7 +12,8 @@ against the fp32 parameter + gradient + Adam size.
 Phases, from the time stamps of fairseq's own log lines and an RSS sample every 50 ms of the
 process (``/proc/PID/status``): *load* (start to "training on"), *first step* (to the first
 update's log line), *save* (the update's end to "saved checkpoint"), then a second run that
-resumes from ``checkpoint_last.pt`` (*checkpoint load*: start to "loaded checkpoint"), then
+resumes from ``checkpoint_last.pt`` (*checkpoint load*: start to "loaded checkpoint"; the file
+is evicted from the page cache first, as it is before ``torch.load``'s timing), then
 ``grafusion-predict`` on the data's ``--predict-split`` (its model load and its answers), and
 ``GraFusionModel.from_pretrained`` plus one ``answer()`` on the split's first question (with
 ``--priors``, the training run's ``work/alignment.priors``, for a graph model).  The
@@ -78,6 +79,17 @@ def run_sampled(cmd, marks):
     return time.time() - start, usage.ru_utime + usage.ru_stime, peak[0], seen, lines
 
 
+def evict(path):
+    """Drop ``path`` from the page cache (best effort: a VM's host may still cache it), so that the
+    timed reads of a checkpoint all start cold, whatever ran before them."""
+    os.sync()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def train_command(args, save_dir, updates):
     return [sys.executable, "-m", "fairseq_cli.train", args.data, "--user-dir", os.path.join(REPO, "fairseq_grafusion"),
             "--task", "xmrc_span", "--criterion", "xmrc_span", "--arch", args.arch, "--graph", args.graph,
@@ -119,6 +131,7 @@ def main():
     bound = 1.3 * state + act
     ckpt_size = os.path.getsize(ckpt)
     # checkpoint load: the same command resumes (fairseq reads checkpoint_last.pt), one more update
+    evict(ckpt)
     wall2, cpu2, peak2, seen2, lines2 = run_sampled(train_command(args, save, args.updates + 1),
                                                {"restored": r"(?i)loaded checkpoint"})
     del state_dict
@@ -129,6 +142,7 @@ def main():
     torch.save(whole, os.path.join(save, "state.pt"))
     t_save = time.time() - t
     del whole
+    evict(os.path.join(save, "state.pt"))
     t = time.time()
     torch.load(os.path.join(save, "state.pt"), map_location="cpu", weights_only=False)
     t_load = time.time() - t
@@ -172,7 +186,8 @@ print(f"HUB {{t1 - t0:.1f}} {{time.time() - t1:.2f}} {{answer['text']!r}}", flus
     print(f"  checkpoint saved:  {at('saved')}  ({ckpt_size / GIB:.2f} GiB)")
     print(f"resume: wall {wall2:.1f} s, CPU {cpu2:.1f} s, peak RSS {peak2 / GIB:.2f} GiB; checkpoint loaded at "
           f"{at('restored', seen2)}")
-    print(f"torch.save / torch.load of the same checkpoint dict: {t_save:.1f} / {t_load:.1f} s")
+    print(f"torch.save / torch.load (from a cold page cache, as the resume's) of the same checkpoint dict: "
+          f"{t_save:.1f} / {t_load:.1f} s")
     print(f"grafusion-predict --split {args.predict_split}: {answered} questions, wall {wall3:.1f} s, "
           f"CPU {cpu3:.1f} s, peak RSS {peak3 / GIB:.2f} GiB")
     print(f"from_pretrained + one answer(): wall {wall4:.1f} s (from_pretrained {hub_line[0]} s, "

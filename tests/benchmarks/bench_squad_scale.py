@@ -4,7 +4,7 @@
     python tests/benchmarks/bench_squad_scale.py --release xlmr.base-random --work squad-scale \\
         [--copies 74] [--langs de ar es hi vi zh ru] [--workers 2]
 
-1. **Input**: XQuAD en-de (``../shared/data/xquad``, 1190 questions) repeated ``--copies`` times
+1. **Input**: XQuAD en-de (``--xquad``, default ``../shared/data/xquad``, 1190 questions) repeated ``--copies`` times
    (74: 88,060 questions, SQuAD v1.1 train has 87,599), question ids suffixed by the copy, the
    paragraphs of every copy shuffled (the same order on both sides).
 2. **One pair**: ``grafusion-preprocess all --workers 2`` with the release's SentencePiece model and
@@ -77,11 +77,15 @@ def measured(cmd, cwd=None):
     return time.time() - start, usage.ru_utime + usage.ru_stime, peak[0], lines
 
 
-def scaled_inputs(work, copies, seed=1):
+def scaled_inputs(work, copies, xquad=XQUAD, seed=1):
     """The en and de files, ``copies`` times over, ids suffixed, paragraphs shuffled alike."""
     sides = {}
     for lang in ("en", "de"):
-        with open(os.path.join(XQUAD, f"xquad.{lang}.json"), encoding="utf-8") as f:
+        path = os.path.join(xquad, f"xquad.{lang}.json")
+        if not os.path.isfile(path):
+            sys.exit(f"{path} is missing: give --xquad DIR, the directory of XQuAD's xquad.en.json and "
+                     "xquad.de.json (github.com/deepmind/xquad)")
+        with open(path, encoding="utf-8") as f:
             sides[lang] = json.load(f)["data"]
     rng = random.Random(seed)
     out, questions = {}, 0
@@ -155,6 +159,7 @@ def main():
     p.add_argument("--release", required=True, help="make_xlmr_release.py's directory (spm, dict.txt)")
     p.add_argument("--work", required=True)
     p.add_argument("--copies", type=int, default=74)
+    p.add_argument("--xquad", default=XQUAD, help="XQuAD's data directory (default: %(default)s)")
     p.add_argument("--langs", nargs="+", default=["de", "ar", "es", "hi", "vi", "zh", "ru"])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batches", type=int, default=400)
@@ -167,7 +172,7 @@ def main():
     release = os.path.abspath(args.release)
     combined = os.path.join(work, "combined")
     if not (args.skip_preprocess or args.loader_only):
-        paths, questions = scaled_inputs(work, args.copies)
+        paths, questions = scaled_inputs(work, args.copies, args.xquad)
         print(f"input: XQuAD en-de x {args.copies}, {questions} questions, paragraphs shuffled")
         cmd = [sys.executable, "-m", "fairseq_grafusion.preprocess", "all", "--out", os.path.join(work, "pair"),
                "--src-lang", "en", "--tgt-lang", "de", "--qa", "train", paths["en"], paths["de"],
