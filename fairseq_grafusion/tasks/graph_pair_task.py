@@ -107,9 +107,33 @@ class GraphPairTask(FairseqTask):
         task.state.merge_state_dict({DICTIONARY: file_sha256(os.path.join(cfg.data, "dict.txt"))})
         return task
 
+    def checkpoint_to_restore(self):
+        """The checkpoint ``fairseq-train`` is about to restore the whole model from (fairseq's
+        rule: ``SAVE_DIR/checkpoint_last.pt`` for the default ``--restore-file``, else that file),
+        if it exists; None outside ``fairseq-train`` or for a run that starts anew."""
+        try:
+            save_dir, restore = self.cfg.save_dir, self.cfg.restore_file
+        except Exception:  # a task config built without fairseq's checkpoint section
+            return None
+        if not isinstance(save_dir, str) or not isinstance(restore, str) or "${" in save_dir + restore:
+            return None
+        path = os.path.join(save_dir, restore) if restore == "checkpoint_last.pt" else restore
+        return path if os.path.isfile(path) else None
+
+    def skip_pretrained(self, option, path):
+        """True (and logged) when a run resumes: its checkpoint replaces every weight, so the
+        pre-trained ``path`` of ``option`` is not read (XLM-R-large: 12 s and 2.7 GiB)."""
+        restoring = self.checkpoint_to_restore()
+        if restoring:
+            logger.info("%s %s not read: the weights come from %s (resuming)", option, path, restoring)
+        return bool(restoring)
+
     def load_xlmr(self, model, cfg, from_checkpoint):
-        """``--pretrained-xlmr DIR`` for a new model (a rebuilt one gets its checkpoint's weights)."""
+        """``--pretrained-xlmr DIR`` for a new model (a rebuilt one gets its checkpoint's weights,
+        a resumed run its ``checkpoint_last.pt``'s)."""
         path = getattr(cfg, "pretrained_xlmr", None)
+        if path and not from_checkpoint and self.skip_pretrained("--pretrained-xlmr", path):
+            return
         if path and not from_checkpoint:
             from ..models.xlmr_init import load_xlmr
 

@@ -40,6 +40,9 @@ class SAGraphPretrainConfig(FairseqDataclass):
         "help": "fraction of masked words replaced by random pieces (80/10/10: 0.1; default 0)"})
     no_shuffle: bool = field(default=False, metadata={"help": "keep the split's order"})
     seed: int = II("common.seed")
+    # where fairseq-train restores from: a resumed run does not read --pretrained-xlmr (build_model)
+    save_dir: str = II("checkpoint.save_dir")
+    restore_file: str = II("checkpoint.restore_file")
 
 
 @register_task("sa_graph_pretrain", dataclass=SAGraphPretrainConfig)

@@ -53,6 +53,9 @@ class XMRCSpanConfig(FairseqDataclass):
     max_answer_length: int = field(default=MAX_ANSWER_LENGTH, metadata={"help": "longest answer, in tokens"})
     seed: int = II("common.seed")
     train_subset: str = II("dataset.train_subset")
+    # where fairseq-train restores from: a resumed run does not read --pretrained-* (build_model)
+    save_dir: str = II("checkpoint.save_dir")
+    restore_file: str = II("checkpoint.restore_file")
 
 
 @register_task("xmrc_span", dataclass=XMRCSpanConfig)
@@ -123,7 +126,8 @@ class XMRCSpanTask(GraphPairTask):
 
     def build_model(self, cfg, from_checkpoint=False):
         """Initialise from ``--pretrained-xlmr`` or ``--pretrained-sagraph`` (+adp) unless the
-        model is rebuilt from a checkpoint (prediction, resuming), which holds the weights."""
+        model is rebuilt from a checkpoint (prediction) or ``fairseq-train`` resumes one: the
+        checkpoint holds the weights."""
         model = super().build_model(cfg, from_checkpoint)
         if from_checkpoint:
             return model
@@ -132,7 +136,7 @@ class XMRCSpanTask(GraphPairTask):
             raise GraFusionError("give --pretrained-sagraph or --pretrained-xlmr, not both (the "
                                  "pre-training checkpoint already holds the XLM-R weights)")
         self.load_xlmr(model, cfg, from_checkpoint)
-        if sa_graph:
+        if sa_graph and not self.skip_pretrained("--pretrained-sagraph", sa_graph):
             from ..models.sa_graph_init import load_pretrained_sa_graph
 
             load_pretrained_sa_graph(model, sa_graph, self.dictionary)

@@ -165,3 +165,28 @@ def test_dictionary_mismatch_is_one_line_in_fairseq_train(roberta, marker_data, 
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("fairseq-grafusion: error: dictionary mismatch: symbol 9")
+
+
+def test_a_resumed_run_does_not_read_the_release_again(roberta, marker_data, tmp_path):
+    """``fairseq-train`` builds the model before it restores ``checkpoint_last.pt``, which replaces
+    every weight: reading ``--pretrained-xlmr`` then (12 s and 2.7 GiB for XLM-R-large) is wasted,
+    and a release that is gone (a node's scratch disk) stopped the resume.  The resumed run does
+    not read it, and ends where an uninterrupted run ends."""
+    release = tmp_path / "xlmr"
+    shutil.copytree(roberta, release)
+    save, whole = str(tmp_path / "ck"), str(tmp_path / "whole")
+    first = run_fairseq("train", *train_args(marker_data, save, "--pretrained-xlmr", release, updates=4))
+    assert "initialised from XLM-R checkpoint" in first.stdout + first.stderr
+    shutil.rmtree(release)  # the release is gone
+    again = run_fairseq("train", *train_args(marker_data, save, "--pretrained-xlmr", release, updates=8))
+    out = again.stdout + again.stderr
+    assert f"--pretrained-xlmr {release} not read: the weights come from {save}/checkpoint_last.pt" in out
+    assert "initialised from XLM-R checkpoint" not in out
+    assert logged(out, "valid", "num_updates")[-1] == 8
+    shutil.copytree(roberta, release)
+    run_fairseq("train", *train_args(marker_data, whole, "--pretrained-xlmr", release, updates=8))
+    resumed = load_state(os.path.join(save, "checkpoint_last.pt"))["model"]
+    uninterrupted = load_state(os.path.join(whole, "checkpoint_last.pt"))["model"]
+    assert resumed.keys() == uninterrupted.keys()
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(resumed[name], tensor), name
