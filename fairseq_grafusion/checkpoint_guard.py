@@ -64,7 +64,7 @@ def check_fresh_start(cfg, trainer):
             or getattr(cfg, "continue_once", None):
         return
     suffix = trainer.checkpoint_suffix or ""
-    last = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
+    last = restore_path(cfg.save_dir, cfg.restore_file, suffix)
     best = os.path.join(cfg.save_dir, f"checkpoint_best{suffix}.pt")
     told = cfg.reset_optimizer or cfg.reset_lr_scheduler or cfg.reset_meters or cfg.reset_dataloader
     if os.path.exists(last) or not os.path.exists(best) or told:
@@ -82,6 +82,14 @@ def _task_name(task):
     return next((name for name, cls in TASK_REGISTRY.items() if cls is type(task)), None)
 
 
+def restore_path(save_dir, restore_file, suffix=""):
+    """The file ``fairseq-train`` restores from (``checkpoint_utils.load_checkpoint``'s rule):
+    ``SAVE_DIR/checkpoint_last{suffix}.pt`` for the default ``--restore-file``, else that file."""
+    if restore_file == "checkpoint_last.pt":
+        return os.path.join(save_dir, f"checkpoint_last{suffix}.pt")
+    return restore_file
+
+
 def check_restore_file(cfg, trainer):
     """The checkpoint fairseq is about to restore was trained with this run's task and dictionary
     (read through mmap: only its config is looked at; an unreadable file is left to fairseq's
@@ -90,11 +98,8 @@ def check_restore_file(cfg, trainer):
     from .data.fingerprints import check_model_dictionary
 
     suffix = trainer.checkpoint_suffix or ""
-    if cfg.restore_file == "checkpoint_last.pt":
-        path, option = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt"), "checkpoint_last.pt"
-    else:
-        path = cfg.restore_file
-        option = f"--restore-file {path}"
+    path = restore_path(cfg.save_dir, cfg.restore_file, suffix)
+    option = "checkpoint_last.pt" if cfg.restore_file == "checkpoint_last.pt" else f"--restore-file {path}"
     if not os.path.isfile(path):
         return
     try:

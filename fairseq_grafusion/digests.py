@@ -117,5 +117,5 @@ def check(prefix, manifest_path, recorded):
                 "of different runs (an interrupted or concurrent grafusion-preprocess?); re-run "
                 "grafusion-preprocess binarize (or combine) for this split")
         verified[name] = stamp
-    if verified != {name: cached.get(name) for name in verified}:
+    if verified != cached:
         _write_cache(cache_path, verified)

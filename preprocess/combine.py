@@ -94,14 +94,19 @@ def _link_or_copy(source, tmp):
         shutil.copyfile(source, tmp)
 
 
+def _joined(cfg, found, lang, split):
+    """Whether ``lang``'s ``split`` goes into the output (it has one; ``--train-langs``)."""
+    return split in found[lang] and not (split == "train" and cfg.train_langs is not None
+                                         and lang not in cfg.train_langs)
+
+
 def _check_disk_space(cfg, found, splits):
     """One line before writing, where ``cfg.out``'s disk cannot hold the joined binary files (at
     SQuAD scale with XLM-R's dictionary, 7 pairs are 11.5 GB; gold files are hard links)."""
     need = 0
     for lang, directory in cfg.pairs:
         for split in splits:
-            if split not in found[lang] or (split == "train" and cfg.train_langs is not None
-                                            and lang not in cfg.train_langs):
+            if not _joined(cfg, found, lang, split):
                 continue
             need += sum(os.path.getsize(os.path.join(directory, f)) for f in os.listdir(directory)
                         if f.startswith(f"{split}.") and f.endswith(".bin"))
@@ -135,8 +140,7 @@ def _combine(cfg):
         writer = None
         try:
             for lang, directory in cfg.pairs:
-                if split not in found[lang] or (split == "train" and cfg.train_langs is not None
-                                                and lang not in cfg.train_langs):
+                if not _joined(cfg, found, lang, split):
                     continue
                 reader = PairReader(os.path.join(directory, split))
                 src_langs.add(reader.meta.get("src_lang"))

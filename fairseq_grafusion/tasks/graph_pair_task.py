@@ -108,16 +108,18 @@ class GraphPairTask(FairseqTask):
         return task
 
     def checkpoint_to_restore(self):
-        """The checkpoint ``fairseq-train`` is about to restore the whole model from (fairseq's
-        rule: ``SAVE_DIR/checkpoint_last.pt`` for the default ``--restore-file``, else that file),
-        if it exists; None outside ``fairseq-train`` or for a run that starts anew."""
+        """The checkpoint ``fairseq-train`` is about to restore the whole model from
+        (:func:`.checkpoint_guard.restore_path`), if it exists; None outside ``fairseq-train`` or
+        for a run that starts anew."""
+        from ..checkpoint_guard import restore_path
+
         try:
             save_dir, restore = self.cfg.save_dir, self.cfg.restore_file
         except Exception:  # a task config built without fairseq's checkpoint section
             return None
         if not isinstance(save_dir, str) or not isinstance(restore, str) or "${" in save_dir + restore:
             return None
-        path = os.path.join(save_dir, restore) if restore == "checkpoint_last.pt" else restore
+        path = restore_path(save_dir, restore)
         return path if os.path.isfile(path) else None
 
     def skip_pretrained(self, option, path):

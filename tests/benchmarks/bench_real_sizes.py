@@ -29,21 +29,10 @@ import tempfile
 import threading
 import time
 
+from bench_squad_scale import tree_rss  # the benchmarks' one /proc sampler
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GIB = 2 ** 30
-
-
-def rss_of(pid):
-    """VmHWM of ``pid``: its own peak RSS so far (per address space, so reset by exec; the
-    ``ru_maxrss`` of a child is not: it starts from this benchmark's own peak)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def run_sampled(cmd, marks):
@@ -57,9 +46,9 @@ def run_sampled(cmd, marks):
 
     def sample():
         while not done.is_set():
-            rss = rss_of(proc.pid)
-            if rss:
-                peak[0] = max(peak[0], rss)
+            # VmHWM: the command's own peak so far (per address space, so reset by exec; a child's
+            # ru_maxrss is not: it starts from this benchmark's own peak)
+            peak[0] = max(peak[0], tree_rss(proc.pid, "VmHWM:"))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
