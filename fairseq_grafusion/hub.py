@@ -21,7 +21,9 @@ The alignment model is estimated once, when the hub is built, and reused for eve
 eflomal's priors are read from ``align_priors`` (default ``model_dir/alignment.priors`` if it
 exists) or estimated from ``align_extra`` (two line-aligned text files); questions are then aligned
 in this process (:class:`~fairseq_grafusion.preprocess.align.LexicalAligner`).  Without either,
-eflomal runs on each call's questions alone (slow, and weak on so little text).  A model that reads
+eflomal runs on each call's questions alone (slow, and weak on so little text).  The same path
+(:func:`~fairseq_grafusion.inference.alignment_model`,
+:func:`~fairseq_grafusion.inference.question_pipeline`) serves ``grafusion-predict --qa``.  A model that reads
 the target stream only (``--no-fusion``, ``xlmr_translate_train_*``) skips alignment; one without
 dependency edges (``--graph none`` or ``align``, FILTER) skips parsing
 (:func:`~fairseq_grafusion.inference.graph_stages`, as ``grafusion-predict --qa``).  Without
@@ -34,22 +36,16 @@ dict), with the model's tokenizer and BPE, as ``grafusion-preprocess --mt-test-*
 
 (``mt_model=DIR``: one directory for both directions, no tokenizer or BPE.)
 """
-import logging
 import os
 
 import torch.nn as nn
 
 from .errors import GraFusionError
 from .files import resolved
-from .inference import graph_stages, load_model, predict
-from .preprocess.align import AlignmentPriors, LexicalAligner, estimate_priors, priors_to_apply
+from .inference import alignment_model, load_model, predict, question_pipeline
 from .preprocess.encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN
-from .preprocess.in_memory import InMemoryPipeline
 from .preprocess.mt_config import MTConfig
-from .preprocess.stages import read_extra
 from .scoring.span_decoding import MAX_ANSWER_LENGTH
-
-logger = logging.getLogger(__name__)
 
 SPM_FILE = "sentencepiece.bpe.model"  # XLM-R's name, beside the checkpoint
 
@@ -71,16 +67,10 @@ class GraFusionHubInterface(nn.Module):
         if self.mt:
             self.mt = self.mt.resolved()
         self.priors, self.batch_size = priors, batch_size
-        align, parse = graph_stages(model)
-        if align and priors is None:
-            logger.warning("no alignment priors (align_priors / align_extra): eflomal runs on each "
-                           "call's questions alone")
-        self.pipeline = InMemoryPipeline(
-            src_lang, tgt_lang, spm, dict_path, stanza_dir=stanza_dir,
+        self.pipeline = question_pipeline(
+            model, src_lang, tgt_lang, spm, dict_path, priors, stanza_dir=stanza_dir,
             translator_for=self.mt.translator_for(src_lang, tgt_lang) if self.mt else None,
-            aligner=LexicalAligner(priors).align if priors is not None else None,
-            align=align, parse=parse, max_len=min(max_len, model.max_positions()),
-            doc_stride=doc_stride, max_query_len=max_query_len)
+            max_len=max_len, doc_stride=doc_stride, max_query_len=max_query_len)
 
     def answer(self, question, context, *, source_question=None, source_context=None, top_k=1,
                max_answer_len=MAX_ANSWER_LENGTH):
@@ -154,11 +144,5 @@ def from_pretrained(model_name_or_path, checkpoint_file="checkpoint_best.pt", da
             raise GraFusionError(f"{path} is missing: the model directory needs the "
                                  "SentencePiece model and dict.txt the data was encoded with")
     model, task = load_model(os.path.join(model_dir, checkpoint_file), data)
-    priors = None
-    if graph_stages(model)[0]:
-        path = priors_to_apply(model_dir, align_priors, align_extra)
-        if path:
-            priors = AlignmentPriors.load(path)
-        elif align_extra:
-            priors = estimate_priors(*read_extra(align_extra, src_lang, tgt_lang))
+    priors = alignment_model(model, model_dir, align_priors, align_extra, src_lang, tgt_lang)
     return GraFusionHubInterface(task, model, spm, dict_path, src_lang, tgt_lang, priors=priors, **kwargs)

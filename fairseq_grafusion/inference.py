@@ -1,11 +1,14 @@
 """From a checkpoint and windows (a binarized split, or examples in memory) to answers.
 
 :func:`load_model` reads a checkpoint (checked before anything is built from it),
-:func:`graph_stages` says which pipeline stages the model's windows need, and :func:`predict` /
+:func:`graph_stages` says which pipeline stages the model's windows need,
+:func:`alignment_model` and :func:`question_pipeline` turn raw questions into those windows (the
+one path of the hub and ``grafusion-predict --qa``), and :func:`predict` /
 :func:`predict_split` decode every window into n-best answers, ``{(language, question id):
 n-best list}``, through the scorers of :mod:`.scoring.span_scorer`.  Used by
 ``grafusion-predict``, ``grafusion-plot-attention`` and the hub.
 """
+import logging
 import os
 
 from .data.languages import gold_file
@@ -13,6 +16,8 @@ from .errors import GraFusionError
 from .scoring.span_decoding import MAX_ANSWER_LENGTH, N_BEST
 from .scoring.span_scorer import LanguageSpanScorer
 from .squad import read_gold
+
+logger = logging.getLogger(__name__)
 
 
 def load_model(path, data, use_cuda=False, fp16=False):
@@ -54,6 +59,53 @@ def graph_stages(model):
     (``use_dep``).  A ``--no-fusion`` or ``xlmr_translate_train_*`` model needs neither: its
     answers come from the target stream alone."""
     return bool(model.fusion), bool(getattr(model, "use_dep", False))
+
+
+def alignment_model(model, model_dir, align_priors=None, align_extra=None, src_lang="en", tgt_lang="xx"):
+    """The alignment model a model's questions are aligned with, estimated once and applied to
+    every question: ``align_priors`` (an eflomal priors file), else ``alignment.priors`` in
+    ``model_dir`` (:func:`~.preprocess.align.priors_to_apply`), else eflomal's priors estimated
+    from ``align_extra`` (two line-aligned text files); None when the model reads no alignment
+    or none of these is given."""
+    from .preprocess.align import AlignmentPriors, estimate_priors, priors_to_apply
+    from .preprocess.stages import read_extra
+
+    if not graph_stages(model)[0]:
+        return None
+    path = priors_to_apply(model_dir, align_priors, align_extra)
+    if path:
+        logger.info("alignment model: %s", path)
+        return AlignmentPriors.load(path)
+    if align_extra:
+        logger.info("alignment model: estimated by eflomal from %s", " + ".join(align_extra))
+        return estimate_priors(*read_extra(align_extra, src_lang, tgt_lang))
+    return None
+
+
+def question_pipeline(model, src_lang, tgt_lang, spm, dict_path, priors=None, **options):
+    """The pipeline's stages in memory (:class:`~.preprocess.in_memory.InMemoryPipeline`) for the
+    windows ``model`` reads: alignment and parsing only where it needs them (:func:`graph_stages`);
+    questions aligned in this process from ``priors``
+    (:class:`~.preprocess.align.LexicalAligner`), or, without an alignment model, by one eflomal
+    run on each call's questions alone.  The log says which.  ``options`` go to the pipeline
+    (stanza_dir, translator_for, max_len, doc_stride, max_query_len; ``max_len`` at most the
+    model's positions)."""
+    from .preprocess.align import LexicalAligner
+    from .preprocess.in_memory import InMemoryPipeline
+
+    align, parse = graph_stages(model)
+    if align and priors is not None:
+        logger.info("questions aligned in this process by the alignment model (%d word pairs)",
+                    len(priors.lexical))
+    elif align:
+        logger.warning("no alignment model (alignment.priors beside the checkpoint, --align-priors "
+                       "or --align-extra): eflomal runs on the questions' own text, slow and weak "
+                       "on few questions")
+    if "max_len" in options:
+        options["max_len"] = min(options["max_len"], model.max_positions())
+    return InMemoryPipeline(src_lang, tgt_lang, spm, dict_path,
+                            aligner=LexicalAligner(priors).align if align and priors is not None else None,
+                            align=align, parse=parse, **options)
 
 
 def _check_embedding_size(state, data, path):

@@ -7,13 +7,15 @@
     grafusion-predict --path CKPT/checkpoint_best.pt --data COMBINED --split valid \\
         --output preds.{lang}.json      # a combined split: one file per language
 
-With ``--qa`` the raw SQuAD files go through the pipeline first (``run_pipeline``, in a temporary
-directory; ``-`` for the English file translates the target side with ``--mt-test-model`` and
-the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them; alignment and parsing only if
-the model reads such edges, as in the hub; the alignment model applied is ``--align-priors``, or
-``alignment.priors`` beside the checkpoint, as in the hub), gold
-answers ignored: every question is answered whatever its gold answer (a bad one, none, or an
-empty context, whose answer is ""); score the output against the original files.
+With ``--qa`` the raw SQuAD files go through the pipeline's stages in memory, on the hub's path
+(``inference.question_pipeline``; ``-`` for the English file translates the target side with
+``--mt-test-model`` and the other ``--mt-*`` options, as ``grafusion-preprocess`` takes them;
+alignment and parsing only if the model reads such edges).  The questions are aligned in this
+process by the alignment model: ``--align-priors``, else ``alignment.priors`` beside the
+checkpoint, else one estimated from ``--align-extra``; eflomal runs on the questions' own text
+only without any of these, and the log says which path ran.  Gold answers are ignored: every
+question is answered whatever its gold answer (a bad one, none, or an empty context, whose answer
+is ""); score the output against the original files.
 
 Every window of a question is decoded (n-best over all windows, start <= end, at most
 ``--max-answer-length`` tokens, both ends in the passage) and the answer is the exact substring of
@@ -59,11 +61,14 @@ def get_parser():
     raw.add_argument("--max-len", type=int, default=MAX_LEN)
     raw.add_argument("--doc-stride", type=int, default=DOC_STRIDE)
     raw.add_argument("--stanza-dir")
-    raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"))
+    raw.add_argument("--align-extra", nargs=2, metavar=("SRC_TXT", "TGT_TXT"),
+                     help="line-aligned text to estimate the alignment model from (eflomal, once), "
+                     "when there is no --align-priors")
     raw.add_argument("--align-priors", metavar="FILE",
                      help="the alignment model to apply (eflomal priors, as grafusion-preprocess "
-                     "writes data/work/alignment.priors); default: alignment.priors beside --path, "
-                     "if there, else eflomal on the questions' own text (+ --align-extra)")
+                     "writes data/work/alignment.priors), applied in this process; default: "
+                     "alignment.priors beside --path, if there, else a model from --align-extra, "
+                     "else eflomal on the questions' own text")
     add_mt_arguments(p)
     p.add_argument("--stream", choices=["tgt", "src"], default="tgt",
                    help="answer in the target (default) or the source language")
@@ -137,8 +142,9 @@ class PredictConfig:
                 raise GraFusionError(f"{name} must be >= 1, got {value}")
 
     def pipeline_config(self, out):
-        """The pipeline's config for ``--qa``: split ``test`` of ``out/qa-bin``; gold answers are
-        only for scoring, so a bad or missing one never stops prediction (``ignore_answers``)."""
+        """The pipeline's config for ``--qa`` (split ``test`` of ``out/qa-bin``), which checks the
+        options and resolves ``--spm`` / ``--dict`` as ``grafusion-preprocess`` does; gold answers
+        are only for scoring, so a bad or missing one never stops prediction (``ignore_answers``)."""
         from ..preprocess.config import PipelineConfig
 
         return PipelineConfig(command="all", out=out, src_lang=self.src_lang, tgt_lang=self.tgt_lang,
@@ -146,16 +152,8 @@ class PredictConfig:
                               qa=[("test", *self.qa)], spm=self.spm, dict=self.dict,
                               max_len=self.max_len, doc_stride=self.doc_stride,
                               stanza_dir=self.stanza_dir, mt=self.mt,
-                              align_extra=self.align_extra, align_priors=self.priors_file(),
+                              align_extra=self.align_extra, align_priors=self.align_priors,
                               ignore_answers=True)
-
-    def priors_file(self):
-        """``--align-priors``, else ``alignment.priors`` beside the checkpoint (where the hub
-        looks too) unless ``--align-extra`` asks for a model estimated here, else None."""
-        from ..preprocess.align import priors_to_apply
-
-        return priors_to_apply(os.path.dirname(os.path.abspath(self.path)), self.align_priors,
-                               self.align_extra)
 
 
 def main(argv=None):
@@ -164,18 +162,7 @@ def main(argv=None):
     cfg = PredictConfig(**options, mt=mt)
     setup_logging()
     if cfg.qa:
-        from ..inference import graph_stages
-        from ..preprocess.binarize import copy_dictionary
-        from ..preprocess.pipeline import run_pipeline
-
-        with tempfile.TemporaryDirectory(prefix="grafusion-predict-") as tmp:
-            pipeline = cfg.pipeline_config(tmp)  # checks the options and files first
-            data = os.path.join(tmp, "qa-bin")
-            copy_dictionary(pipeline.dict, data)  # then the model: it says which stages to run
-            model, task = _load(cfg, data)
-            pipeline.align, pipeline.parse = graph_stages(model)
-            run_pipeline(pipeline)
-            nbest = _predict(cfg, model, task, data, "test")
+        nbest = _predict_raw(cfg)
     else:
         nbest = _predict(cfg, *_load(cfg, cfg.data), cfg.data, cfg.split)
     from ..inference import by_language
@@ -195,6 +182,47 @@ def main(argv=None):
         empty = sum(1 for b in answers.values() if not b)
         logger.info("%s%d questions answered -> %s%s", f"{lang}: " if lang else "", len(answers),
                     output, f" ({empty} without a valid span: answer '')" if empty else "")
+
+
+def _predict_raw(cfg):
+    """``--qa``: the files' questions through the hub's path, in memory
+    (:func:`~fairseq_grafusion.inference.question_pipeline`: words, alignment by the alignment
+    model in this process, dependency arcs, windows), then decoded as a binarized split is."""
+    from ..inference import alignment_model, predict, question_pipeline
+    from ..preprocess.binarize import copy_dictionary
+    from ..preprocess.stages import translator_for
+    from ..squad import read_squad
+
+    with tempfile.TemporaryDirectory(prefix="grafusion-predict-") as tmp:
+        pipeline = cfg.pipeline_config(tmp)  # checks the options and files first
+        data = os.path.join(tmp, "qa-bin")
+        copy_dictionary(pipeline.dict, data)
+        model, task = _load(cfg, data)
+    sides = []
+    for path in cfg.qa:
+        if path == "-":
+            sides.append(None)
+            continue
+        passages, questions, stats = read_squad(path, ignore_answers=True)
+        sides.append((passages, questions))
+        for what, count in sorted(stats.items()):
+            if count:
+                logger.info("%s: %d %s", path, count, what)
+    priors = alignment_model(model, os.path.dirname(cfg.path), cfg.align_priors, cfg.align_extra,
+                             cfg.src_lang, cfg.tgt_lang)
+    questions = question_pipeline(model, cfg.src_lang, cfg.tgt_lang, pipeline.spm, pipeline.dict,
+                                  priors, stanza_dir=cfg.stanza_dir, translator_for=translator_for(pipeline),
+                                  max_len=cfg.max_len, doc_stride=cfg.doc_stride)
+    windows = questions.windows(*sides, name=cfg.qa[1] if cfg.qa[1] != "-" else cfg.qa[0])
+    for line in windows.report:
+        logger.warning(line)
+    if not windows.reader.languages:
+        raise GraFusionError(f"{' / '.join(cfg.qa)}: no question pairs to answer ({'; '.join(windows.report)})")
+    logger.info("%d question pairs, %d windows", windows.counts["question pairs out"], len(windows.reader))
+    lang = windows.reader.languages[0]
+    return predict(model, windows.reader, {lang: windows.contexts[cfg.stream]}, task.source_dictionary.pad(),
+                   cfg.stream, n_best=cfg.n_best, max_answer_length=cfg.max_answer_length,
+                   batch_size=cfg.batch_size, progress=True)
 
 
 def _load(cfg, data):

@@ -103,28 +103,64 @@ def test_align_model_qa_still_aligns(sample_checkpoints, tmp_path, monkeypatch):
     assert len(runs) == 1 and runs[0] > 27 and len(preds) == 27
 
 
-def test_qa_applies_the_training_alignment_model(sample_checkpoints, sample_run, tmp_path, monkeypatch):
-    """--qa aligns with the model's alignment priors: ``--align-priors FILE``, or
-    ``alignment.priors`` beside the checkpoint (where the hub looks); else eflomal on the
-    questions' own text, as before."""
+def test_qa_applies_the_training_alignment_model(sample_checkpoints, sample_run, tmp_path, monkeypatch, capsys):
+    """--qa aligns as the hub does, on one path: the training alignment model (``--align-priors
+    FILE``, or ``alignment.priors`` beside the checkpoint, where the hub looks) applied in this
+    process, eflomal not started, and the same links as the hub's for every segment; without a
+    model one eflomal run on the questions' own text.  The log says which path ran."""
     import shutil
 
     _, paths = sample_checkpoints
     priors = sample_run[0] / "work" / "alignment.priors"
     assert priors.is_file()
-    given = []
-    links = align_mod._eflomal_links
-    monkeypatch.setattr(align_mod, "_eflomal_links",
-                        lambda *a, **k: given.append(a[2] if len(a) > 2 else k.get("priors")) or links(*a, **k))
+    runs, links = [], {"predict": {}, "hub": {}}
+    eflomal = align_mod._eflomal_links
+    monkeypatch.setattr(align_mod, "_eflomal_links", lambda *a, **k: runs.append(len(a[0])) or eflomal(*a, **k))
+    lexical = align_mod.LexicalAligner.align
+    into = links["predict"]
+
+    def recorded(self, src_lines, tgt_lines):
+        out = lexical(self, src_lines, tgt_lines)
+        into.update(zip(zip(src_lines, tgt_lines), out))
+        return out
+
+    monkeypatch.setattr(align_mod.LexicalAligner, "align", recorded)
     beside = tmp_path / "model"
     beside.mkdir()
     shutil.copy(paths["align"], beside / "checkpoint_last.pt")
     checkpoint = str(beside / "checkpoint_last.pt")
+    capsys.readouterr()
     own, _ = qa_predict(checkpoint, tmp_path / "own.json", *RAW)
+    assert runs and not links["predict"] and "eflomal runs on the questions' own text" in capsys.readouterr().err
     shutil.copy(priors, beside / "alignment.priors")
     found, _ = qa_predict(checkpoint, tmp_path / "found.json", *RAW)
+    log = capsys.readouterr().err
+    assert "aligned in this process by the alignment model" in log and "eflomal" not in log
     named, _ = qa_predict(paths["align"], tmp_path / "named.json", *RAW, "--align-priors", priors)
-    assert given[0] is None  # no model: eflomal estimated on the questions' own text
-    expected = align_mod.AlignmentPriors.load(str(priors)).lines()
-    assert [p.lines() for p in given[1:]] == [expected, expected]
-    assert len(own) == len(found) == len(named) == 27
+    assert len(runs) == 1  # with a model, eflomal never started
+    assert len(own) == len(found) == len(named) == 27 and found == named
+
+    # the hub, on the same questions (each with its own passage): the same links, segment by segment
+    shutil.copy(os.path.join(SPM, "sentencepiece.bpe.model"), beside)
+    shutil.copy(os.path.join(SPM, "dict.txt"), beside)
+    into = links["hub"]
+    hub = GraFusionModel.from_pretrained(str(beside), checkpoint_file="checkpoint_last.pt", src_lang="en",
+                                         tgt_lang="ro")
+    sides = {lang: {q: (text, ctx) for q, (text, ctx) in _questions(os.path.join(QA, f"valid.{lang}.json")).items()}
+             for lang in ("en", "ro")}
+    ids = list(sides["ro"])
+    answers = hub.answer([sides["ro"][q][0] for q in ids], [sides["ro"][q][1] for q in ids],
+                         source_question=[sides["en"][q][0] for q in ids],
+                         source_context=[sides["en"][q][1] for q in ids])
+    assert len(runs) == 1 and len(links["hub"]) > 27
+    assert set(links["hub"]) == set(links["predict"])
+    assert links["hub"] == links["predict"]
+    assert sum(map(len, links["hub"].values())) > len(links["hub"])  # links, not empty lists
+    assert {q: a["text"] for q, a in zip(ids, answers)} == found
+
+
+def _questions(path):
+    """``{question id: (question, context)}`` of a SQuAD file."""
+    data = json.load(open(path, encoding="utf-8"))
+    return {qa["id"]: (qa["question"], p["context"]) for a in data["data"] for p in a["paragraphs"]
+            for qa in p["qas"]}
