@@ -228,6 +228,9 @@ class GraphPairDataset(FairseqDataset):
                 "word_ids": torch.from_numpy(word_ids),
                 "align_edges": _pad_pairs(aligns),
                 "dep_edges": _pad_pairs(deps),
+                # word slots per example for the SA-Graph, counted here so that the model does not
+                # read it back from the GPU (modules.word_graph.count_words)
+                "num_words": max([int(word_ids.max()) + 1] + [int(e.max()) + 1 for e in aligns + deps if e.size]),
             },
         }
         if SPAN_FIELD in samples[0]:

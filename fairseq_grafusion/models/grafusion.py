@@ -29,7 +29,7 @@ from fairseq.models import register_model
 from fairseq.modules.transformer_sentence_encoder import init_bert_params
 
 from ..errors import GraFusionError
-from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer
+from ..modules import AGGREGATIONS, SAGraph, SATransformerLayer, TransformerLayer, word_graph
 from . import xlmr_init
 from .arch import register_arch
 from .encoder_config import XLMR_SIZES, EncoderConfig, fill_sizes, layer_kwargs
@@ -150,7 +150,7 @@ class GraFusionModel(SpanModel):
         return self.use_align or self.use_dep
 
     def extract_features(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
-                         dep_edges=None, return_attention=False):
+                         dep_edges=None, return_attention=False, num_words=None):
         """Final states of each stream after its top layer: ``{"tgt": (B, Lt, d), "tgt_pad"
         [, "src", "src_pad"]}``; ``return_attention`` adds the last SA layer's attention weights
         ``attn`` (B, H, T, T) and its bias ``graph_bias`` (B, T, T) over ``[S; T]``."""
@@ -166,7 +166,10 @@ class GraFusionModel(SpanModel):
         if self.uses_graph:
             if word_ids is None:
                 raise GraFusionError("--graph needs word_ids and edges in the batch")
-            graph_input = dict(word_ids=word_ids, align_edges=align_edges, dep_edges=dep_edges)
+            if num_words is None:  # once for every SA layer
+                num_words = word_graph.count_words(word_ids, align_edges, dep_edges)
+            graph_input = dict(word_ids=word_ids, align_edges=align_edges, dep_edges=dep_edges,
+                               num_words=num_words)
         out = {}
         for i, layer in enumerate(self.sa_layers):
             last = i == len(self.sa_layers) - 1
@@ -185,26 +188,28 @@ class GraFusionModel(SpanModel):
         return out
 
     def pretraining_logits(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
-                           dep_edges=None, masked_tokens=None, **unused):
+                           dep_edges=None, masked_tokens=None, num_words=None, **unused):
         """Pre-training (paper section 3.4): the TLM and ``L_SA`` logits of the masked pieces
         ``masked_tokens`` (B, Ls + Lt) over ``[S; T]``; see :meth:`PretrainingHeads.forward
         <fairseq_grafusion.models.pretrain_heads.PretrainingHeads.forward>`."""
         if self.pretrain_heads is None:
             raise GraFusionError("the model has no pre-training heads (--task sa_graph_pretrain adds them)")
-        feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges)
+        feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges,
+                                      num_words=num_words)
         x = torch.cat([feats["src"], feats["tgt"]], dim=1)  # (B, Ls + Lt, d)
         return self.pretrain_heads(x, word_ids, align_edges, dep_edges, masked_tokens,
                                    self.embed_tokens.weight)
 
     def forward(self, src_tokens=None, tgt_tokens=None, word_ids=None, align_edges=None,
-                dep_edges=None, return_attention=False, **unused):
+                dep_edges=None, return_attention=False, num_words=None, **unused):
         """Start/end logits per language: ``{"tgt_start", "tgt_end"[, "src_start", "src_end"]}``,
-        each (B, L) with -inf on padding (plus ``attn`` / ``graph_bias`` if asked)."""
+        each (B, L) with -inf on padding (plus ``attn`` / ``graph_bias`` if asked).  ``num_words``:
+        the batch's word slots (its collater counts them), else counted here."""
         if self.pretrain_heads is not None:
             raise GraFusionError("this model carries pre-training heads, not span heads: use "
                                  "extract_features (criterion sa_graph_pretrain)")
         feats = self.extract_features(src_tokens, tgt_tokens, word_ids, align_edges, dep_edges,
-                                      return_attention)
+                                      return_attention, num_words)
         out = {k: feats[k] for k in ("attn", "graph_bias") if k in feats}
         for lang in ("src", "tgt"):
             if lang in feats:

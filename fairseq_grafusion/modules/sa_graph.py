@@ -125,21 +125,33 @@ class SAGraph(nn.Module):
             return w[0] * f_a + w[1] * f_d
         return torch.maximum(f_a, f_d)
 
-    def forward(self, x, word_ids, align_edges, dep_edges):
+    def forward(self, x, word_ids, align_edges, dep_edges, num_words=None):
         """Token-level bias ``G`` (B, T, T) for the hidden states ``x`` (B, T, d).
 
         ``word_ids`` (B, T): word node of each token (-1: padding); ``align_edges`` and
-        ``dep_edges`` (B, E, 2): undirected word pairs, -1 rows are padding.
+        ``dep_edges`` (B, E, 2): undirected word pairs, -1 rows are padding; ``num_words``: word
+        slots per example, more than any word id of the tokens and edges (default: counted,
+        :func:`.word_graph.count_words`).
+
+        Nodes are the batch's words, not its tokens (``W + 1`` slots per example, the last the
+        padding's), and ``G`` is computed per word pair (``W^2 d`` multiply-adds, clamped there)
+        and then gathered to the token pairs: the same values as the token-level product of eq. 7
+        broadcast to each word's tokens, with padding tokens' rows and columns 0.
         """
-        seq_len = x.size(1)
-        token_nodes, num_nodes = word_graph.node_index(word_ids)
+        if num_words is None:
+            num_words = word_graph.count_words(word_ids, align_edges, dep_edges)
+        bsz, slots = x.size(0), num_words + 1
+        token_nodes, num_nodes = word_graph.node_index(word_ids, num_words)
         h = word_graph.pool_words(x, token_nodes, num_nodes)
-        align_pairs = word_graph.both_directions(word_graph.edge_index(align_edges, seq_len))
-        dep_pairs = word_graph.both_directions(word_graph.edge_index(dep_edges, seq_len))
+        align_pairs = word_graph.both_directions(word_graph.edge_index(align_edges, num_words))
+        dep_pairs = word_graph.both_directions(word_graph.edge_index(dep_edges, num_words))
         f = self.node_features(h, align_pairs, dep_pairs)
-        p = self.W_att(f) * (self.scale ** 0.5)
-        p_tok = word_graph.broadcast_to_tokens(p, token_nodes, word_ids < 0)
-        G = torch.bmm(p_tok, p_tok.transpose(1, 2))  # (B, T, T)
-        if torch.is_grad_enabled() and G.requires_grad:
-            return G.clamp(-self.max_bias, self.max_bias)
-        return G.clamp_(-self.max_bias, self.max_bias)  # inference: G is ours, no copy
+        p = (self.W_att(f) * (self.scale ** 0.5)).view(bsz, slots, -1)
+        word = (torch.arange(slots, device=x.device) < num_words).to(p.dtype)
+        p = p * word.unsqueeze(-1)  # the padding slot's factor is 0: its rows and columns of G too
+        pair = torch.bmm(p, p.transpose(1, 2))  # (B, W + 1, W + 1)
+        if torch.is_grad_enabled() and pair.requires_grad:
+            pair = pair.clamp(-self.max_bias, self.max_bias)
+        else:
+            pair = pair.clamp_(-self.max_bias, self.max_bias)  # inference: no copy
+        return word_graph.word_pairs_to_tokens(pair, word_graph.local_index(word_ids, num_words))

@@ -1,10 +1,13 @@
 """What one SA-Transformer layer (+ad graph) costs next to a plain transformer layer.
 
     python tests/benchmarks/bench_layers.py [--dim 768 --ffn 3072 --heads 12] [--lengths 64 128 256 384]
-        [--batches 1 4] [--device cuda] [--fp16] [--sdpa math] [--output tests/benchmarks/RESULTS.md]
+        [--batches 1 4] [--device cuda] [--fp16] [--sdpa math] [--threads 1] [--baseline CHECKOUT]
+        [--output tests/benchmarks/RESULTS.md]
     python tests/benchmarks/bench_layers.py --bias-step [--threads 1] [--baseline CHECKOUT] ...
 
-``--bias-step``: inference (eval, no grad) of what the graph adds to one SA layer, the bias ``G``
+``--baseline CHECKOUT`` also times the SA layer of another checkout's modules (same weights),
+interleaved with the others.  ``--bias-step``: inference (eval, no grad) of what the graph adds to
+one SA layer, the bias ``G``
 (eq. 6-11, clamped) and the biased attention with the padding mask, next to the plain layer's
 attention; ``--baseline CHECKOUT`` times the same step of another checkout's modules, interleaved.
 
@@ -21,7 +24,7 @@ import time
 
 import torch
 
-from fairseq_grafusion.modules import SAGraph, SATransformerLayer, TransformerLayer
+from fairseq_grafusion.modules import TransformerLayer
 
 TOKENS_PER_WORD = 1.3
 
@@ -58,6 +61,7 @@ def flops(seq, words, dim, ffn, align_edges, dep_edges):
 
 
 def measure(fn, device, repeats):
+    """Median seconds of ``repeats`` calls after one warm-up, and the memory of the last call."""
     times, mem = [], 0
     for i in range(repeats + 1):
         saved = [0]
@@ -80,7 +84,7 @@ def measure(fn, device, repeats):
             mem = saved[0]
         if i:  # the first run warms up
             times.append(time.perf_counter() - start)
-    return statistics.median(times), mem
+    return (statistics.median(times) if times else None), mem
 
 
 def profile(fn, device, title, rows=25):
@@ -98,12 +102,23 @@ def profile(fn, device, title, rows=25):
 
 
 def run(args):
+    """Forward + backward of the plain and the SA layer (and, with ``--baseline``, the SA layer of
+    another checkout's modules, same weights), timed interleaved: each repeat runs every layer
+    once, alternating the order; ratios are per repeat, then the median."""
     device = torch.device(args.device)
     dtype = torch.float16 if args.fp16 else torch.float32
+    import fairseq_grafusion.modules as current
+
+    def build_sa(modules):
+        return modules.SATransformerLayer(args.dim, args.ffn, args.heads,
+                                          graph=modules.SAGraph(args.dim, True, True)).to(device, dtype)
+
     plain = TransformerLayer(args.dim, args.ffn, args.heads).to(device, dtype)
-    sa = SATransformerLayer(args.dim, args.ffn, args.heads,
-                            graph=SAGraph(args.dim, True, True)).to(device, dtype)
-    sa.load_state_dict(plain.state_dict(), strict=False)
+    layers = {"sa": build_sa(current)}
+    layers["sa"].load_state_dict(plain.state_dict(), strict=False)
+    if args.baseline:
+        layers["baseline"] = build_sa(load_modules(args.baseline))
+        layers["baseline"].load_state_dict(layers["sa"].state_dict())
     rows = []
     for length in args.lengths:
         for bsz in args.batches:
@@ -116,19 +131,38 @@ def run(args):
                 out, _ = plain(x, pad)
                 out.float().sum().backward()
 
-            def step_sa():
-                out, _, _ = sa(x, pad, graph_input)
-                out.float().sum().backward()
+            def step_sa(layer):
+                def step():
+                    out, _, _ = layer(x, pad, graph_input)
+                    out.float().sum().backward()
+                return step
 
+            steps = {"plain": step_plain, **{name: step_sa(layer) for name, layer in layers.items()}}
             if args.profile:
-                profile(step_sa, device, f"SA layer +ad, l={length} B={bsz}")
-            t_plain, m_plain = measure(step_plain, device, args.repeats)
-            t_sa, m_sa = measure(step_sa, device, args.repeats)
+                profile(steps["sa"], device, f"SA layer +ad, l={length} B={bsz}")
+            mem = {name: measure(fn, device, 0)[1] for name, fn in steps.items()}  # also warms up
+            times = {name: [] for name in steps}
+            for r in range(args.repeats):
+                for name in (list(steps) if r % 2 == 0 else list(steps)[::-1]):
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    steps[name]()
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    times[name].append(time.perf_counter() - start)
+            med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+            ratio = {name: statistics.median(a / b for a, b in zip(times[name], times["plain"]))
+                     for name in layers}
             f_plain, f_graph = flops(seq, words, args.dim, args.ffn, align.size(1), dep.size(1))
-            rows.append((length, bsz, t_plain * 1e3, t_sa * 1e3, t_sa / t_plain,
-                         (f_plain + f_graph) / f_plain, m_plain / 2 ** 20, m_sa / 2 ** 20))
+            row = (length, bsz, med["plain"], med["sa"], ratio["sa"], (f_plain + f_graph) / f_plain,
+                   mem["plain"] / 2 ** 20, mem["sa"] / 2 ** 20)
+            if args.baseline:
+                row += (med["baseline"], ratio["baseline"])
+            rows.append(row)
             print("l=%d B=%d plain %.1f ms  SA %.1f ms  ratio %.2f (FLOPs predict %.2f)  "
-                  "mem %.1f / %.1f MiB" % rows[-1], flush=True)
+                  "mem %.1f / %.1f MiB" % row[:8]
+                  + ("  baseline SA %.1f ms, ratio %.2f" % row[8:] if args.baseline else ""), flush=True)
     return rows
 
 
@@ -285,9 +319,19 @@ def bias_table(rows, args):
 
 def table(rows, args):
     mem = "peak CUDA memory (MiB)" if args.device.startswith("cuda") else "saved activations (MiB)"
-    lines = [f"| l | batch | plain layer (ms) | SA layer +ad (ms) | time ratio | FLOP ratio | "
-             f"{mem}: plain | SA |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    lines += ["| %d | %d | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f |" % r for r in rows]
+    head = (f"| l | batch | plain layer (ms) | SA layer +ad (ms) | time ratio | FLOP ratio | "
+            f"{mem}: plain | SA |")
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    fmt = "| %d | %d | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f |"
+    if args.baseline:
+        head += " baseline SA layer (ms) | baseline time ratio |"
+        rule += " --- | --- |"
+        fmt += " %.1f | %.2f |"
+    lines = [f"({torch.get_num_threads()} thread(s); median of {args.repeats} interleaved runs; "
+             f"time ratio = median over the runs of SA / plain"
+             + (f"; baseline: the SA layer of {args.baseline}" if args.baseline else "") + ")", "",
+             head, rule]
+    lines += [fmt % r for r in rows]
     return "\n".join(lines)
 
 
@@ -330,7 +374,8 @@ def main():
                    help="inference of G + biased attention instead of forward + backward")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--baseline", metavar="CHECKOUT",
-                   help="--bias-step: also time another checkout's modules, interleaved")
+                   help="also time the SA layer (or, with --bias-step, G + the biased attention) of "
+                   "another checkout's modules, interleaved")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
