@@ -51,12 +51,12 @@ def flops(seq, words, dim, ffn, align_edges, dep_edges):
 
     Plain: Q, K, V, out projections 8Td^2, attention scores and weighted sum 4T^2d, FFN 4Tdf.
     Graph: eq. 9's four d x d maps 8Wd^2, eq. 10's W3 2Wd^2 and W4 scores 4(W + 2E_d)d, eq. 7's
-    W_att 2Wd^2, the message sums 2(2E_a + 2E_d + W)d, and G itself 2T^2d (one extra score matrix).
-    Pooling and broadcasting are memory moves, not counted.
+    W_att 2Wd^2, the message sums 2(2E_a + 2E_d + W)d, and G itself 2W^2d (one score matrix over
+    word pairs, gathered to the token pairs).  Pooling and gathers are memory moves, not counted.
     """
     plain = 8 * seq * dim ** 2 + 4 * seq ** 2 * dim + 4 * seq * dim * ffn
     graph = (12 * words * dim ** 2 + 4 * (words + 2 * dep_edges) * dim
-             + 2 * (2 * align_edges + 2 * dep_edges + words) * dim + 2 * seq ** 2 * dim)
+             + 2 * (2 * align_edges + 2 * dep_edges + words) * dim + 2 * words ** 2 * dim)
     return plain, graph
 
 
