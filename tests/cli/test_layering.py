@@ -82,7 +82,7 @@ def test_the_source_tree_is_read(graph):
     assert {"fairseq_grafusion.hub", "fairseq_grafusion.cli.predict", "fairseq_grafusion.preprocess.cli",
             "fairseq_grafusion.preprocess.stages", "fairseq_grafusion.models.grafusion"} <= set(graph)
     # the reader sees function-level imports too: the predict command imports the pipeline lazily
-    assert ("fairseq_grafusion.preprocess.pipeline", "run_pipeline", False) in graph["fairseq_grafusion.cli.predict"]
+    assert ("fairseq_grafusion.inference", "question_pipeline", False) in graph["fairseq_grafusion.cli.predict"]
 
 
 def test_no_library_module_imports_a_command(graph):
