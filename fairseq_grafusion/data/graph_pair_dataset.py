@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset, data_utils
 
+from ..modules.word_graph import count_words
 from .span_target import SPAN_FIELD
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ class GraphPairDataset(FairseqDataset):
             word_ids[b, len_s:len_s + len(s["tgt.word"])] = words[n_src:]
             aligns.append(align)
             deps.append(dep)
+        word_ids, align_edges, dep_edges = torch.from_numpy(word_ids), _pad_pairs(aligns), _pad_pairs(deps)
         batch = {
             "id": torch.LongTensor([s["id"] for s in samples]),
             "lang": torch.LongTensor([int(s["lang"]) for s in samples]),
@@ -225,12 +227,12 @@ class GraphPairDataset(FairseqDataset):
             "net_input": {
                 "src_tokens": src_tokens,
                 "tgt_tokens": tgt_tokens,
-                "word_ids": torch.from_numpy(word_ids),
-                "align_edges": _pad_pairs(aligns),
-                "dep_edges": _pad_pairs(deps),
-                # word slots per example for the SA-Graph, counted here so that the model does not
-                # read it back from the GPU (modules.word_graph.count_words)
-                "num_words": max([int(word_ids.max()) + 1] + [int(e.max()) + 1 for e in aligns + deps if e.size]),
+                "word_ids": word_ids,
+                "align_edges": align_edges,
+                "dep_edges": dep_edges,
+                # word slots per example for the SA-Graph, counted here on the CPU tensors so that
+                # the model does not read it back from a GPU
+                "num_words": count_words(word_ids, align_edges, dep_edges),
             },
         }
         if SPAN_FIELD in samples[0]:
