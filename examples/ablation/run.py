@@ -37,22 +37,36 @@ target-language validation answers are scored at the end of training (the log's
 ``grafusion-predict`` + ``grafusion-evaluate`` give).  Variants that never read the alignment
 are trained at the first noise level only, unless ``--repeat-invariant``.
 
-Writes ``--out``/RESULTS.md (mean +- std over seeds per variant x noise, with the command, budget
-and machine) and ``--out``/runs.json (every run).  ``--mini``: 1 seed, tiny data, few updates
-(for the test; the numbers mean nothing).
+The grid is a job array: its cells (variant, noise, seed), in a fixed order with FILTER's runs
+before their self-teaching students, are numbered 0..N-1 (``--count`` prints N).  ``--task-id I``
+runs cell I alone, as one array task does (``examples/slurm/ablation.sbatch``), and records it in
+``--work``/cells/; without it the same cells run here, ``--jobs`` at a time.  A recorded cell is
+never run again (the grid resumes where it stopped), a lock keeps two tasks from training one cell
+(a student trains its teacher if no one has), and a record of another budget is an error.
+
+Writes ``--out``/RESULTS.md (mean +- std over seeds per variant x noise, paired wins per seed,
+with the command, budget and machine) and ``--out``/runs.json (every run); ``--table`` writes them
+from the recorded cells alone, as the array's dependent last job does.  ``--mini``: 1 seed, tiny
+data, few updates (for the test; the numbers mean nothing).
 
     # the full grid on a 16-core machine (examples/ablation/RESULTS.md gives the command used)
     python examples/ablation/run.py --seeds 5 --jobs 16 --work /tmp/abl/work
     # a subset: some variants, seeds 4..5
     python examples/ablation/run.py --variants none filter-st align,dep --seeds 2 --first-seed 4
     python examples/ablation/run.py --mini --out /tmp/abl
+    # as an array: cell 7 of 140, then the table once all are recorded
+    python examples/ablation/run.py --seeds 10 --work /shared/abl --task-id 7
+    python examples/ablation/run.py --seeds 10 --work /shared/abl --table --out /shared/abl/out
 """
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,6 +126,13 @@ def parse_args(argv=None):
     p.add_argument("--data-seed", type=int, default=0, help="vocabulary / substitution seed")
     p.add_argument("--jobs", type=int, default=2,
                    help="runs in parallel, one process each with OMP_NUM_THREADS=1")
+    p.add_argument("--task-id", type=int, default=None,
+                   help="run one cell of the grid (0-based; a job array's $SLURM_ARRAY_TASK_ID) "
+                        "and record it in --work/cells; a recorded cell is skipped")
+    p.add_argument("--count", action="store_true",
+                   help="print the number of cells (a job array's size) and exit")
+    p.add_argument("--table", action="store_true",
+                   help="write the table from the cells recorded in --work (every one finished)")
     p.add_argument("--mini", action="store_true",
                    help="1 seed, tiny data, few updates (smoke test; meaningless numbers)")
     args = p.parse_args(argv)
@@ -122,14 +143,21 @@ def parse_args(argv=None):
     return args
 
 
-def write_data(args, noise, path):
+def write_data(args, noise, work):
+    """The data of one noise level, ``WORK/data-noise{noise}``: written once (to a temporary
+    directory, renamed when complete), under a lock when array tasks start side by side."""
     from fairseq_grafusion.synthetic import SyntheticXMRC
 
-    if not os.path.exists(os.path.join(path, "valid.tgt.json")):
-        SyntheticXMRC(vocab=args.vocab, seed=args.data_seed, reorder=args.reorder,
-                      align_noise=noise, task="key", homonyms=True,
-                      passage_words=tuple(args.passage_words)).write(
-            path, splits=(("train", args.train_size), ("valid", args.valid_size)), seed=1)
+    path = os.path.join(work, f"data-noise{noise}")
+    with locked(path + ".lock"):
+        if not os.path.isdir(path):
+            tmp = f"{path}.tmp{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            SyntheticXMRC(vocab=args.vocab, seed=args.data_seed, reorder=args.reorder,
+                          align_noise=noise, task="key", homonyms=True,
+                          passage_words=tuple(args.passage_words)).write(
+                tmp, splits=(("train", args.train_size), ("valid", args.valid_size)), seed=1)
+            os.rename(tmp, path)
     return path
 
 
@@ -162,10 +190,13 @@ def last_logged(output, key):
     return values[-1] if values else None
 
 
-def train_one(args, data, variant, noise, seed, work, teacher=None):
-    """One fairseq-train run; ``teacher``: the future of the teacher's run (self-teaching)."""
-    save = os.path.join(work, f"ck-{variant.replace(',', '+')}-{noise}-{seed}")
-    teacher_checkpoint = teacher.result()["checkpoint"] if teacher is not None else None
+def cell_name(variant, noise, seed):
+    return f"{variant.replace(',', '+')}-{noise}-{seed}"
+
+
+def train_one(args, data, variant, noise, seed, work, teacher_checkpoint=None):
+    """One fairseq-train run; ``teacher_checkpoint``: the teacher's model (self-teaching)."""
+    save = os.path.join(work, "ck-" + cell_name(variant, noise, seed))
     is_teacher = variant in TEACHER.values()
     cmd = train_command(args, data, variant, seed, save, teacher_checkpoint, save=is_teacher)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -185,11 +216,56 @@ def train_one(args, data, variant, noise, seed, work, teacher=None):
                train_loss=last_logged(log.replace("| train |", "| valid |"), "loss"),
                checkpoint=os.path.join(save, "checkpoint_last.pt") if is_teacher else None)
     if proc.returncode != 0 or run["f1"] is None:
-        raise RuntimeError(f"{variant} noise={noise} seed={seed} failed ({proc.returncode}):\n"
-                           + log[-3000:])
+        raise RuntimeError(f"{variant} noise={noise} seed={seed} failed ({proc.returncode}); "
+                           f"its log: {save}.log\n" + log[-3000:])
     print(f"[{variant:16s} noise={noise:.2f} seed={seed}] F1 {run['f1']:6.2f} EM {run['em']:6.2f} "
           f"({run['seconds']:.0f}s, {run['cpu_seconds']:.0f}s CPU)", flush=True)
     return run
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive lock on ``path`` (flock: held by one process, or one open file, at a time),
+    so that two array tasks never train the same cell or write the same data."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_json(path, value):
+    """``value`` as JSON at ``path``, written to a temporary name and renamed (never half-written)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_cell(args, work, cell):
+    """The grid's cell ``(variant, noise, seed)``, once: its record in ``WORK/cells/`` if a run
+    finished it (a rerun skips it), else trained now and recorded.  A self-teaching cell runs its
+    teacher's cell first (the same rule: skipped when recorded; the lock makes a concurrent task
+    wait for it instead of training it twice).  A record of another budget is an error."""
+    variant, noise, seed = cell
+    record = os.path.join(work, "cells", cell_name(*cell) + ".json")
+    with locked(record + ".lock"):
+        if os.path.exists(record):
+            with open(record, encoding="utf-8") as f:
+                done = json.load(f)
+            if done["budget"] != budget(args):
+                raise SystemExit(f"{record} was trained with another budget:\n  {done['budget']}\n"
+                                 f"this run's:\n  {budget(args)}\nuse another --work")
+            return done["run"]
+        teacher = None
+        if variant in TEACHER:
+            teacher = run_cell(args, work, (TEACHER[variant], noise, seed))["checkpoint"]
+        data = write_data(args, noise, work)
+        run = train_one(args, data, variant, noise, seed, work, teacher)
+        write_json(record, {"budget": budget(args), "run": run})
+        return run
 
 
 def summarise(runs, variants, noises):
@@ -231,18 +307,20 @@ def machine():
     return f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def write_results(args, runs, rows, command, wall, out):
+def write_results(args, runs, rows, command, wall, out, wins):
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "runs.json"), "w", encoding="utf-8") as f:
-        json.dump({"command": command, "budget": budget(args), "machine": machine(),
-                   "wall_seconds": round(wall), "runs": runs,
-                   "table": [{k: v for k, v in r.items()} for r in rows]}, f, indent=1)
+    write_json(os.path.join(out, "runs.json"),
+               {"command": command, "budget": budget(args), "machine": machine(),
+                "wall_seconds": round(wall), "runs": runs,
+                "table": [{k: v for k, v in r.items()} for r in rows]})
+    cpu_hours = sum(r["cpu_seconds"] for r in runs) / 3600
     mini = " (MINI: smoke test, meaningless numbers)" if args.mini else ""
     text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{mini}",
             "", "Command (from the repository root):", "", f"    {command}", "",
             f"Budget per run (identical for every variant): {budget(args)}.", "",
-            f"Machine: {machine()}. Wall time of the whole ablation: {wall / 60:.1f} min "
-            f"({args.jobs} runs in parallel).", "",
+            f"Machine: {machine()}. CPU time of the {len(runs)} runs: {cpu_hours:.1f} h; wall "
+            f"time of this invocation: {wall / 60:.1f} min ({args.jobs} runs in parallel; cells "
+            "recorded by an earlier invocation in the same --work are not run again).", "",
             "F1 / EM (SQuAD v1.1 metric, %) of the target-language answers on the validation "
             "split at the end of training; mean ± sample std over seeds."
             + ("" if args.repeat_invariant or len(args.noise) < 2 else
@@ -250,10 +328,12 @@ def write_results(args, runs, rows, command, wall, out):
                f"({', '.join(v for v in VARIANTS if v not in READS_ALIGNMENT)}) "
                f"were trained at {args.noise[0]:.0%} noise only; their rows at other noise levels "
                "repeat those runs."), "",
-            markdown_table(rows), ""]
+            markdown_table(rows), "", "## Paired wins per seed", "", wins]
     path = os.path.join(out, "RESULTS.md")
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
         f.write("\n".join(text))
+    os.replace(tmp, path)
     return path
 
 
@@ -286,29 +366,95 @@ def plan(args):
     return sorted(jobs, key=lambda job: job[0] not in TEACHER.values())
 
 
-def run_jobs(args, data, work):
-    """Every planned run, ``--jobs`` processes at a time (each OMP_NUM_THREADS=1)."""
-    futures = {}
+def run_array(args, work, cells):
+    """The grid as a job array on this machine: every cell through :func:`run_cell`, the same
+    call ``--task-id`` makes for one array task, ``--jobs`` at a time (each fairseq-train with
+    OMP_NUM_THREADS=1).  A failed cell does not stop the others; it is reported at the end and a
+    rerun retries it (finished cells are skipped)."""
+    def one(cell):
+        try:
+            return run_cell(args, work, cell)
+        except (RuntimeError, OSError) as e:
+            print(f"FAILED {cell_name(*cell)}: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+            return None
+
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for variant, noise, seed in plan(args):
-            teacher = futures[(TEACHER[variant], noise, seed)] if variant in TEACHER else None
-            futures[(variant, noise, seed)] = pool.submit(
-                train_one, args, data[noise], variant, noise, seed, work, teacher)
-    return [future.result() for future in futures.values()]
+        runs = list(pool.map(one, cells))
+    failed = [cell_name(*c) for c, r in zip(cells, runs) if r is None]
+    if failed:
+        raise SystemExit(f"{len(failed)} of {len(cells)} cells failed ({', '.join(failed)}); "
+                         "their logs are in --work; rerun the same command to retry them "
+                         "(finished cells are skipped)")
+    return runs
+
+
+def recorded(args, work, cells):
+    """The runs of the cells recorded in ``WORK/cells`` (``--table``); the missing ones named."""
+    runs, missing = [], []
+    for cell in cells:
+        record = os.path.join(work, "cells", cell_name(*cell) + ".json")
+        if not os.path.exists(record):
+            missing.append(cell_name(*cell))
+            continue
+        with open(record, encoding="utf-8") as f:
+            runs.append(json.load(f)["run"])
+    if missing:
+        raise SystemExit(f"{len(missing)} of {len(cells)} cells are not finished in {work}/cells: "
+                         + ", ".join(missing))
+    return runs
+
+
+def paired_wins(runs, variants, noises):
+    """Per noise level, for each variant that reads the alignment: against each other variant,
+    the seeds on which it has the higher F1 (the same seed, so the same initialisation stream
+    and data order), as ``wins/seeds``."""
+    def f1_by_seed(variant, noise):
+        mine = [r for r in runs if r["variant"] == variant and r["noise"] == noise]
+        mine = mine or [r for r in runs if r["variant"] == variant]
+        return {r["seed"]: r["f1"] for r in mine}
+
+    lines = []
+    others = [v for v in variants]
+    for noise in noises:
+        lines += [f"Noise {noise:.0%}: seeds on which the row's variant has the higher F1 than "
+                  "the column's (wins/seeds).", "",
+                  "| | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+        for variant in [v for v in variants if v in READS_ALIGNMENT]:
+            mine = f1_by_seed(variant, noise)
+            cells = []
+            for other in others:
+                theirs = f1_by_seed(other, noise)
+                seeds = sorted(set(mine) & set(theirs))
+                cells.append("" if other == variant else
+                             f"{sum(mine[s] > theirs[s] for s in seeds)}/{len(seeds)}")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join(["python", "examples/ablation/run.py", *map(shlex.quote, given)])
-    work = args.work or tempfile.mkdtemp(prefix="grafusion-ablation-")
+    cells = plan(args)
+    if args.count:
+        print(len(cells))
+        return len(cells)
+    if (args.task_id is not None or args.table) and not args.work:
+        raise SystemExit("--task-id and --table need --work (the directory every array task shares)")
+    work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="grafusion-ablation-"))
     os.makedirs(work, exist_ok=True)
+    if args.task_id is not None:
+        if not 0 <= args.task_id < len(cells):
+            raise SystemExit(f"--task-id {args.task_id}: the grid has {len(cells)} cells (0..{len(cells) - 1})")
+        return run_cell(args, work, cells[args.task_id])
     start = time.time()
-    data = {n: write_data(args, n, os.path.join(work, f"data-noise{n}")) for n in args.noise}
-    runs = run_jobs(args, data, work)
+    runs = recorded(args, work, cells) if args.table else run_array(args, work, cells)
     trained = {r["variant"] for r in runs}
-    rows = summarise(runs, [v for v in VARIANTS if v in trained], args.noise)
-    path = write_results(args, runs, rows, command, time.time() - start, args.out)
+    variants = [v for v in VARIANTS if v in trained]
+    rows = summarise(runs, variants, args.noise)
+    path = write_results(args, runs, rows, command, time.time() - start, args.out,
+                         paired_wins(runs, variants, args.noise))
     print(markdown_table(rows))
     print(f"wrote {path}")
     return rows
