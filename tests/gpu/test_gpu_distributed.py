@@ -6,8 +6,8 @@ import os
 
 import pytest
 import torch
-from test_distributed import free_port
 from test_gpu_training import gpu_args
+from test_multinode import free_port
 from test_predict import predict
 
 from conftest import logged, train_workers
