@@ -228,3 +228,90 @@ def test_resuming_in_epoch_two_ends_with_the_uninterrupted_weights(small_data, t
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, different[:5]
+
+
+SIGTERM_AT = '''
+import io, os, shutil, signal
+_at = os.environ.get("GRAFUSION_TEST_SIGTERM_AT")  # "update:N", "write:N" or "copy:N"
+if _at:
+    import fairseq.checkpoint_utils as cu
+    import fairseq.trainer
+    import torch
+
+    _where, _n = _at.split(":")
+    _n = int(_n)
+
+    def _term():  # what SLURM sends a job it preempts; no handler: the default action ends it
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    if _where == "update":  # between two updates, mid-epoch
+        _step = fairseq.trainer.Trainer.train_step
+
+        def train_step(self, *args, **kwargs):
+            out = _step(self, *args, **kwargs)
+            if self.get_num_updates() == _n:
+                _term()
+            return out
+        fairseq.trainer.Trainer.train_step = train_step
+    elif _where == "write":  # half of the save's first file written
+        _write = cu._torch_persistent_save
+
+        def _torch_persistent_save(obj, f):
+            if obj["optimizer_history"][-1]["num_updates"] == _n:
+                buf = io.BytesIO()
+                torch.save(obj, buf)
+                f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+                f.flush()
+                _term()
+            return _write(obj, f)
+        cu._torch_persistent_save = _torch_persistent_save
+    else:  # half of the copy to checkpoint_last.pt written
+        _copyfile = shutil.copyfile
+
+        def copyfile(src, dst, *args, **kwargs):
+            if "checkpoint_last" in os.path.basename(str(dst)) and f"_{_n}.pt" in str(src):
+                with open(src, "rb") as f, open(dst, "wb") as g:
+                    data = f.read()
+                    g.write(data[: len(data) // 2])
+                    g.flush()
+                _term()
+            return _copyfile(src, dst, *args, **kwargs)
+        shutil.copyfile = copyfile
+'''
+INTERVAL = ("--save-interval-updates", "6")  # 13 updates per epoch: saves at 6, 12, 13 (end of epoch 1), 18
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("straight") / "ck"
+    train(small_data, save, *INTERVAL, updates=22)
+    return load_state(str(save / "checkpoint_last.pt"))["model"]
+
+
+@pytest.mark.parametrize("at, last", [("update:21", 18), ("write:18", 13), ("copy:18", 13)])
+def test_a_sigterm_leaves_the_last_save_and_the_restart_ends_bit_exact(small_data, uninterrupted,
+                                                                         tmp_path, at, last):
+    """SIGTERM (SLURM's notice before a preemption) between two updates, or while a save is
+    writing its first file (``checkpoint_2_18.pt``) or copying it to ``checkpoint_last.pt``:
+    fairseq has no handler, so the run ends there (no save on the signal), and
+    ``checkpoint_last.pt`` is the last complete save (``--save-interval-updates`` or the end of
+    an epoch), readable.  The same command run again resumes from it and ends with the
+    uninterrupted run's weights, bit for bit."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGTERM_AT)
+    env = {"PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "GRAFUSION_TEST_SIGTERM_AT": at}
+    save = tmp_path / "ck"
+    killed = train(small_data, save, *INTERVAL, updates=22, env=env)
+    assert killed.returncode == -15, killed.stderr[-2000:]
+    assert updates_of(save / "checkpoint_last.pt") == last
+    resumed = train(small_data, save, *INTERVAL, updates=22)
+    loaded = f"Loaded checkpoint {save / 'checkpoint_last.pt'} (epoch 2 @ {last} updates)"
+    assert loaded in resumed.stdout + resumed.stderr
+    assert not [f for f in os.listdir(save) if ".tmp" in f]
+    assert updates_of(save / "checkpoint_last.pt") == 22
+    final = load_state(str(save / "checkpoint_last.pt"))["model"]
+    assert final.keys() == uninterrupted.keys()
+    different = [k for k in final if not torch.equal(final[k], uninterrupted[k])]
+    assert not different, different[:5]
