@@ -225,6 +225,21 @@ def write_squad(path, passages, questions):
                                          "answers": q["answers"]})
     data = [{"title": p.get("title", ""), "paragraphs": [{"context": p["context"], "qas": by_passage[k]}]}
             for k, p in enumerate(passages) if by_passage[k]]
+    _dump_squad(path, data)
+
+
+def concat_squad(paths, path):
+    """The articles of the SQuAD files ``paths``, in order, as one file ``path``: the gold file
+    of shards joined (each :func:`write_squad` article is one passage, so the articles of
+    consecutive blocks of passages are those of the whole)."""
+    data = []
+    for part in paths:
+        with open(part, encoding="utf-8") as f:
+            data += _articles(json.load(f))
+    _dump_squad(path, data)
+
+
+def _dump_squad(path, data):
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps({"version": "1.1", "data": data}, ensure_ascii=False))  # C encoder: fast
 

@@ -11,7 +11,7 @@ import sys
 
 from fairseq_grafusion.console import run
 
-from .config import SAMPLE_OUT, PipelineConfig
+from .config import ALIGN_APPLY, SAMPLE_OUT, PipelineConfig
 from .eflomal_run import SEED
 from .encode import DOC_STRIDE, MAX_LEN, MAX_QUERY_LEN, WINDOW_PAIRINGS
 from .mt_options import add_mt_arguments, pop_mt_config
@@ -37,6 +37,9 @@ stages (each reads the previous one's output under OUT/work; 'all' chains them):
             plus dict.txt in each
   parallel  the whole chain for --parallel splits only
   merge     join the binary shards of --num-shards runs into one split
+  align-model  the alignment model alone (pairs, words and align of the split 'train', +
+            --align-extra) -> OUT/work/alignment.priors: the first step of a job array whose
+            shards apply it (--align-priors OUT/work/alignment.priors --align-apply lexical)
   combine   join the qa-bin directories of several (English, target) runs into one directory:
             training data of all languages mixed, validation / test scored per language
             (its own options: --out DIR --pair LANG QA_BIN_DIR ... [--splits SPLIT ...])
@@ -115,6 +118,12 @@ def get_parser():
                    help="an alignment model (eflomal priors, e.g. OUT/work/alignment.priors of the "
                         "training data's run) applied to every split; default: estimated on the "
                         "split 'train' (+ --align-extra) and applied to the others")
+    g.add_argument("--align-apply", choices=ALIGN_APPLY, default="eflomal",
+                   help="how a split applies an alignment model: eflomal started from it (default; "
+                        "its sampler reads every sentence of the run, so a shard's links depend on "
+                        "the shard) or lexical: each segment pair on its own by the model's lexical "
+                        "table, in this process, as the hub and grafusion-predict --qa align (shards "
+                        "then give exactly one run's links)")
     g.add_argument("--src-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
                    help="import source dependency parses (CoNLL-U of sentences.src.txt)")
     g.add_argument("--tgt-conllu", nargs="+", action="append", default=[], metavar="[SPLIT] FILE",
@@ -151,7 +160,8 @@ def get_parser():
                        ("binarize", "encode and write the binary splits"),
                        ("all", "every stage, QA then parallel splits"),
                        ("parallel", "every stage for the --parallel splits"),
-                       ("merge", "join binary shards (--num-shards K) of every split")):
+                       ("merge", "join binary shards (--num-shards K) of every split"),
+                       ("align-model", "estimate the alignment model once, for the shards of an array")):
         sub.add_parser(name, parents=[common], help=text, description=text,
                        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     text = "join several pairs' qa-bin directories into one multilingual directory"

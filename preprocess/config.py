@@ -29,7 +29,8 @@ from .text_formats import PARALLEL_FORMATS
 from .workdir import shard_suffix
 
 STAGES = ("pairs", "words", "align", "parse", "binarize")
-COMMANDS = STAGES + ("all", "parallel", "merge")
+COMMANDS = STAGES + ("all", "parallel", "merge", "align-model")
+ALIGN_APPLY = ("eflomal", "lexical")
 SAMPLE_OUT = "sample-run"
 
 
@@ -77,6 +78,7 @@ class PipelineConfig:
     alignments: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # Pharaoh
     align_extra: Optional[Sequence[str]] = None  # (src text, tgt text) for the eflomal model only
     align_priors: Optional[str] = None  # an alignment model (eflomal priors) for every split
+    align_apply: str = "eflomal"  # how a split applies a model: ALIGN_APPLY
     src_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)  # CoNLL-U
     tgt_conllu: Union[Dict[str, str], List[Sequence[str]]] = field(default_factory=dict)
     same_max_group: int = 8
@@ -123,6 +125,14 @@ class PipelineConfig:
                                  f"{', '.join(PARALLEL_FORMATS)}")
         self.qa = [tuple(q) for q in self.qa]
         self.parallel = [tuple(p) for p in self.parallel]
+        if self.command == "align-model":
+            if self.align_priors or self.num_shards != 1:
+                raise GraFusionError("align-model estimates the one alignment model of a run: give it "
+                                     "neither --align-priors nor --num-shards (the shards apply its "
+                                     "model with --align-priors)")
+            if self.priors_split() is None:
+                raise GraFusionError("align-model: give the training split (--qa train SRC TGT, or "
+                                     "--parallel train SRC TGT); its text (+ --align-extra) is the model's")
         if not self.chains():
             raise GraFusionError(f"{self.command}: no splits given (--qa SPLIT SRC TGT, --parallel SPLIT "
                                  "SRC TGT, or --sample)")
@@ -134,6 +144,8 @@ class PipelineConfig:
             self.align_extra = tuple(self.align_extra)
         if self.align_priors is not None and not os.path.isfile(self.align_priors):
             raise GraFusionError(f"--align-priors {self.align_priors}: file not found")
+        if self.align_apply not in ALIGN_APPLY:
+            raise GraFusionError(f"--align-apply {self.align_apply}: choose one of {', '.join(ALIGN_APPLY)}")
         if self.command in ("binarize", "all", "parallel"):
             self._check_vocabulary()
 
@@ -200,10 +212,16 @@ class PipelineConfig:
         return shard_suffix(self.num_shards, self.shard_id)
 
     def chains(self):
-        """``(chain, split, src file, tgt file)`` of every split the command processes, QA first."""
+        """``(chain, split, src file, tgt file)`` of every split the command processes, QA first
+        (``align-model``: the split that estimates the model, alone)."""
         qa = [] if self.command == "parallel" else self.qa
         parallel = [] if self.command == "pairs" else self.parallel
-        return [("qa", *q) for q in qa] + [("parallel", *p) for p in parallel]
+        chains = [("qa", *q) for q in qa] + [("parallel", *p) for p in parallel]
+        if self.command == "align-model":
+            names = [(chain, split) for chain, split, _, _ in chains]
+            first = next((c for c in (("qa", "train"), ("parallel", "train")) if c in names), None)
+            chains = [c for c in chains if (c[0], c[1]) == first]
+        return chains
 
     def priors_split(self):
         """``(chain, split)`` whose eflomal run estimates the alignment model that every other
@@ -218,6 +236,8 @@ class PipelineConfig:
         """The stages the command runs on every split, in order (none for ``merge``)."""
         if self.command in ("all", "parallel"):
             return STAGES
+        if self.command == "align-model":
+            return STAGES[:3]  # pairs, words, align: the model is written by the align stage
         return () if self.command == "merge" else (self.command,)
 
     def _per_split_file(self, mapping, chain, split):

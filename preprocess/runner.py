@@ -41,6 +41,8 @@ class Summary:
         for key, value in self.counts.items():
             if isinstance(value, float):
                 value = f"{value:.3f}"
+            elif isinstance(value, tuple):
+                value = " / ".join(map(str, value))
             log(f"    {key}: {value}")
         for note in self.notes:
             log(f"    {note}")

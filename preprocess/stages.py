@@ -34,9 +34,14 @@ from .workdir import (
 
 
 def _shard(units, cfg):
+    """Shard ``shard_id`` of ``num_shards``: the ``shard_id``-th of ``num_shards`` contiguous,
+    about equal blocks of passage groups (line indices), so that ``merge``, concatenating the
+    shards in order, gives the units in the order of one run over the whole split."""
     if cfg.num_shards == 1:
         return units
-    return [u for u in units if u.group % cfg.num_shards == cfg.shard_id]
+    groups = sorted({u.group for u in units})
+    block = {g: rank * cfg.num_shards // len(groups) for rank, g in enumerate(groups)}
+    return [u for u in units if block[u.group] == cfg.shard_id]
 
 
 def read_units(paths):
@@ -63,9 +68,9 @@ def run_pairs(paths, cfg, src_file, tgt_file):
         key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang),
                           mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
-                          shards=(cfg.num_shards, cfg.shard_id), version=2)
+                          shards=(cfg.num_shards, cfg.shard_id), version=3)
     else:
-        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=2,
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=3,
                           **({"format": cfg.parallel_format} if cfg.parallel_format != "text" else {}))
     stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
@@ -96,11 +101,15 @@ def _qa_units(paths, cfg, src_file, tgt_file, s):
             data[side] = None
     units, report = make_units(data["src"], data["tgt"], cfg.src_lang, cfg.tgt_lang,
                                translator_for(cfg), s.counts)
+    paired = any(u.kind == "q" for u in units)
     units = _shard(units, cfg)
     if cfg.num_shards > 1:
         s[f"question pairs in shard {cfg.shard_id}/{cfg.num_shards}"] = sum(u.kind == "q" for u in units)
+        if paired and not units:
+            s.notes.append("this shard holds none of the split's passages (fewer passages than "
+                           "shards): its files are empty, merge joins them")
     s.notes += report
-    if not any(u.kind == "q" for u in units):
+    if not paired:
         s.print()  # the report the error refers to: what was read, paired and dropped
         raise GraFusionError(f"split {paths.split}: no question pairs left (see the [pairs] report above)")
     return units
@@ -228,12 +237,15 @@ def run_align(paths, cfg):
     if alignments:
         segment_links, model, priors = _imported_links(alignments, src_lines, tgt_lines, lengths,
                                                        mode == "estimate")
+    elif mode == "apply" and cfg.align_apply == "lexical":
+        segment_links, model, priors = _lexical_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown)
     elif mode == "apply":
         segment_links, model, priors = _eflomal_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown)
     else:
         segment_links, model, priors = _eflomal_on_split(paths, cfg, src_lines, tgt_lines, extra,
                                                          mode == "estimate", shown)
-    s.notes.append(model + ("" if alignments else f"; seed {cfg.seed}, both directions + grow-diag-final-and"))
+    eflomal = not alignments and not (mode == "apply" and cfg.align_apply == "lexical")
+    s.notes.append(model + (f"; seed {cfg.seed}, both directions + grow-diag-final-and" if eflomal else ""))
     records = unit_ops.link_units(units, words, segment_links, s.counts)
     if any(u.kind == "q" for u in units):
         unit_ops.project_answers(units, words, records, s.counts)
@@ -249,7 +261,8 @@ def _align_key(paths, cfg, alignments, extra_paths, mode, model_file):
     given = [cfg.align_priors] if cfg.align_priors else []  # the run's own model: by its key
     return fingerprint([alignments] + extra_paths + given, prev=key_of(paths.words), mode=mode,
                        model=_priors_key(model_file) if mode == "apply" and not given else None,
-                       version=2, **({} if alignments else {"seed": cfg.seed}))
+                       version=2, **({} if alignments else {"seed": cfg.seed}),
+                       **({"apply": "lexical"} if mode == "apply" and cfg.align_apply == "lexical" else {}))
 
 
 def _align_report(cfg, model, s):
@@ -257,7 +270,9 @@ def _align_report(cfg, model, s):
     names = ((f"src:{cfg.src_lang}", f"tgt:{cfg.tgt_lang}") if cfg.src_lang == cfg.tgt_lang
              else (cfg.src_lang, cfg.tgt_lang))  # English paired with itself: two entries
     return {"model": model, "unaligned": dict(zip(names, (s["unaligned src word ratio"],
-                                                          s["unaligned tgt word ratio"])))}
+                                                          s["unaligned tgt word ratio"]))),
+            "words aligned / in segments": dict(zip(names, (list(s["src words aligned / in segments"]),
+                                                            list(s["tgt words aligned / in segments"]))))}
 
 
 def _imported_links(alignments, src_lines, tgt_lines, lengths, estimate):
@@ -278,6 +293,31 @@ def _eflomal_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown):
     priors = align_mod.AlignmentPriors.load(model_file)
     segment_links = align_mod.align_with_priors(src_lines, tgt_lines, priors, **_eflomal_options(paths, cfg))
     return segment_links, f"eflomal started from the alignment model {shown}", None
+
+
+def _lexical_from_model(paths, cfg, src_lines, tgt_lines, model_file, shown):
+    """``(segment links, model, None)``: each segment pair aligned on its own by the alignment
+    model ``model_file`` in this process (:class:`.align.LexicalAligner`, as the hub and
+    ``grafusion-predict --qa`` align), so a segment's links do not depend on the other segments
+    of the run: shards of a split get the links of one run over the whole split."""
+    log(f"[align] {paths.name}: {len(src_lines)} segment pairs aligned one by one by the alignment "
+        f"model {model_file}")
+    aligner = align_mod.LexicalAligner(align_mod.AlignmentPriors.load(model_file))
+    chunks = [(src_lines[i:i + 2000], tgt_lines[i:i + 2000]) for i in range(0, len(src_lines), 2000)]
+    links = parallel_map(_align_chunk, chunks, cfg.workers, f"align {paths.name}",
+                         initializer=_use_aligner, initargs=(aligner,))  # forked: the tables not pickled
+    return [x for chunk in links for x in chunk], f"aligned one by one by the alignment model {shown}", None
+
+
+_ALIGNER = []
+
+
+def _use_aligner(aligner):
+    _ALIGNER[:] = [aligner]
+
+
+def _align_chunk(lines):
+    return _ALIGNER[0].align(*lines)
 
 
 def _eflomal_on_split(paths, cfg, src_lines, tgt_lines, extra, estimate, shown):

@@ -17,7 +17,7 @@ class Unit:
     * ``uid``: the unit's id (``p<group>`` for a passage, the question id, the 1-based line number
       of a sentence pair), the id of its examples;
     * ``group``: the passage group (a passage and its questions) or the 0-based line index; a
-      shard is the units whose group is ``shard_id`` modulo ``num_shards``;
+      shard is the ``shard_id``-th of ``num_shards`` contiguous blocks of groups;
     * ``src`` / ``tgt``: the source (English) and the target text;
     * questions only: ``passage``, the uid of the question's passage unit; ``answers``, per side
       (``"src"``, ``"tgt"``) the SQuAD answers given (``[]`` for a translated side);

@@ -110,8 +110,15 @@ def link_units(units, words, segment_links, stats=None):
         records.append({"uid": u.uid, "links": flat})
     stats["links"] = sum(len(r["links"]) // 2 for r in records)
     for side in ("src", "tgt"):
-        stats[f"unaligned {side} word ratio"] = 1 - aligned[side] / max(total[side], 1)
+        stats[f"{side} words aligned / in segments"] = (aligned[side], total[side])
+        stats[f"unaligned {side} word ratio"] = unaligned_ratio(aligned[side], total[side])
     return records
+
+
+def unaligned_ratio(aligned, total):
+    """The share of a language's words without a link (0 words: 1.0); one formula for a split and
+    for the shards ``merge`` joins, so that both give the same float."""
+    return 1 - aligned / max(total, 1)
 
 
 def project_answers(units, words, records, stats=None):

@@ -147,18 +147,6 @@ def test_rerun_reuses_and_force_recomputes(sample_run, tmp_path):
     assert max(reader.src_sizes.max(), reader.tgt_sizes.max()) <= 128
 
 
-def test_shards_merge_to_the_whole(sample_run, tmp_path):
-    out, _, _ = sample_run
-    qa = ["--qa", "train", os.path.join(SAMPLE, "qa", "train.en.json"), os.path.join(SAMPLE, "qa", "train.ro.json")]
-    for i in range(2):
-        preprocess("all", "--sample", "--out", tmp_path, *qa, "--num-shards", 2, "--shard-id", i,
-                   "--workers", 2)
-    preprocess("merge", "--sample", "--out", tmp_path, *qa, "--num-shards", 2)
-    merged = PairReader(str(tmp_path / "qa-bin" / "train"))
-    whole = PairReader(str(out / "qa-bin" / "train"))
-    assert set(merged.ids) == set(whole.ids) and len(set(merged.ids)) == 47
-
-
 def test_imported_pharaoh_alignments(sample_run, tmp_path):
     out, _, _ = sample_run
     work = out / "work" / "qa" / "valid"
