@@ -23,6 +23,9 @@
 #   WARMUP (percent), EPOCHS (or UPDATES, a fixed number of updates), GRID, NGPU, TRAIN_EXTRA,
 #   PYTHON, WORKERS (grafusion-preprocess --workers, default 1) and JOBS (language pairs
 #   preprocessed side by side, default 1; JOBS x WORKERS about the number of cores).
+# Steps (STEP, see run_step): all (default: everything in this process), or a job array's
+#   prepare, cells (how many), cell (CELL or $SLURM_ARRAY_TASK_ID: one variant x seed) and table;
+#   align-model, shard and merge preprocess the pairs in SHARDS shards (sharded_step).
 
 PYTHON=${PYTHON:-python}
 # shell helpers: step NAME LOG COMMAND... stops at the first failure with the command's error line
@@ -93,37 +96,45 @@ source_side() {  # source_side SRC_TEMPLATE LANG TGT_FILE: the English side of o
 
 pair_dir() { echo "$WORK/${PAIRS:-pairs}/en-$1"; }
 
+pair_args() {  # pair_args LANG: the grafusion-preprocess options of the (English, LANG) pair, in
+    # the array PAIR_ARGS
+    local lang=$1 out train_tgt dev_tgt test_tgt
+    out=$(pair_dir "$lang")
+    train_tgt=$TRAIN_SRC
+    [[ $lang == en ]] || train_tgt=$(expand "$TRAIN_TGT" "$lang")
+    dev_tgt=$(expand "$DEV_TGT" "$lang")
+    PAIR_ARGS=(--out "$out" --src-lang en --tgt-lang "$lang" --qa train "$TRAIN_SRC" "$train_tgt"
+               --qa valid "$(source_side "${DEV_SRC:-}" "$lang" "$dev_tgt")" "$dev_tgt")
+    if [[ $EVAL_SPLIT == test ]]; then
+        test_tgt=$(expand "$TEST_TGT" "$lang")
+        PAIR_ARGS+=(--qa test "$(source_side "${TEST_SRC:-}" "$lang" "$test_tgt")" "$test_tgt")
+    fi
+    PAIR_ARGS+=(--spm "$SPM" --dict "$DICT" --max-len 384 --doc-stride 128 --workers "${WORKERS:-1}")
+    [[ -z ${WINDOW_PAIRING:-} ]] || PAIR_ARGS+=(--window-pairing "$WINDOW_PAIRING")
+    [[ -z ${STANZA_DIR:-} ]] || PAIR_ARGS+=(--stanza-dir "$STANZA_DIR")
+    [[ -z ${MT_MODEL:-} ]] || PAIR_ARGS+=(--mt-model "$(expand "$MT_MODEL" "$lang")")
+    [[ -z ${MT_TRAIN_MODEL:-} ]] || PAIR_ARGS+=(--mt-train-model "$(expand "$MT_TRAIN_MODEL" "$lang")")
+    [[ -z ${MT_TEST_MODEL:-} ]] || PAIR_ARGS+=(--mt-test-model "$(expand "$MT_TEST_MODEL" "$lang")")
+    if [[ -n ${MT_ARGS:-} ]]; then  # e.g. "--mt-tokenizer moses --mt-bpe fastbpe"
+        read -r -a mt_args <<< "$MT_ARGS"
+        PAIR_ARGS+=("${mt_args[@]}")
+    fi
+    if [[ -n ${ALIGN_EXTRA:-} && $lang != en ]]; then
+        read -r -a extra <<< "$(expand "$ALIGN_EXTRA" "$lang")"
+        PAIR_ARGS+=(--align-extra "${extra[@]}")
+    fi
+}
+
 preprocess_pairs() {  # one grafusion-preprocess run per (English, target) pair, JOBS at a time
-    local lang out args train_tgt dev_tgt test_tgt failed=() started=()
+    local lang out args failed=() started=()
     for lang in $LANGS; do
         out=$(pair_dir "$lang")
         if [[ -f $out/qa-bin/$EVAL_SPLIT.meta.json && ${FORCE:-0} != 1 ]]; then
             log "preprocess en-$lang: $out/qa-bin is there (FORCE=1 redoes it)"; continue
         fi
         log "preprocess en-$lang -> $out"
-        train_tgt=$TRAIN_SRC
-        [[ $lang == en ]] || train_tgt=$(expand "$TRAIN_TGT" "$lang")
-        dev_tgt=$(expand "$DEV_TGT" "$lang")
-        args=(--out "$out" --src-lang en --tgt-lang "$lang" --qa train "$TRAIN_SRC" "$train_tgt"
-              --qa valid "$(source_side "${DEV_SRC:-}" "$lang" "$dev_tgt")" "$dev_tgt")
-        if [[ $EVAL_SPLIT == test ]]; then
-            test_tgt=$(expand "$TEST_TGT" "$lang")
-            args+=(--qa test "$(source_side "${TEST_SRC:-}" "$lang" "$test_tgt")" "$test_tgt")
-        fi
-        args+=(--spm "$SPM" --dict "$DICT" --max-len 384 --doc-stride 128 --workers "${WORKERS:-1}")
-        [[ -z ${WINDOW_PAIRING:-} ]] || args+=(--window-pairing "$WINDOW_PAIRING")
-        [[ -z ${STANZA_DIR:-} ]] || args+=(--stanza-dir "$STANZA_DIR")
-        [[ -z ${MT_MODEL:-} ]] || args+=(--mt-model "$(expand "$MT_MODEL" "$lang")")
-        [[ -z ${MT_TRAIN_MODEL:-} ]] || args+=(--mt-train-model "$(expand "$MT_TRAIN_MODEL" "$lang")")
-        [[ -z ${MT_TEST_MODEL:-} ]] || args+=(--mt-test-model "$(expand "$MT_TEST_MODEL" "$lang")")
-        if [[ -n ${MT_ARGS:-} ]]; then  # e.g. "--mt-tokenizer moses --mt-bpe fastbpe"
-            read -r -a mt_args <<< "$MT_ARGS"
-            args+=("${mt_args[@]}")
-        fi
-        if [[ -n ${ALIGN_EXTRA:-} && $lang != en ]]; then
-            read -r -a extra <<< "$(expand "$ALIGN_EXTRA" "$lang")"
-            args+=(--align-extra "${extra[@]}")
-        fi
+        pair_args "$lang"
+        args=("${PAIR_ARGS[@]}")
         mkdir -p "$(dirname "$out")"
         if (( ${JOBS:-1} <= 1 )); then
             step "grafusion-preprocess en-$lang" "$out.log" \
@@ -217,7 +228,9 @@ data_of() {  # data_of VARIANT: its combined directory (FILTER's published setti
 
 finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
     local variant=$1 seed=$2 batch=$3 lr=$4 warmup=$5 save=$6 per_gpu freq total data max_per_gpu
-    [[ -f $save/checkpoint_last.pt ]] && { log "$save is there"; return 0; }
+    # finished: skipped; interrupted (a preempted or requeued job): fairseq-train resumes it
+    # from its checkpoint_last.pt
+    [[ -f $save.done ]] && { log "$save is there"; return 0; }
     data=$(data_of "$variant")
     max_per_gpu=${MAX_PER_GPU:-32}
     [[ $variant == filter-published ]] && max_per_gpu=4   # FILTER's train.sh: 4 per GPU x 2 steps
@@ -246,6 +259,7 @@ finetune() {  # finetune VARIANT SEED BATCH LR WARMUP_PERCENT SAVE_DIR
     mkdir -p "$(dirname "$save")"
     printf '%q ' "${command[@]:1}" > "$save.command"   # the row's command, for the table's notes
     step "fairseq-train ${VARIANT_ROW[$variant]} seed $seed" "$save.log" "${command[@]}"
+    touch "$save.done"
 }
 
 gold_of() {  # gold_of SPLIT LANG: the benchmark's own file (never XTREME's blanked copy)
@@ -284,41 +298,146 @@ best_of_grid() {  # best_of_grid VARIANT: "BATCH LR WARMUP" with the best dev Av
     echo "$best"
 }
 
-run_protocol() {  # every variant x seed, then the table
-    set_defaults
+prepare() {  # what every cell reads: the pairs, their combination, FILTER's published data and
+    # +adp's pre-training (each skipped when it is there)
     mkdir -p "$WORK/runs" "$WORK/scores"
     preprocess_pairs
     combine_pairs
     [[ " $VARIANTS " != *" filter-published "* ]] || prepare_published
-    local variant seed settings first=${SEEDS%% *} rows=() notes=()
-    declare -A chosen=()
+    [[ " $VARIANTS " != *" adp "* ]] || pretrain
+}
+
+declare -A CHOSEN=()  # GRID=1: "BATCH LR WARMUP" per variant, from best_of_grid
+
+settings_of() {  # settings_of VARIANT: "BATCH LR WARMUP" of its runs.  FILTER + self-teaching
+    # takes its teacher's (the FILTER row's); FILTER's published settings are train.sh's (4 x 2,
+    # no warm-up)
+    local variant=$1
+    [[ $variant != filter-published ]] || { echo "8 5e-6 0"; return; }
+    [[ $variant != filter-st ]] || variant=filter
+    echo "${CHOSEN[$variant]:-$BATCH $LR $WARMUP}"
+}
+
+cells() {  # the table's (variant, seed) cells, one "VARIANT SEED" line each, in order: a job
+    # array's task i runs line i + 1
+    local variant seed
+    for variant in $VARIANTS; do for seed in $SEEDS; do echo "$variant $seed"; done; done
+}
+
+locked() {  # locked PATH COMMAND...: COMMAND under an exclusive lock on PATH.lock, so that two
+    # array tasks never train one run (a FILTER run is also a self-teaching cell's teacher)
+    local fd
+    if ! command -v flock > /dev/null; then "${@:2}"; return; fi  # (macOS) one process: no lock needed
+    mkdir -p "$(dirname "$1")"
+    exec {fd}>"$1.lock"
+    flock "$fd"
+    "${@:2}"
+    exec {fd}>&-
+}
+
+run_cell() {  # run_cell INDEX: fine-tune and score the cell on line INDEX + 1 of `cells`; what is
+    # finished (a run's .done, a scores file) is skipped, so a requeued task redoes nothing
+    local n line variant seed batch lr warmup scores
+    n=$(cells | wc -l)
+    line=$(cells | sed -n "$(( $1 + 1 ))p")
+    [[ $1 =~ ^[0-9]+$ && -n $line ]] || { echo "cell '$1': the grid has $n cells, 0..$(( n - 1 )) (VARIANTS x SEEDS)" >&2; return 2; }
+    read -r variant seed <<< "$line"
+    read -r batch lr warmup <<< "$(settings_of "$variant")"
+    # FILTER + self-teaching: the FILTER row's run of this seed first, as its teacher
+    [[ $variant != filter-st ]] || locked "$WORK/runs/filter.seed$seed" \
+        finetune filter "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/filter.seed$seed"
+    locked "$WORK/runs/$variant.seed$seed" \
+        finetune "$variant" "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/$variant.seed$seed"
+    scores=$WORK/scores/$variant.seed$seed.json
+    if [[ -f $scores ]]; then log "$scores is there"; return 0; fi
+    predict_and_score "$WORK/runs/$variant.seed$seed/checkpoint_best.pt" "$EVAL_SPLIT" \
+        "${VARIANT_ROW[$variant]} seed $seed" "$scores" "$(data_of "$variant")" >&2
+}
+
+table() {  # the table of every cell's scores: mean ± std over the seeds, with each row's command
+    local variant seed first=${SEEDS%% *} rows=() notes=() missing=()
     for variant in $VARIANTS; do
-        [[ $variant == adp ]] && pretrain
-        settings="$BATCH $LR $WARMUP"
-        # the grid for the rows with their own settings only: FILTER + self-teaching takes its
-        # teacher's (the FILTER row's), FILTER's published settings are train.sh's (4 x 2, no warm-up)
-        [[ $GRID != 1 || $variant == filter-st || $variant == filter-published ]] || settings=$(best_of_grid "$variant")
-        [[ $variant != filter-published ]] || settings="8 5e-6 0"
-        [[ $variant != filter-st ]] || settings=${chosen[filter]:-$settings}  # the teacher's
-        chosen[$variant]=$settings
-        read -r batch lr warmup <<< "$settings"
         rows+=(--row "${VARIANT_ROW[$variant]}")
         for seed in $SEEDS; do
-            # FILTER + self-teaching: the FILTER row's run of this seed first, as its teacher
-            [[ $variant != filter-st ]] || finetune filter "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/filter.seed$seed"
-            finetune "$variant" "$seed" "$batch" "$lr" "$warmup" "$WORK/runs/$variant.seed$seed"
-            predict_and_score "$WORK/runs/$variant.seed$seed/checkpoint_best.pt" "$EVAL_SPLIT" \
-                "${VARIANT_ROW[$variant]} seed $seed" "$WORK/scores/$variant.seed$seed.json" \
-                "$(data_of "$variant")" >&2
+            [[ -f $WORK/scores/$variant.seed$seed.json ]] || missing+=("$variant seed $seed")
             rows+=("$WORK/scores/$variant.seed$seed.json")
         done
-        notes+=(--note "${VARIANT_ROW[$variant]} (seed $first; each seed its own --seed and --save-dir): $(cat "$WORK/runs/$variant.seed$first.command")")
+        [[ ! -f $WORK/runs/$variant.seed$first.command ]] || notes+=(--note "${VARIANT_ROW[$variant]} (seed $first; each seed its own --seed and --save-dir): $(cat "$WORK/runs/$variant.seed$first.command")")
     done
+    if (( ${#missing[@]} )); then
+        echo "table: ${#missing[@]} cells not finished (${missing[*]}); their logs: $WORK/runs/" >&2
+        return 1
+    fi
     log "table: mean ± std over seeds ($SEEDS) -> $WORK/table.md"
     step "grafusion-results" "$WORK/table.log" \
         "$PYTHON" -m fairseq_grafusion.cli.results "${rows[@]}" --languages $LANGS \
         ${NO_PARSER:+--no-parser $NO_PARSER} "${notes[@]}" --output "$WORK/table.md" --json "$WORK/table.json"
     cat "$WORK/table.md"
+}
+
+run_protocol() {  # every variant x seed in this process, then the table
+    local variant i n
+    prepare
+    if [[ $GRID == 1 ]]; then  # appendix C's grid on the dev split, per row with its own settings
+        for variant in $VARIANTS; do
+            [[ $variant == filter-st || $variant == filter-published ]] || CHOSEN[$variant]=$(best_of_grid "$variant")
+        done
+    fi
+    n=$(cells | wc -l)
+    for (( i = 0; i < n; i++ )); do run_cell "$i"; done
+    table
+}
+
+nth_lang() {  # nth_lang I: the language at (0-based) position I of LANGS
+    local langs
+    read -r -a langs <<< "$LANGS"
+    if [[ ! $1 =~ ^[0-9]+$ ]] || (( $1 >= ${#langs[@]} )); then
+        echo "task '$1': LANGS has ${#langs[@]} languages ($LANGS)" >&2; return 2
+    fi
+    echo "${langs[$1]}"
+}
+
+sharded_step() {  # sharded_step align-model|shard|merge TASK: the pairs preprocessed by job arrays,
+    # SHARDS shards per pair.  align-model (a task per language of LANGS) estimates the pair's
+    # alignment model once; shard (a task per language x shard: TASK = language index x SHARDS +
+    # shard) preprocesses one shard, applying that model (--align-apply lexical: the shards then
+    # give exactly one run's data); merge (a task per language) joins the shards.  STEP=prepare
+    # then finds every pair done and combines them.
+    local kind=$1 task=$2 lang out shards=${SHARDS:?SHARDS: the number of shards per language pair}
+    if [[ $kind == shard ]]; then lang=$(nth_lang $(( task / shards ))); else lang=$(nth_lang "$task"); fi
+    out=$(pair_dir "$lang")
+    mkdir -p "$out"
+    pair_args "$lang"
+    case $kind in
+        align-model)
+            step "grafusion-preprocess align-model en-$lang" "$out.align-model.log" \
+                "$PYTHON" -m fairseq_grafusion.preprocess align-model "${PAIR_ARGS[@]}" ;;
+        shard)
+            step "grafusion-preprocess en-$lang shard $(( task % shards ))/$shards" "$out.shard$(( task % shards )).log" \
+                "$PYTHON" -m fairseq_grafusion.preprocess all "${PAIR_ARGS[@]}" --align-apply lexical \
+                --align-priors "$out/work/alignment.priors" --num-shards "$shards" --shard-id $(( task % shards )) ;;
+        merge)
+            step "grafusion-preprocess merge en-$lang" "$out.merge.log" \
+                "$PYTHON" -m fairseq_grafusion.preprocess merge "${PAIR_ARGS[@]}" --num-shards "$shards" ;;
+    esac
+}
+
+run_step() {  # the recipe's entry: STEP=all (default) runs everything here; a job array runs
+    # STEP=prepare once, then STEP=cell per task (CELL, default $SLURM_ARRAY_TASK_ID), then
+    # STEP=table; STEP=cells prints the number of cells (the array's size)
+    set_defaults
+    case ${STEP:-all} in
+        all) run_protocol ;;
+        prepare) prepare ;;
+        cells) echo $(( $(cells | wc -l) )) ;;
+        cell)
+            [[ $GRID != 1 ]] || { echo "STEP=cell: GRID=1's search runs in one process (STEP=all); give the array BATCH, LR and WARMUP" >&2; return 2; }
+            run_cell "${CELL:-${SLURM_ARRAY_TASK_ID:?STEP=cell needs CELL or SLURM_ARRAY_TASK_ID}}" ;;
+        table) table ;;
+        align-model|shard|merge)
+            sharded_step "$STEP" "${CELL:-${SLURM_ARRAY_TASK_ID:?STEP=$STEP needs CELL or SLURM_ARRAY_TASK_ID}}" ;;
+        *) echo "STEP=$STEP: one of all, prepare, cells, cell, table, align-model, shard, merge" >&2; return 2 ;;
+    esac
 }
 
 # MINI=1: the bundled XQuAD sample ($S) as a recipe's data (XQuAD's English original stands in for

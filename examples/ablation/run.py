@@ -359,7 +359,7 @@ def plan(args):
     for student, teacher in TEACHER.items():
         if student in variants and teacher not in variants:
             variants.insert(variants.index(student), teacher)
-            print(f"{student} needs its teacher: {teacher} is trained too", flush=True)
+            print(f"{student} needs its teacher: {teacher} is trained too", file=sys.stderr, flush=True)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(v, n, s) for n in args.noise for s in seeds for v in variants
             if args.repeat_invariant or v in READS_ALIGNMENT or n == args.noise[0]]

@@ -8,7 +8,7 @@
 #   MINI=1 examples/mlqa/run.sh          # CPU miniature on the bundled sample (tiny arch, 2 seeds)
 #
 # Variables (defaults in examples/recipe_lib.sh): ARCH VARIANTS SEEDS LANGS WORK DATA XLMR
-# STANZA_DIR MT_MODEL BATCH LR WARMUP EPOCHS GRID NGPU TRAIN_EXTRA
+# STANZA_DIR MT_MODEL BATCH LR WARMUP EPOCHS GRID NGPU TRAIN_EXTRA, and STEP / CELL (a job array)
 set -euo pipefail
 # no cd: every path given (WORK, DATA, XLMR, ...) is relative to the directory it is run from
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,4 +49,4 @@ else
     BATCH=${BATCH:-32}; LR=${LR:-5e-5}; WARMUP=${WARMUP:-10}
 fi
 
-run_protocol
+run_step   # STEP=prepare|cells|cell|table: the steps of a job array (examples/slurm/grid.sbatch)

@@ -5,6 +5,8 @@ import importlib.util
 import json
 import os
 
+import pytest
+
 from conftest import REPO
 
 
@@ -28,8 +30,13 @@ def test_mini_ablation_runs_every_variant_and_writes_the_table(tmp_path):
     header = next(line for line in table.splitlines() if line.startswith("| variant"))
     assert [c.strip() for c in header.strip("|").split("|")] == list(run.COLUMNS)
     assert {"variant", "noise", "F1", "EM", "seeds"} <= set(run.COLUMNS)
-    body = [line for line in table.splitlines() if line.startswith("| ") and line != header]
+    means, wins = table.split("## Paired wins per seed")
+    body = [line for line in means.splitlines() if line.startswith("| ") and line != header]
     assert len(body) == len(run.VARIANTS)  # one row per variant
+    # paired wins: a row per variant that reads the alignment, a column per variant
+    wins_rows = [line for line in wins.splitlines() if line.startswith("| ") and not line.startswith("| |")]
+    assert [r.split("|")[1].strip() for r in wins_rows] == [v for v in run.VARIANTS if v in run.READS_ALIGNMENT]
+    assert all(r.count("/1") == len(run.VARIANTS) - 1 for r in wins_rows)
     assert "python examples/ablation/run.py --mini" in table  # the exact command is recorded
     runs = json.loads((out / "runs.json").read_text(encoding="utf-8"))["runs"]
     assert sorted(r["variant"] for r in runs) == sorted(run.VARIANTS)
@@ -43,6 +50,27 @@ def test_mini_ablation_runs_every_variant_and_writes_the_table(tmp_path):
     assert "tgt_kl" in student_log
     shared_log = (work / "ck-align+dep-shared-0.3-1.log").read_text(encoding="utf-8")
     assert "--share-sa-graph --share-lang-layers both" in shared_log.splitlines()[0]
+
+    # the grid as a job array: every cell is recorded, so a task, a rerun or the table job
+    # trains nothing again (a training now fails the test)
+    def no_training(*args, **kwargs):
+        raise AssertionError("a recorded cell was trained again")
+
+    run.train_one = no_training
+    mini = ["--mini", "--noise", "0.3", "--work", str(work)]
+    assert run.main(mini + ["--count"]) == len(run.plan(run.parse_args(mini))) == len(run.VARIANTS)
+    cell = run.main(mini + ["--task-id", "3"])
+    assert (cell["variant"], cell["seed"]) == run.plan(run.parse_args(mini))[3][::2]
+    again = run.main(mini + ["--out", str(tmp_path / "again")])
+    assert [r["F1"] for r in again] == [r["F1"] for r in rows]
+    table_only = run.main(mini + ["--table", "--out", str(tmp_path / "table")])
+    assert [r["F1"] for r in table_only] == [r["F1"] for r in rows]
+    with pytest.raises(SystemExit, match="another budget"):  # another --lr: another grid
+        run.main(mini + ["--task-id", "3", "--lr", "0.003"])
+    with pytest.raises(SystemExit, match="the grid has 10 cells"):
+        run.main(mini + ["--task-id", "10"])
+    with pytest.raises(SystemExit, match="not finished"):
+        run.main(["--mini", "--noise", "0", "--work", str(work), "--table", "--out", str(tmp_path / "t2")])
 
 
 def test_plan_selects_variants_and_seeds_and_runs_teachers_first():
