@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from test_slurm import SLURM, job_logs, standin
 
 from conftest import REPO, preprocess
 from fairseq_grafusion.errors import GraFusionError
@@ -83,3 +84,36 @@ def test_align_model_refuses_what_would_not_be_one_model(tmp_path, extra, messag
     with pytest.raises((GraFusionError, SystemExit)) as e:
         cli.main(["align-model", "--sample", "--out", str(tmp_path), *qa, *extra])
     assert message in str(e.value) + capsys.readouterr().err
+
+
+def test_preprocess_arrays_then_the_grid_finds_the_pairs_done(tmp_path):
+    """examples/slurm/preprocess.sbatch through the stand-in sbatch of tests/cli/test_slurm.py,
+    on the sample (one pair, 2 shards): an array of alignment models,
+    one of shards after it, one of merges after that; the merged pairs have every question, and
+    the recipe's own preprocessing then finds them done."""
+    env, state = standin(tmp_path)
+    env = dict(os.environ, **env, OMP_NUM_THREADS="1", PYTHON=sys.executable, MINI="1", WORK="pp",
+               LANGS="de", SHARDS="2", WORKERS="1", XLMR="")
+    proc = subprocess.run(["bash", os.path.join(SLURM, "preprocess.sbatch")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    jobs = [json.loads(line) for line in (state / "jobs.jsonl").read_text().splitlines()]
+    assert proc.returncode == 0, proc.stderr[-3000:] + job_logs(tmp_path, jobs)[-3000:]
+    assert [(j["step"], j["array"]) for j in jobs] == [("align-model", [0]), ("shard", [0, 1]), ("merge", [0])]
+    assert [j["dependency"] for j in jobs] == [None, f"afterok:{jobs[0]['id']}", f"afterok:{jobs[1]['id']}"]
+    for xx in ("de",):
+        pair = tmp_path / "pp" / "pairs" / f"en-{xx}"
+        assert (pair / "work" / "alignment.priors").is_file()
+        for split, questions in (("train", 47), ("valid", 27)):
+            with open(pair / "qa-bin" / f"{split}.tgt.json", encoding="utf-8") as f:
+                data = json.load(f)["data"]
+            assert sum(len(p["qas"]) for a in data for p in a["paragraphs"]) == questions, (xx, split)
+    for xx in ("de",):  # each shard's own log (recipe_lib.sh's step), one line per split
+        for i in range(2):
+            text = (tmp_path / "pp" / "pairs" / f"en-{xx}.shard{i}.log").read_text()
+            assert text.count(f"question pairs in shard {i}/2") == 2 and "aligned one by one" in text
+    prepare = subprocess.run(["bash", os.path.join(REPO, "examples", "mlqa", "run.sh")], cwd=tmp_path,
+                             env=dict(env, STEP="prepare", LANGS="de", VARIANTS="ad"), capture_output=True,
+                             text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert prepare.returncode == 0, prepare.stderr[-3000:]
+    assert prepare.stderr.count("/qa-bin is there") == 1
+    assert (tmp_path / "pp" / "data-bin" / "train.meta.json").is_file()
