@@ -44,6 +44,12 @@ def _shard(units, cfg):
     return [u for u in units if block[u.group] == cfg.shard_id]
 
 
+def _pairs_version(cfg):
+    """3 for a shard (shards became contiguous blocks of passages), 2 for a whole split, whose
+    units did not change: an unsharded run's stage files stay up to date."""
+    return 3 if cfg.num_shards > 1 else 2
+
+
 def read_units(paths):
     """The :class:`.unit.Unit` list of ``paths.units`` (the ``pairs`` stage file)."""
     return [Unit.from_record(r) for r in read_jsonl(paths.units, "pairs")]
@@ -68,9 +74,9 @@ def run_pairs(paths, cfg, src_file, tgt_file):
         key = fingerprint([src_file, tgt_file], langs=(cfg.src_lang, cfg.tgt_lang),
                           mt=cfg.mt.fingerprint() if cfg.mt else None,
                           skip=cfg.skip_bad, ignore=cfg.ignore_answers,
-                          shards=(cfg.num_shards, cfg.shard_id), version=3)
+                          shards=(cfg.num_shards, cfg.shard_id), version=_pairs_version(cfg))
     else:
-        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=3,
+        key = fingerprint([src_file, tgt_file], shards=(cfg.num_shards, cfg.shard_id), version=_pairs_version(cfg),
                           **({"format": cfg.parallel_format} if cfg.parallel_format != "text" else {}))
     stage = StageFile(paths.units, "pairs", key, cfg.force)
     if not stage.fresh:
