@@ -12,6 +12,7 @@ import fairseq_grafusion.preprocess.align as align_mod
 import fairseq_grafusion.preprocess.units as units_mod
 from conftest import REPO
 from fairseq_grafusion.cli.predict import main as predict_main
+from fairseq_grafusion.errors import GraFusionError
 from fairseq_grafusion.hub import GraFusionHubInterface
 from fairseq_grafusion.inference import graph_stages
 from fairseq_grafusion.models import FilterConfig, FilterModel
@@ -164,3 +165,23 @@ def _questions(path):
     data = json.load(open(path, encoding="utf-8"))
     return {qa["id"]: (qa["question"], p["context"]) for a in data["data"] for p in a["paragraphs"]
             for qa in p["qas"]}
+
+
+@pytest.mark.parametrize("model", ["no-fusion", "align"])
+def test_qa_with_no_question_pair_left_is_one_line(sample_checkpoints, tmp_path, model):
+    """--qa files whose question ids pair nothing (another English file): an error that names
+    what happened, for a model with and without the graph, and no predictions file."""
+    _, paths = sample_checkpoints
+    with open(os.path.join(QA, "valid.en.json"), encoding="utf-8") as f:
+        data = json.load(f)
+    for article in data["data"]:
+        for p in article["paragraphs"]:
+            for q in p["qas"]:
+                q["id"] += "-other"
+    other = tmp_path / "other.en.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    raw = list(RAW)
+    raw[1] = str(other)
+    with pytest.raises(GraFusionError, match="no question pairs") as e:
+        qa_predict(paths[model], tmp_path / "p.json", *raw)
+    assert "\n" not in str(e.value) and not (tmp_path / "p.json").exists()
