@@ -338,9 +338,11 @@ locked() {  # locked PATH COMMAND...: COMMAND under an exclusive lock on PATH.lo
 run_cell() {  # run_cell INDEX: fine-tune and score the cell on line INDEX + 1 of `cells`; what is
     # finished (a run's .done, a scores file) is skipped, so a requeued task redoes nothing
     local n line variant seed batch lr warmup scores
-    n=$(cells | wc -l)
-    line=$(cells | sed -n "$(( $1 + 1 ))p")
-    [[ $1 =~ ^[0-9]+$ && -n $line ]] || { echo "cell '$1': the grid has $n cells, 0..$(( n - 1 )) (VARIANTS x SEEDS)" >&2; return 2; }
+    [[ $1 =~ ^[0-9]+$ ]] && line=$(cells | sed -n "$(( $1 + 1 ))p")
+    if [[ -z ${line:-} ]]; then
+        n=$(cells | wc -l)
+        echo "cell '$1': the grid has $n cells, 0..$(( n - 1 )) (VARIANTS x SEEDS)" >&2; return 2
+    fi
     read -r variant seed <<< "$line"
     read -r batch lr warmup <<< "$(settings_of "$variant")"
     # FILTER + self-teaching: the FILTER row's run of this seed first, as its teacher

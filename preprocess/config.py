@@ -34,6 +34,13 @@ ALIGN_APPLY = ("eflomal", "lexical")
 SAMPLE_OUT = "sample-run"
 
 
+def _model_split(chains):
+    """``(chain, split)`` among ``chains`` whose text estimates the alignment model: the QA split
+    ``train``, else the parallel split ``train``; None without either."""
+    names = [(chain, split) for chain, split, _, _ in chains]
+    return next((c for c in (("qa", "train"), ("parallel", "train")) if c in names), None)
+
+
 def per_split(values, option, splits):
     """``--option [SPLIT] FILE`` entries (lists of one or two strings) -> ``{split: file}``; a
     dict is taken as it is."""
@@ -218,8 +225,7 @@ class PipelineConfig:
         parallel = [] if self.command == "pairs" else self.parallel
         chains = [("qa", *q) for q in qa] + [("parallel", *p) for p in parallel]
         if self.command == "align-model":
-            names = [(chain, split) for chain, split, _, _ in chains]
-            first = next((c for c in (("qa", "train"), ("parallel", "train")) if c in names), None)
+            first = _model_split(chains)
             chains = [c for c in chains if (c[0], c[1]) == first]
         return chains
 
@@ -227,10 +233,7 @@ class PipelineConfig:
         """``(chain, split)`` whose eflomal run estimates the alignment model that every other
         split applies: the QA split ``train``, else the parallel split ``train``; None when the
         run has neither or ``--align-priors`` gives the model."""
-        if self.align_priors:
-            return None
-        names = [(chain, split) for chain, split, _, _ in self.chains()]
-        return next((c for c in (("qa", "train"), ("parallel", "train")) if c in names), None)
+        return None if self.align_priors else _model_split(self.chains())
 
     def stages(self):
         """The stages the command runs on every split, in order (none for ``merge``)."""

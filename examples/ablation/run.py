@@ -414,15 +414,14 @@ def paired_wins(runs, variants, noises):
         return {r["seed"]: r["f1"] for r in mine}
 
     lines = []
-    others = [v for v in variants]
     for noise in noises:
         lines += [f"Noise {noise:.0%}: seeds on which the row's variant has the higher F1 than "
                   "the column's (wins/seeds).", "",
-                  "| | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
+                  "| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
         for variant in [v for v in variants if v in READS_ALIGNMENT]:
             mine = f1_by_seed(variant, noise)
             cells = []
-            for other in others:
+            for other in variants:
                 theirs = f1_by_seed(other, noise)
                 seeds = sorted(set(mine) & set(theirs))
                 cells.append("" if other == variant else

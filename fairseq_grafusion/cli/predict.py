@@ -216,7 +216,7 @@ def _predict_raw(cfg):
     windows = questions.windows(*sides, name=cfg.qa[1] if cfg.qa[1] != "-" else cfg.qa[0])
     for line in windows.report:
         logger.warning(line)
-    if not len(windows.reader) or not windows.reader.languages:  # an empty split still names its language
+    if not len(windows.reader):  # no question pair left (an empty split still names a language)
         raise GraFusionError(f"{' / '.join(cfg.qa)}: no question pairs to answer ({'; '.join(windows.report)})")
     logger.info("%d question pairs, %d windows", windows.counts["question pairs out"], len(windows.reader))
     lang = windows.reader.languages[0]
