@@ -1,10 +1,13 @@
 """Shared fixtures: synthetic data written by the tests, and fairseq-train as a user runs it."""
+import contextlib
 import os
 import pickle
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -76,12 +79,84 @@ def console_scripts(kwargs):
     return dict(s.replace(" ", "").split("=") for s in kwargs["entry_points"]["console_scripts"])
 
 
+def _startup(env):
+    """What of ``env`` acts when an interpreter (or OpenMP) starts, not later: ``PYTHONPATH``,
+    ``PYTHONHASHSEED``, ..., the thread counts."""
+    return tuple(sorted((k, v) for k, v in env.items()
+                        if (k.startswith("PYTHON") and k != "PYTHONUNBUFFERED") or k.endswith("_NUM_THREADS")))
+
+
+class _ModuleServer:
+    """``tests/module_server.py`` processes of this test process, one per :func:`_startup`
+    environment, each started on first use: ``python -m MODULE`` runs forked from an interpreter
+    that imported torch and fairseq once, and started as that run's would have."""
+    servers = {}
+    lock = threading.Lock()
+
+    @classmethod
+    def server(cls, env):
+        key = _startup(env)
+        process = cls.servers.get(key)
+        if process is None or process.poll() is not None:
+            process = cls.servers[key] = subprocess.Popen(
+                [sys.executable, os.path.join(REPO, "tests", "module_server.py")], cwd=REPO,
+                env={**{k: v for k, v in os.environ.items() if k not in dict(_startup(os.environ))}, **dict(key)},
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        return process
+
+    @classmethod
+    def run(cls, module, args, env, cwd, timeout):
+        import json
+        import tempfile
+
+        with cls.lock, tempfile.TemporaryDirectory(prefix="module-run-") as tmp:
+            process = cls.server(env)
+            out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+            what = {"path": module} if module.endswith(".py") else {"module": module}
+            process.stdin.write(json.dumps({**what, "argv": args, "env": env, "cwd": str(cwd),
+                                            "stdout": out, "stderr": err}) + "\n")
+            pid = json.loads(process.stdout.readline())["pid"]
+            expired = []
+
+            def expire():
+                expired.append(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+            timer = threading.Timer(timeout, expire)
+            timer.start()
+            try:
+                code = json.loads(process.stdout.readline())["code"]
+            finally:
+                timer.cancel()
+            read = lambda path: open(path, encoding="utf-8", errors="replace").read()  # noqa: E731
+            command = [sys.executable, *([] if "path" in what else ["-m"]), module, *args]
+            if expired:
+                raise subprocess.TimeoutExpired(command, timeout, read(out), read(err))
+            return subprocess.CompletedProcess(command, code, read(out), read(err))
+
+
+def run_module(module, *args, env=None, cwd=REPO, timeout=600):
+    """``python -m MODULE ARGS`` (``python MODULE ARGS`` for a ``MODULE`` ending in ``.py``, a
+    script's path) in ``cwd`` with ``env`` (default: this process's environment), its output
+    captured, stdin empty, as ``subprocess.run`` would run it, but forked from a
+    ``tests/module_server.py`` started with the same interpreter settings instead of a new
+    interpreter (seconds of imports saved per run); a new interpreter where ``env`` has another
+    ``PYTHONPATH`` (a hook run at start).  Returns a ``subprocess.CompletedProcess``;
+    raises ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the run is killed)."""
+    env, args = dict(os.environ if env is None else env), [str(a) for a in args]
+    if env.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):  # code run at start (a test's hook),
+        # which may read any variable then: a new interpreter
+        return subprocess.run([sys.executable, *([] if module.endswith(".py") else ["-m"]), module, *args],
+                              capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+                              stdin=subprocess.DEVNULL)
+    return _ModuleServer.run(module, args, env, cwd, timeout)
+
+
 def run_fairseq(module, *args, timeout=600, check=True):
     """Run ``python -m fairseq_cli.<module> ...`` with the plugin; returns the completed process."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", f"fairseq_cli.{module}", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO,
-                          stdin=subprocess.DEVNULL)
+    proc = run_module(f"fairseq_cli.{module}", *args, env=env, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"fairseq_cli.{module} failed ({proc.returncode}):\n"
                              f"--- stdout (end) ---\n{proc.stdout[-2000:]}\n"
@@ -112,9 +187,8 @@ def run_forked(jobs, tmp, **env):
 def preprocess(*args, check=True, cwd=REPO):
     """Run ``grafusion-preprocess`` (``python -m fairseq_grafusion.preprocess``) in ``cwd``;
     returns the completed process."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    proc = run_module("fairseq_grafusion.preprocess", *args, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                      cwd=cwd, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"grafusion-preprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc

@@ -3,14 +3,12 @@ answered alike by HF's question-answering pipeline and by grafusion-predict."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 import transformers
 
-from conftest import REPO
+from conftest import REPO, run_module
 from fairseq_grafusion.cli.export_hf import main as export_main
 from fairseq_grafusion.errors import GraFusionError
 
@@ -19,8 +17,7 @@ SPM = os.path.join(REPO, "examples", "sample", "spm", "sentencepiece.bpe.model")
 
 def export(*args):
     """``grafusion-export-hf`` as a user runs it: its own process, its exit status and stderr."""
-    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.export_hf", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return run_module("fairseq_grafusion.cli.export_hf", *args, cwd=os.getcwd(), timeout=300)
 
 
 def test_pipeline_answers_as_grafusion_predict(sample_checkpoints, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import fairseq_grafusion.plugin  # noqa: F401
-from conftest import REPO, logged, run_fairseq, train_args
+from conftest import REPO, logged, run_fairseq, run_module, train_args
 from fairseq_grafusion.checkpoint_compat import load_state
 from fairseq_grafusion.scoring.qa_metrics import evaluate
 
@@ -29,8 +29,7 @@ def key_run(tmp_path_factory):
 
 
 def predict(*args):
-    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", *map(str, args)],
-                          capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    return run_module("fairseq_grafusion.cli.predict", *args)
 
 
 def test_validation_f1_equals_predict_then_evaluate(key_run, tmp_path):

@@ -2,14 +2,12 @@
 start, and a resumed run ends where an uninterrupted one does."""
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import fairseq_grafusion.plugin  # noqa: F401  (registers the plugin)
-from conftest import REPO, run_fairseq, train_args
+from conftest import REPO, run_fairseq, run_module, train_args
 from fairseq_grafusion.checkpoint_compat import load_state
 from fairseq_grafusion.errors import GraFusionError
 
@@ -73,8 +71,7 @@ def one_line_error(proc, mark):
 
 
 def module(name, *args):
-    return subprocess.run([sys.executable, "-m", name, *map(str, args)], capture_output=True,
-                          text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    return run_module(name, *args)
 
 
 def test_no_code_runs_from_a_checkpoint_on_any_loading_path(real_state, small_data, tmp_path):
@@ -164,8 +161,7 @@ def train(data, save, *extra, updates, env=None, check=True):
     if env is None:
         return run_fairseq("train", *args, check=check)
     full = dict(os.environ, OMP_NUM_THREADS="1", **env)
-    return subprocess.run([sys.executable, "-m", "fairseq_cli.train", *args], capture_output=True,
-                          text=True, cwd=REPO, env=full, stdin=subprocess.DEVNULL, timeout=600)
+    return run_module("fairseq_cli.train", *args, env=full, timeout=600)
 
 
 def updates_of(path):

@@ -3,15 +3,13 @@ formulation it replaced: the same bias and gradients on random batches, the coll
 count, and ``fairseq-train`` losses update by update."""
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 from test_sa_graph import DIM, perturb, random_batch
 
-from conftest import REPO, train_args
+from conftest import REPO, run_module, train_args
 from fairseq_grafusion.modules import SAGraph, word_graph
 
 
@@ -122,13 +120,11 @@ def test_training_losses_equal_the_token_level_formulation_update_by_update(samp
     script = tmp_path / "token_level_train.py"
     script.write_text(PATCH.format(tests=os.path.join(REPO, "tests"), model_tests=os.path.join(REPO, "tests", "model")))
     runs = {}
-    for name, command in (("word", [sys.executable, "-m", "fairseq_cli.train"]),
-                          ("token", [sys.executable, str(script)])):
+    for name, command in (("word", "fairseq_cli.train"), ("token", str(script))):
         save = tmp_path / name
         args = train_args(data, str(save), "--graph", "align,dep", "--disable-validation",
                           "--log-interval", "1", updates=8)
-        proc = subprocess.run(command + args, capture_output=True, text=True, cwd=REPO, timeout=600,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"), stdin=subprocess.DEVNULL)
+        proc = run_module(command, *args, env=dict(os.environ, OMP_NUM_THREADS="1"))
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[name] = (re.findall(r"\| train_inner \|.* loss=([0-9.]+)", proc.stdout + proc.stderr),
                       torch.load(save / "checkpoint_last.pt", map_location="cpu", weights_only=False)["model"])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import USER_DIR, logged, run_fairseq, train_args
+from conftest import USER_DIR, logged, run_fairseq, run_module, train_args
 from fairseq_grafusion.criterions.xmrc_span import XMRCSpanCriterion
 from fairseq_grafusion.data import PairReader
 from fairseq_grafusion.data.languages import describe, gold_files, language_counts
@@ -255,10 +255,7 @@ def test_validation_logs_each_language_as_predict_then_evaluate_scores_it(key_pa
     """--eval-span-f1 on a combined directory: f1_<lang> / em_<lang> of the last validation equal
     grafusion-predict + grafusion-evaluate of the saved checkpoint on that language's own pair
     directory (an independent path: one language, its own gold file), f1_avg their mean."""
-    import subprocess
-    import sys
 
-    from conftest import REPO
 
     pair_dirs, out = key_pairs
     save = str(tmp_path / "ckpt")
@@ -274,15 +271,14 @@ def test_validation_logs_each_language_as_predict_then_evaluate_scores_it(key_pa
     evals = []
     for lang, directory in pair_dirs.items():
         pred = tmp_path / f"pred.{lang}.json"
-        p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+        p = run_module("fairseq_grafusion.cli.predict", "--path",
                             os.path.join(save, "checkpoint_last.pt"), "--data", directory, "--split",
-                            "valid", "--output", str(pred), "--cpu"],
-                           capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+                            "valid", "--output", str(pred), "--cpu")
         assert p.returncode == 0, p.stderr[-2000:]
         evals += ["--eval", lang, os.path.join(directory, "valid.tgt.json"), str(pred)]
     table = tmp_path / "table.json"
-    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.evaluate", *evals, "--json",
-                        str(table)], capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+    p = run_module("fairseq_grafusion.cli.evaluate", *evals, "--json",
+                        str(table))
     assert p.returncode == 0, p.stderr[-2000:]
     result = json.loads(table.read_text())
     print("valid per language:", logged_scores, "avg", f1_avg, em_avg)
@@ -295,17 +291,15 @@ def test_validation_logs_each_language_as_predict_then_evaluate_scores_it(key_pa
     assert result["avg"]["f1"] == pytest.approx(f1_avg, abs=0.01)
     # grafusion-predict over the combined split: one file per language, original ids, the same
     # answers as on each pair's own directory
-    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+    p = run_module("fairseq_grafusion.cli.predict", "--path",
                         os.path.join(save, "checkpoint_last.pt"), "--data", out, "--split", "valid",
-                        "--output", str(tmp_path / "all.{lang}.json"), "--cpu"],
-                       capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+                        "--output", str(tmp_path / "all.{lang}.json"), "--cpu")
     assert p.returncode == 0, p.stderr[-2000:]
     for lang in LANGS:
         assert (json.loads((tmp_path / f"all.{lang}.json").read_text())
                 == json.loads((tmp_path / f"pred.{lang}.json").read_text())), lang
-    p = subprocess.run([sys.executable, "-m", "fairseq_grafusion.cli.predict", "--path",
+    p = run_module("fairseq_grafusion.cli.predict", "--path",
                         os.path.join(save, "checkpoint_last.pt"), "--data", out, "--split", "valid",
-                        "--output", str(tmp_path / "one.json"), "--cpu"],
-                       capture_output=True, text=True, cwd=REPO, stdin=subprocess.DEVNULL)
+                        "--output", str(tmp_path / "one.json"), "--cpu")
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "put {lang} in the file name" in p.stderr.strip().splitlines()[-1]

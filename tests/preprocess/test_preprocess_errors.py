@@ -3,19 +3,15 @@ import collections
 import glob
 import json
 import os
-import subprocess
-import sys
 
-from conftest import REPO
+from conftest import REPO, run_module
 
 SAMPLE = os.path.join(REPO, "examples", "sample")
 EN, RO = os.path.join(SAMPLE, "qa", "valid.en.json"), os.path.join(SAMPLE, "qa", "valid.ro.json")
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "fairseq_grafusion.preprocess", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return run_module("fairseq_grafusion.preprocess", *args, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
 
 
 def assert_fails(proc, *fragments):
