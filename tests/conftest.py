@@ -30,6 +30,22 @@ def private_cache(tmp_path_factory):
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
+# The test files that take longest (``--durations``, 2026-12-06), started first: xdist hands each
+# worker whole files (``--dist loadfile``) in collection order (``--no-loadscope-reorder``; its
+# default order, most tests first, put these files last, where one ran alone while the other
+# worker idled).  The users of README command 1's run (slurm, recipes, readme) are kept apart.
+SLOW_FILES = ("cli/test_slurm.py", "model/test_multinode.py", "model/test_train.py",
+              "model/test_checkpoint_safety.py", "cli/test_recipes.py", "model/test_half_precision.py",
+              "model/test_crafted_checkpoints.py", "cli/test_pretrain_recipe.py", "cli/test_ablation.py",
+              "model/test_sa_graph_word_level.py", "cli/test_relative_paths.py", "cli/test_readme.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(SLOW_FILES)}
+    tests = os.path.join(REPO, "tests")
+    items.sort(key=lambda item: rank.get(os.path.relpath(str(item.path), tests), len(SLOW_FILES)))
+
+
 def pytest_xdist_auto_num_workers(config):
     """``-n auto`` (setup.cfg): one worker per core, at most 4 (each worker imports torch and
     trains its own tiny models; test files are kept whole on one worker, ``--dist loadfile``)."""
