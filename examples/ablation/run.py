@@ -214,7 +214,8 @@ def train_one(args, data, variant, noise, seed, work, teacher_checkpoint=None):
                cpu_seconds=round(usage.ru_utime + usage.ru_stime, 1),
                returncode=proc.returncode, f1=last_logged(log, "f1"), em=last_logged(log, "em"),
                train_loss=last_logged(log.replace("| train |", "| valid |"), "loss"),
-               checkpoint=os.path.join(save, "checkpoint_last.pt") if is_teacher else None)
+               checkpoint=os.path.join(save, "checkpoint_last.pt") if is_teacher else None,
+               machine=machine())
     if proc.returncode != 0 or run["f1"] is None:
         raise RuntimeError(f"{variant} noise={noise} seed={seed} failed ({proc.returncode}); "
                            f"its log: {save}.log\n" + log[-3000:])
@@ -244,11 +245,13 @@ def write_json(path, value):
     os.replace(tmp, path)
 
 
-def run_cell(args, work, cell):
+def run_cell(args, work, cell, student=None):
     """The grid's cell ``(variant, noise, seed)``, once: its record in ``WORK/cells/`` if a run
     finished it (a rerun skips it), else trained now and recorded.  A self-teaching cell runs its
     teacher's cell first (the same rule: skipped when recorded; the lock makes a concurrent task
-    wait for it instead of training it twice).  A record of another budget is an error."""
+    wait for it instead of training it twice).  A record of another budget is an error.  A
+    teacher whose record came without its checkpoint (records carried to another machine) is
+    trained again for its ``student``, and recorded anew: student and teacher from one machine."""
     variant, noise, seed = cell
     record = os.path.join(work, "cells", cell_name(*cell) + ".json")
     with locked(record + ".lock"):
@@ -258,10 +261,13 @@ def run_cell(args, work, cell):
             if done["budget"] != budget(args):
                 raise SystemExit(f"{record} was trained with another budget:\n  {done['budget']}\n"
                                  f"this run's:\n  {budget(args)}\nuse another --work")
-            return done["run"]
+            if student is None or os.path.isfile(done["run"]["checkpoint"] or ""):
+                return done["run"]
+            print(f"{record}: its checkpoint {done['run']['checkpoint']} is not here; training it again "
+                  f"as the teacher of {cell_name(*student)}", file=sys.stderr, flush=True)
         teacher = None
         if variant in TEACHER:
-            teacher = run_cell(args, work, (TEACHER[variant], noise, seed))["checkpoint"]
+            teacher = run_cell(args, work, (TEACHER[variant], noise, seed), student=cell)["checkpoint"]
         data = write_data(args, noise, work)
         run = train_one(args, data, variant, noise, seed, work, teacher)
         write_json(record, {"budget": budget(args), "run": run})
@@ -296,15 +302,26 @@ def markdown_table(rows):
 
 
 def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """This machine as a run's record names it.  The CPU's flags are part of it: the same cell
+    is bit-identical run after run on one machine, but on a machine whose CPU offers other
+    instructions torch's kernels round differently, and 4000 updates carry that far (FILTER seed
+    1: 72.6 F1 on the machine of the issue-28 rerun, 55.4 on another, with the same code)."""
+    import hashlib
+
     import torch
 
-    return f"{os.cpu_count()} CPU cores ({cpu}), no GPU; Python {platform.python_version()}, torch {torch.__version__}"
+    cpu, flags = platform.processor() or platform.machine(), ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].strip() for line in info if line.startswith("flags"))
+    except (OSError, StopIteration):
+        pass
+    flags = hashlib.sha1(" ".join(sorted(flags.split())).encode()).hexdigest()[:8]
+    return (f"{os.cpu_count()} CPU cores ({cpu}, flags {flags}, torch kernels "
+            f"{torch.backends.cpu.get_cpu_capability()}), no GPU; Python {platform.python_version()}, "
+            f"torch {torch.__version__}")
 
 
 def write_results(args, runs, rows, command, wall, out, wins):
@@ -318,7 +335,8 @@ def write_results(args, runs, rows, command, wall, out, wins):
     text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{mini}",
             "", "Command (from the repository root):", "", f"    {command}", "",
             f"Budget per run (identical for every variant): {budget(args)}.", "",
-            f"Machine: {machine()}. CPU time of the {len(runs)} runs: {cpu_hours:.1f} h; wall "
+            f"Machine: {'; '.join(sorted({r.get('machine', machine()) for r in runs}))}. "
+            f"CPU time of the {len(runs)} runs: {cpu_hours:.1f} h; wall "
             f"time of this invocation: {wall / 60:.1f} min ({args.jobs} runs in parallel; cells "
             "recorded by an earlier invocation in the same --work are not run again).", "",
             "F1 / EM (SQuAD v1.1 metric, %) of the target-language answers on the validation "

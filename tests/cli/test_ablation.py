@@ -4,6 +4,7 @@ checked; the numbers belong to the benchmark (examples/ablation/RESULTS.md), not
 import importlib.util
 import json
 import os
+import shutil
 
 import pytest
 
@@ -71,6 +72,34 @@ def test_mini_ablation_runs_every_variant_and_writes_the_table(tmp_path):
         run.main(mini + ["--task-id", "10"])
     with pytest.raises(SystemExit, match="not finished"):
         run.main(["--mini", "--noise", "0", "--work", str(work), "--table", "--out", str(tmp_path / "t2")])
+
+    # records carried to another machine without the checkpoints: a self-teaching cell still to
+    # run trains its teacher again there first (and records it anew); nothing else is trained
+    moved = tmp_path / "moved"
+    (moved / "cells").mkdir(parents=True)
+    shutil.rmtree(os.path.dirname(teacher))  # the records' checkpoint is not on "this" machine
+    for record in (work / "cells").glob("*.json"):
+        if not record.name.startswith("filter-st-"):
+            shutil.copy(record, moved / "cells" / record.name)
+    trained = []
+
+    def fake_training(args, data, variant, noise, seed, work_dir, teacher_checkpoint=None):
+        trained.append((variant, teacher_checkpoint))
+        checkpoint = os.path.join(work_dir, f"ck-{variant}", "checkpoint_last.pt") if variant == "filter" else None
+        if checkpoint:
+            os.makedirs(os.path.dirname(checkpoint))
+            open(checkpoint, "wb").close()
+        return dict(variant=variant, noise=noise, seed=seed, f1=50.0, em=25.0, cpu_seconds=1.0, checkpoint=checkpoint)
+
+    run.train_one = fake_training
+    moved_args = ["--mini", "--noise", "0.3", "--work", str(moved)]
+    student = run.plan(run.parse_args(moved_args)).index(("filter-st", 0.3, 1))
+    run.main(moved_args + ["--task-id", str(student)])
+    retrained = str(moved / "ck-filter" / "checkpoint_last.pt")
+    assert trained == [("filter", None), ("filter-st", retrained)]
+    assert json.loads((moved / "cells" / "filter-0.3-1.json").read_text())["run"]["checkpoint"] == retrained
+    run.main(moved_args + ["--out", str(tmp_path / "moved-out")])  # every cell recorded now
+    assert len(trained) == 2
 
 
 def test_plan_selects_variants_and_seeds_and_runs_teachers_first():
