@@ -14,8 +14,9 @@ traceback for an exception that escapes).
 
 Each request is answered on stdout by two lines, ``{"pid": child}`` when it starts (so that the
 caller can kill it on a timeout) and ``{"code": exit code}`` when it ends.  ``conftest.run_module``
-is the client; it starts a new interpreter instead where the environment sets what acts at an
-interpreter's start (``PYTHONPATH``, thread counts)."""
+is the client: one server per setting that acts at an interpreter's start (thread counts,
+``PYTHONHASHSEED``), and a new interpreter instead of a fork where the run's ``PYTHONPATH`` differs
+(a test's hook, code run at start)."""
 import atexit
 import json
 import logging

@@ -303,9 +303,9 @@ def markdown_table(rows):
 
 def machine():
     """This machine as a run's record names it.  The CPU's flags are part of it: the same cell
-    is bit-identical run after run on one machine, but on a machine whose CPU offers other
-    instructions torch's kernels round differently, and 4000 updates carry that far (FILTER seed
-    1: 72.6 F1 on the machine of the issue-28 rerun, 55.4 on another, with the same code)."""
+    is bit-identical run after run on one machine, but gave other numbers on another with the
+    same code (FILTER seed 1: 72.6 F1 on the machine of the issue-28 rerun, 55.4 on another),
+    likely because torch's kernels round differently on a CPU with other instructions."""
     import hashlib
 
     import torch
