@@ -95,29 +95,35 @@ def console_scripts(kwargs):
     return dict(s.replace(" ", "").split("=") for s in kwargs["entry_points"]["console_scripts"])
 
 
-def _startup(env):
-    """What of ``env`` acts when an interpreter (or OpenMP) starts, not later: ``PYTHONPATH``,
-    ``PYTHONHASHSEED``, ..., the thread counts."""
-    return tuple(sorted((k, v) for k, v in env.items()
-                        if (k.startswith("PYTHON") and k != "PYTHONUNBUFFERED") or k.endswith("_NUM_THREADS")))
+def _acts_at_start(name):
+    """Whether the variable ``name`` acts when an interpreter (or OpenMP) starts, not later:
+    ``PYTHONPATH``, ``PYTHONHASHSEED``, ..., the thread counts."""
+    return (name.startswith("PYTHON") and name != "PYTHONUNBUFFERED") or name.endswith("_NUM_THREADS")
+
+
+def _python_command(module, args):
+    """``python -m MODULE ARGS``, or ``python MODULE ARGS`` for a script's path (``.py``)."""
+    return [sys.executable, *([] if module.endswith(".py") else ["-m"]), module, *args]
 
 
 class _ModuleServer:
-    """``tests/module_server.py`` processes of this test process, one per :func:`_startup`
-    environment, each started on first use: ``python -m MODULE`` runs forked from an interpreter
-    that imported torch and fairseq once, and started as that run's would have."""
+    """``tests/module_server.py`` processes of this test process, one per setting of the
+    variables that act at start (:func:`_acts_at_start`), each started on first use: ``python -m
+    MODULE`` runs forked from an interpreter that imported torch and fairseq once, and started
+    as that run's would have."""
     servers = {}
     lock = threading.Lock()
 
     @classmethod
     def server(cls, env):
-        key = _startup(env)
+        at_start = {k: v for k, v in env.items() if _acts_at_start(k)}
+        key = tuple(sorted(at_start.items()))
         process = cls.servers.get(key)
         if process is None or process.poll() is not None:
+            later = {k: v for k, v in os.environ.items() if not _acts_at_start(k)}
             process = cls.servers[key] = subprocess.Popen(
                 [sys.executable, os.path.join(REPO, "tests", "module_server.py")], cwd=REPO,
-                env={**{k: v for k, v in os.environ.items() if k not in dict(_startup(os.environ))}, **dict(key)},
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+                env={**later, **at_start}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         return process
 
     @classmethod
@@ -146,7 +152,7 @@ class _ModuleServer:
             finally:
                 timer.cancel()
             read = lambda path: open(path, encoding="utf-8", errors="replace").read()  # noqa: E731
-            command = [sys.executable, *([] if "path" in what else ["-m"]), module, *args]
+            command = _python_command(module, args)
             if expired:
                 raise subprocess.TimeoutExpired(command, timeout, read(out), read(err))
             return subprocess.CompletedProcess(command, code, read(out), read(err))
@@ -163,9 +169,8 @@ def run_module(module, *args, env=None, cwd=REPO, timeout=600):
     env, args = dict(os.environ if env is None else env), [str(a) for a in args]
     if env.get("PYTHONPATH") != os.environ.get("PYTHONPATH"):  # code run at start (a test's hook),
         # which may read any variable then: a new interpreter
-        return subprocess.run([sys.executable, *([] if module.endswith(".py") else ["-m"]), module, *args],
-                              capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(_python_command(module, args), capture_output=True, text=True,
+                              timeout=timeout, env=env, cwd=cwd, stdin=subprocess.DEVNULL)
     return _ModuleServer.run(module, args, env, cwd, timeout)
 
 

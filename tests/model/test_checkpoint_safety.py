@@ -70,20 +70,16 @@ def one_line_error(proc, mark):
     return proc.stderr.strip().splitlines()[-1]
 
 
-def module(name, *args):
-    return run_module(name, *args)
-
-
 def test_no_code_runs_from_a_checkpoint_on_any_loading_path(real_state, small_data, tmp_path):
     mark = tmp_path / "PWNED"
     evil = evil_checkpoint(real_state, tmp_path / "evil.pt", mark)
     # grafusion-predict
-    last = one_line_error(module("fairseq_grafusion.cli.predict", "--path", evil, "--data",
+    last = one_line_error(run_module("fairseq_grafusion.cli.predict", "--path", evil, "--data",
                                  small_data, "--split", "valid", "--output", tmp_path / "p.json"),
                           mark)
     assert "is not a fairseq-grafusion model" in last and "fconv" in last, last
     # grafusion-plot-attention
-    last = one_line_error(module("fairseq_grafusion.cli.plot_attention", "--path", evil, "--data",
+    last = one_line_error(run_module("fairseq_grafusion.cli.plot_attention", "--path", evil, "--data",
                                  small_data, "--split", "valid", "--output", tmp_path / "x.png"),
                           mark)
     assert "fconv" in last, last
@@ -105,7 +101,7 @@ def test_no_code_runs_from_a_checkpoint_on_any_loading_path(real_state, small_da
     evil_checkpoint(real_state, mt / "model.pt", mark, task="translation")
     for lang in ("en", "ro"):
         shutil.copy(os.path.join(SAMPLE, "spm", "dict.txt"), mt / f"dict.{lang}.txt")
-    last = one_line_error(module("fairseq_grafusion.preprocess", "pairs", "--out", tmp_path / "out", "--src-lang",
+    last = one_line_error(run_module("fairseq_grafusion.preprocess", "pairs", "--out", tmp_path / "out", "--src-lang",
                                  "en", "--tgt-lang", "ro", "--qa", "train", "-",
                                  os.path.join(SAMPLE, "qa", "train.ro.json"), "--mt-model", mt),
                           mark)
@@ -120,7 +116,7 @@ class Payload:
 def test_pickled_objects_are_refused(tmp_path, small_data):
     path = tmp_path / "pickled.pt"
     torch.save({"cfg": {}, "model": {}, "x": Payload()}, path)
-    proc = module("fairseq_grafusion.cli.predict", "--path", path, "--data", small_data,
+    proc = run_module("fairseq_grafusion.cli.predict", "--path", path, "--data", small_data,
                   "--split", "valid", "--output", tmp_path / "p.json")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "refused" in proc.stderr.strip().splitlines()[-1]
