@@ -2,7 +2,8 @@
 interpreter: torch, fairseq and the plugin are imported once, then every command line runs in a
 child forked from that state (a fresh process as far as the command can tell: nothing one run
 sets up is seen by the next), with its stdout and stderr in a file of its own and the command's
-own way out (``sys.exit``, or the exception hook for what escapes, as the interpreter would).
+own way out as the interpreter would give it (:func:`exit_code`, also the body of
+``module_server.py``'s children).
 
     python tests/forked_commands.py JOBS.json RESULTS.json
 
@@ -11,7 +12,9 @@ key of :func:`entries` (the child changes to the working directory first, where 
 be); ``RESULTS.json`` gets the exit codes, in order.  Used by tests that run a family of inputs through
 every command (a second interpreter start per input would cost seconds each).
 """
+import atexit
 import json
+import logging
 import os
 import sys
 
@@ -39,27 +42,59 @@ def entries():
             "hub": lambda: _hub(*sys.argv[1:])}
 
 
-def run_one(entry, command, argv, log, cwd=None):
-    pid = os.fork()
-    if pid:
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-    if cwd:
-        os.chdir(cwd)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    sys.argv = [command, *argv]
+def redirect(stdout, stderr=None):
+    """In a child: file descriptors 1 and 2 to the files ``stdout`` and ``stderr`` (one file for
+    both when ``stderr`` is None), 0 from ``/dev/null`` (no standard input, as the tests'
+    ``subprocess`` runs give)."""
+    opened = {}
+    for fd, name in ((1, stdout), (2, stderr or stdout)):
+        if name not in opened:
+            opened[name] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(opened[name], fd)
+    for out in opened.values():
+        os.close(out)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+
+
+def exit_code(program):
+    """Run ``program()`` in a forked child as the interpreter runs a program, and end the child
+    with the exit code the interpreter would give: ``sys.exit``'s (a message printed to stderr and
+    1 for a non-integer), 1 and the traceback for an exception that escapes; the at-exit functions
+    and logging's shutdown run and the output is flushed first.  Never returns."""
     code = 0
     try:
-        entry()
+        program()
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, int) and e.code is not None:
+            print(e.code, file=sys.stderr)
     except BaseException:
         sys.excepthook(*sys.exc_info())
         code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def run_one(entry, command, argv, log, cwd=None):
+    """``entry()`` with ``sys.argv = [command, *argv]`` in a child forked from this interpreter,
+    in ``cwd``, stdout and stderr into ``log``; returns its exit code."""
+    pid = os.fork()
+    if pid:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    def program():
+        if cwd:
+            os.chdir(cwd)
+        redirect(log)
+        sys.argv = [command, *argv]
+        entry()
+
+    exit_code(program)
 
 
 def main(jobs_file, results_file):

@@ -17,9 +17,7 @@ caller can kill it on a timeout) and ``{"code": exit code}`` when it ends.  ``co
 is the client: one server per setting that acts at an interpreter's start (thread counts,
 ``PYTHONHASHSEED``), and a new interpreter instead of a fork where the run's ``PYTHONPATH`` differs
 (a test's hook, code run at start)."""
-import atexit
 import json
-import logging
 import os
 import runpy
 import sys
@@ -30,20 +28,17 @@ os.dup2(2, 1)  # importing (fairseq logs to stdout) or by a child can reach the 
 import fairseq_cli.train  # noqa: E402, F401  (the cost paid once: torch, fairseq, its registries)
 import fairseq_cli.validate  # noqa: E402, F401
 
+from forked_commands import exit_code, redirect  # noqa: E402  (the child's body, shared)
+
 
 def child(request):
-    """The body of the forked child: never returns."""
-    code = 0
-    try:
+    """The body of the forked child: never returns (:func:`forked_commands.exit_code`)."""
+    def program():
         os.close(REPLIES)
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
-        for fd, name in ((1, "stdout"), (2, "stderr")):
-            out = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(out, fd)
-            os.close(out)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        redirect(request["stdout"], request["stderr"])
         if "path" in request:  # python SCRIPT ARGS
             sys.argv = [request["path"], *request["argv"]]
             sys.path[0] = os.path.dirname(os.path.abspath(request["path"]))
@@ -53,20 +48,8 @@ def child(request):
             sys.path[0] = os.getcwd()
             sys.modules.pop(request["module"], None)  # run as __main__ only, as `python -m` does
             runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, int) and e.code is not None:
-            print(e.code, file=sys.stderr)
-    except BaseException:
-        sys.excepthook(*sys.exc_info())
-        code = 1
-    try:
-        atexit._run_exitfuncs()
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-    finally:
-        os._exit(code)
+
+    exit_code(program)
 
 
 def serve():

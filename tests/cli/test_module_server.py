@@ -1,6 +1,8 @@
 """``conftest.run_module`` (the tests' way to run ``python -m ...`` forked from
 ``tests/module_server.py``) gives what a new interpreter gives: the same output, exit code,
-working directory, environment, ``sys.argv`` and ``sys.path[0]``, for every way out of a script."""
+working directory, environment, ``sys.argv`` and ``sys.path[0]``, for every way out of a script;
+so does ``forked_commands.run_one`` (``conftest.run_forked``'s children), which shares the child's
+body."""
 import json
 import os
 import subprocess
@@ -8,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import run_module
+from conftest import REPO, run_module
 
 SCRIPT = """import json, os, sys
 print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "path0": sys.path[0], "main": __name__,
@@ -53,3 +55,27 @@ def test_a_module_runs_as_main_and_a_timeout_kills_it(tmp_path):
     with pytest.raises(subprocess.TimeoutExpired):
         run_module(str(script), timeout=1)
     assert run_module("json.tool", "--help").returncode == 0  # the server goes on
+
+
+RUN_ONE = """import runpy, sys
+sys.path.insert(0, sys.argv[1])
+from forked_commands import run_one
+script, log, cwd, way = sys.argv[2:]
+print(run_one(lambda: runpy.run_path(script, run_name="__main__"), script, [way, "second arg"], log, cwd))
+"""
+
+
+@pytest.mark.parametrize("way", ["end", "code", "message", "raise", "kill"])
+def test_run_one_ends_as_a_new_interpreter(tmp_path, way):
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    log = tmp_path / "log"
+    parent = subprocess.run([sys.executable, "-c", RUN_ONE, os.path.join(REPO, "tests"), str(script), str(log),
+                             str(tmp_path), way], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    fresh = subprocess.run([sys.executable, str(script), way, "second arg"], cwd=tmp_path,
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert parent.returncode == 0, parent.stderr
+    assert int(parent.stdout) == fresh.returncode
+    output = log.read_text()
+    assert json.loads(output.splitlines()[0])["argv"] == [way, "second arg"]
+    assert output.splitlines()[-1] == fresh.stderr.splitlines()[-1]  # "to stderr", the message, the exception
