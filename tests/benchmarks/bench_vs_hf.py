@@ -1,7 +1,8 @@
 """Side by side with HuggingFace transformers, what a user would otherwise pick, on one CPU thread.
 
     python tests/benchmarks/bench_vs_hf.py [--only train,binarized,raw,hub] [--repeats 5]
-        [--xquad ../shared/data/xquad] [--raw-questions 300] [--work DIR]
+        [--xquad ../shared/data/xquad] [--raw-questions 300] [--hub-questions 5]
+        [--hub-windows default|ours|both] [--work DIR]
         [--output tests/benchmarks/RESULTS.md]
 
 Needs the ``bench`` extra (``pip install -e '.[bench]'``: transformers 4.x; 5.x has no
@@ -24,7 +25,11 @@ questions on both sides:
 ``hub``        one question through ``GraFusionModel.from_pretrained(...).answer`` vs one call of
                the HF pipeline, per question, for both models (the ``+ad`` model with
                ``alignment.priors`` in its directory, estimated once at set-up, so each question
-               is aligned in-process).
+               is aligned in-process).  ``--hub-windows``: HF at its default (``doc_stride`` 128
+               is its windows' overlap; ours is the step between window starts, BERT's and
+               XTREME's convention, so ours reads more windows), at our windows (its overlap set
+               per question so that it steps 128 tokens too: the same work on both sides), or
+               both; the rows count each side's windows.
 
 Reported per comparison: medians of both sides and the median and minimum over the repeats of
 the ratio ours / HF, in CPU time (user + system of the process and its child processes: what a
@@ -221,6 +226,31 @@ def hf_windows(tokenizer, questions):
     return len(enc["input_ids"])
 
 
+def hf_overlap_for_our_step(tokenizer, question, step=STRIDE):
+    """HF's ``doc_stride`` (the overlap of its windows) that makes them start every ``step``
+    tokens, as ours do (``--doc-stride`` is the step, BERT's and XTREME's convention): a window's
+    context budget (``MAX_LEN`` less the question and XLM-R's four special tokens) less ``step``."""
+    budget = MAX_LEN - len(tokenizer(question, add_special_tokens=False)["input_ids"]) - 4
+    return max(1, budget - step)
+
+
+class WindowCount:
+    """Windows (rows of a forward's batch) that ``model`` reads while in the ``with`` block."""
+
+    def __init__(self, model, field):
+        self.model, self.field, self.count = model, field, 0
+
+    def __enter__(self):
+        def hook(module, args, kwargs):
+            value = kwargs.get(self.field, args[0] if args else None)
+            self.count += int(value.size(0))
+        self.handle = self.model.register_forward_pre_hook(hook, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
 # --- the comparisons: each yields (row name, ours(), hf(), note) ------------------------------
 
 def train_comparisons(lengths, vocab):
@@ -314,12 +344,24 @@ def raw_comparisons(setup, models):
                "grafusion-predict --qa (in-process main) vs pipeline load + answer + write")
 
 
-def hub_comparisons(setup, models, count):
+def hub_comparisons(setup, models, count, hf_windows_as="default"):
+    """``hf_windows_as="ours"``: HF's overlap set per question (:func:`hf_overlap_for_our_step`),
+    so that both sides read the same windows; "default": each side's own default."""
     from fairseq_grafusion.models import GraFusionModel
 
     pipe = hf_pipeline(setup.hf_dir)
     sources = {qid: (q, c) for qid, q, c in squad_questions(setup.src_json)}
     questions = squad_questions(setup.tgt_json)[:count]
+    overlap = {qid: (hf_overlap_for_our_step(pipe.tokenizer, q) if hf_windows_as == "ours" else STRIDE)
+               for qid, q, _ in questions}
+
+    def theirs():
+        for qid, question, context in questions:
+            pipe(question=question, context=context, max_seq_len=MAX_LEN, doc_stride=overlap[qid],
+                 max_answer_len=MAX_ANSWER)
+
+    with WindowCount(pipe.model, "input_ids") as hf_count:
+        theirs()
     for name in models:
         with quiet():
             qa = GraFusionModel.from_pretrained(setup.model_dirs[name], src_lang="en",
@@ -332,13 +374,14 @@ def hub_comparisons(setup, models, count):
                     qa.answer(question, context, source_question=source_question,
                               source_context=source_context)
 
-        def theirs():
-            for _, question, context in questions:
-                pipe(question=question, context=context, max_seq_len=MAX_LEN, doc_stride=STRIDE,
-                     max_answer_len=MAX_ANSWER)
-
-        yield (f"hub, one question (x{len(questions)}), {name}", ours, theirs,
-               "from_pretrained(...).answer vs pipeline(question, context)")
+        with WindowCount(qa.model, "tgt_tokens") as our_count:
+            ours()
+        windows = (f"windows: ours {our_count.count} (step {STRIDE}), HF {hf_count.count} "
+                   + ("(its overlap set per question: step 128 too)" if hf_windows_as == "ours"
+                      else f"(overlap {STRIDE}, HF's default meaning)"))
+        yield (f"hub, one question (x{len(questions)}), {name}"
+               + (", HF at our windows" if hf_windows_as == "ours" else ""), ours, theirs,
+               f"from_pretrained(...).answer vs pipeline(question, context); {windows}")
 
 
 # --- running and reporting -------------------------------------------------------------------
@@ -424,6 +467,10 @@ def main(argv=None):
                    "bundled en-ro sample's validation questions)")
     p.add_argument("--raw-questions", type=int, default=300, help="questions for the raw comparison")
     p.add_argument("--hub-questions", type=int, default=5, help="questions per hub repeat")
+    p.add_argument("--hub-windows", default="default", choices=["default", "ours", "both"],
+                   help="the hub rows' HF windows: its default (doc_stride 128 as an overlap), ours "
+                   "(its overlap set per question so that its windows start every 128 tokens, as "
+                   "ours: the same work on both sides), or a row of each")
     p.add_argument("--lengths", type=int, nargs="+", default=[256, 384], help="l of the train step")
     p.add_argument("--vocab", type=int, default=250002, help="vocabulary of the train step")
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "grafusion-bench-vs-hf"),
@@ -460,7 +507,8 @@ def main(argv=None):
     if "raw" in only:
         rows += raw_comparisons(setup, models)
     if "hub" in only:
-        rows += hub_comparisons(setup, models, args.hub_questions)
+        for kind in (["default", "ours"] if args.hub_windows == "both" else [args.hub_windows]):
+            rows += hub_comparisons(setup, models, args.hub_questions, kind)
     times = interleave(rows, args.repeats)
     data = "" if setup is None else f"; data: en-{setup.tgt_lang} ({setup.tgt_json})"
     heading = (f"### {args.label + ': ' if args.label else ''}`bench_vs_hf.py --only {','.join(only)}`, "
