@@ -235,20 +235,28 @@ def hf_overlap_for_our_step(tokenizer, question, step=STRIDE):
 
 
 class WindowCount:
-    """Windows (rows of a forward's batch) that ``model`` reads while in the ``with`` block."""
+    """Windows (rows of a forward's batch) that ``model`` reads while in the ``with`` block, and
+    the CPU seconds of its forward calls (what no pipeline work can take away)."""
 
     def __init__(self, model, field):
-        self.model, self.field, self.count = model, field, 0
+        self.model, self.field, self.count, self.seconds = model, field, 0, 0.0
 
     def __enter__(self):
-        def hook(module, args, kwargs):
+        def before(module, args, kwargs):
             value = kwargs.get(self.field, args[0] if args else None)
             self.count += int(value.size(0))
-        self.handle = self.model.register_forward_pre_hook(hook, with_kwargs=True)
+            self.start = time.process_time()
+
+        def after(module, args, kwargs, output):
+            self.seconds += time.process_time() - self.start
+
+        self.handles = [self.model.register_forward_pre_hook(before, with_kwargs=True),
+                        self.model.register_forward_hook(after, with_kwargs=True)]
         return self
 
     def __exit__(self, *exc):
-        self.handle.remove()
+        for handle in self.handles:
+            handle.remove()
 
 
 # --- the comparisons: each yields (row name, ours(), hf(), note) ------------------------------
@@ -378,7 +386,9 @@ def hub_comparisons(setup, models, count, hf_windows_as="default"):
             ours()
         windows = (f"windows: ours {our_count.count} (step {STRIDE}), HF {hf_count.count} "
                    + ("(its overlap set per question: step 128 too)" if hf_windows_as == "ours"
-                      else f"(overlap {STRIDE}, HF's default meaning)"))
+                      else f"(overlap {STRIDE}, HF's default meaning)")
+                   + f"; the model's forward alone, one untimed pass: ours {our_count.seconds:.3f} s, "
+                   f"HF {hf_count.seconds:.3f} s")
         yield (f"hub, one question (x{len(questions)}), {name}"
                + (", HF at our windows" if hf_windows_as == "ours" else ""), ours, theirs,
                f"from_pretrained(...).answer vs pipeline(question, context); {windows}")
