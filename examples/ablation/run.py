@@ -46,7 +46,8 @@ never run again (the grid resumes where it stopped), a lock keeps two tasks from
 
 Writes ``--out``/RESULTS.md (mean +- std over seeds per variant x noise, paired wins per seed,
 with the command, budget and machine) and ``--out``/runs.json (every run); ``--table`` writes them
-from the recorded cells alone, as the array's dependent last job does.  ``--mini``: 1 seed, tiny
+from the recorded cells alone, as the array's dependent last job does (``--table --so-far``:
+from those recorded so far, a progress report).  ``--mini``: 1 seed, tiny
 data, few updates (for the test; the numbers mean nothing).
 
     # the full grid on a 16-core machine (examples/ablation/RESULTS.md gives the command used)
@@ -57,6 +58,7 @@ data, few updates (for the test; the numbers mean nothing).
     # as an array: cell 7 of 140, then the table once all are recorded
     python examples/ablation/run.py --seeds 10 --work /shared/abl --task-id 7
     python examples/ablation/run.py --seeds 10 --work /shared/abl --table --out /shared/abl/out
+    python examples/ablation/run.py --seeds 10 --work /shared/abl --table --so-far --out /tmp/progress
 """
 import argparse
 import contextlib
@@ -133,9 +135,14 @@ def parse_args(argv=None):
                    help="print the number of cells (a job array's size) and exit")
     p.add_argument("--table", action="store_true",
                    help="write the table from the cells recorded in --work (every one finished)")
+    p.add_argument("--so-far", action="store_true",
+                   help="with --table: write it from the cells recorded so far, naming how many "
+                        "are missing (a progress report, not the grid's result)")
     p.add_argument("--mini", action="store_true",
                    help="1 seed, tiny data, few updates (smoke test; meaningless numbers)")
     args = p.parse_args(argv)
+    if args.so_far and not args.table:
+        p.error("--so-far goes with --table")
     if args.mini:
         args.seeds, args.first_seed, args.updates, args.warmup = 1, 1, 6, 2
         args.train_size, args.valid_size, args.batch_size = 64, 16, 16
@@ -274,14 +281,23 @@ def run_cell(args, work, cell, student=None):
         return run
 
 
+def runs_of(runs, variant, noise):
+    """The runs of ``variant`` at ``noise``; a variant that never reads the alignment, trained at
+    one noise level only, stands with those runs at every level."""
+    mine = [r for r in runs if r["variant"] == variant and r["noise"] == noise]
+    if mine or variant in READS_ALIGNMENT:
+        return mine
+    return [r for r in runs if r["variant"] == variant]
+
+
 def summarise(runs, variants, noises):
-    """Mean and std per variant x noise; a variant trained at one noise level only (it never
-    reads the alignment) is shown with those runs at every level."""
+    """Mean and std per variant x noise (a row per variant with runs at that level)."""
     rows = []
     for noise in noises:
         for variant in variants:
-            mine = [r for r in runs if r["variant"] == variant and r["noise"] == noise]
-            mine = mine or [r for r in runs if r["variant"] == variant]
+            mine = runs_of(runs, variant, noise)
+            if not mine:
+                continue
             f1, em = [r["f1"] for r in mine], [r["em"] for r in mine]
             sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0  # noqa: E731
             rows.append({"variant": variant, "noise": noise, "F1": f"{statistics.mean(f1):.1f} ± {sd(f1):.1f}",
@@ -324,7 +340,7 @@ def machine():
             f"torch {torch.__version__}")
 
 
-def write_results(args, runs, rows, command, wall, out, wins):
+def write_results(args, runs, rows, command, wall, out, wins, missing=()):
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "runs.json"),
                {"command": command, "budget": budget(args), "machine": machine(),
@@ -332,10 +348,12 @@ def write_results(args, runs, rows, command, wall, out, wins):
                 "table": [{k: v for k, v in r.items()} for r in rows]})
     cpu_hours = sum(r["cpu_seconds"] for r in runs) / 3600
     mini = " (MINI: smoke test, meaningless numbers)" if args.mini else ""
-    text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{mini}",
+    so_far = (f" (SO FAR: {len(runs)} of {len(runs) + len(missing)} cells recorded, a progress "
+              "report)" if missing else "")
+    text = [f"# GraFusion-MRC ablation on synthetic bilingual QA{mini}{so_far}",
             "", "Command (from the repository root):", "", f"    {command}", "",
             f"Budget per run (identical for every variant): {budget(args)}.", "",
-            f"Machine: {'; '.join(sorted({r.get('machine', machine()) for r in runs}))}. "
+            f"Machine: {machines(runs)}. "
             f"CPU time of the {len(runs)} runs: {cpu_hours:.1f} h; wall "
             f"time of this invocation: {wall / 60:.1f} min ({args.jobs} runs in parallel; cells "
             "recorded by an earlier invocation in the same --work are not run again).", "",
@@ -353,6 +371,16 @@ def write_results(args, runs, rows, command, wall, out, wins):
         f.write("\n".join(text))
     os.replace(tmp, path)
     return path
+
+
+def machines(runs):
+    """The machines of ``runs`` with how many runs each (a record without one: this machine)."""
+    count = {}
+    for r in runs:
+        count[r.get("machine", machine())] = count.get(r.get("machine", machine()), 0) + 1
+    if len(count) == 1:
+        return next(iter(count))
+    return "; ".join(f"{name}: {n} runs" for name, n in sorted(count.items()))
 
 
 def budget(args):
@@ -407,7 +435,8 @@ def run_array(args, work, cells):
 
 
 def recorded(args, work, cells):
-    """The runs of the cells recorded in ``WORK/cells`` (``--table``); the missing ones named."""
+    """The runs of the cells recorded in ``WORK/cells`` (``--table``) and the names of the
+    missing ones: an error unless ``--so-far``."""
     runs, missing = [], []
     for cell in cells:
         record = os.path.join(work, "cells", cell_name(*cell) + ".json")
@@ -416,34 +445,43 @@ def recorded(args, work, cells):
             continue
         with open(record, encoding="utf-8") as f:
             runs.append(json.load(f)["run"])
-    if missing:
+    if missing and not args.so_far:
         raise SystemExit(f"{len(missing)} of {len(cells)} cells are not finished in {work}/cells: "
-                         + ", ".join(missing))
-    return runs
+                         + ", ".join(missing) + " (--so-far: a table of the finished ones)")
+    if not runs:
+        raise SystemExit(f"no cell of this grid is recorded in {work}/cells")
+    return runs, missing
 
 
 def paired_wins(runs, variants, noises):
     """Per noise level, for each variant that reads the alignment: against each other variant,
     the seeds on which it has the higher F1 (the same seed, so the same initialisation stream
-    and data order), as ``wins/seeds``."""
-    def f1_by_seed(variant, noise):
-        mine = [r for r in runs if r["variant"] == variant and r["noise"] == noise]
-        mine = mine or [r for r in runs if r["variant"] == variant]
-        return {r["seed"]: r["f1"] for r in mine}
+    and data order), as ``wins/seeds``.  A pair is taken only where both runs name the same
+    machine (one seed gives other numbers on another machine, see :func:`machine`); the pairs
+    left out for that are counted in the cell, ``wins/seeds (+k on two machines)``."""
+    def by_seed(variant, noise):
+        return {r["seed"]: r for r in runs_of(runs, variant, noise)}
 
     lines = []
     for noise in noises:
+        rows = [v for v in variants if v in READS_ALIGNMENT and by_seed(v, noise)]
+        if not rows:
+            lines += [f"Noise {noise:.0%}: no run of a variant that reads the alignment yet.", ""]
+            continue
         lines += [f"Noise {noise:.0%}: seeds on which the row's variant has the higher F1 than "
-                  "the column's (wins/seeds).", "",
+                  "the column's (wins/seeds; both runs of a pair on one machine).", "",
                   "| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
-        for variant in [v for v in variants if v in READS_ALIGNMENT]:
-            mine = f1_by_seed(variant, noise)
+        for variant in rows:
+            mine = by_seed(variant, noise)
             cells = []
             for other in variants:
-                theirs = f1_by_seed(other, noise)
-                seeds = sorted(set(mine) & set(theirs))
+                theirs = by_seed(other, noise)
+                common = sorted(set(mine) & set(theirs))
+                seeds = [s for s in common if mine[s].get("machine") == theirs[s].get("machine")]
+                apart = len(common) - len(seeds)
                 cells.append("" if other == variant else
-                             f"{sum(mine[s] > theirs[s] for s in seeds)}/{len(seeds)}")
+                             f"{sum(mine[s]['f1'] > theirs[s]['f1'] for s in seeds)}/{len(seeds)}"
+                             + (f" (+{apart} on two machines)" if apart else ""))
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -466,12 +504,12 @@ def main(argv=None):
             raise SystemExit(f"--task-id {args.task_id}: the grid has {len(cells)} cells (0..{len(cells) - 1})")
         return run_cell(args, work, cells[args.task_id])
     start = time.time()
-    runs = recorded(args, work, cells) if args.table else run_array(args, work, cells)
+    runs, missing = recorded(args, work, cells) if args.table else (run_array(args, work, cells), [])
     trained = {r["variant"] for r in runs}
     variants = [v for v in VARIANTS if v in trained]
     rows = summarise(runs, variants, args.noise)
     path = write_results(args, runs, rows, command, time.time() - start, args.out,
-                         paired_wins(runs, variants, args.noise))
+                         paired_wins(runs, variants, args.noise), missing)
     print(markdown_table(rows))
     print(f"wrote {path}")
     return rows

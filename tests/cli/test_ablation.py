@@ -113,3 +113,40 @@ def test_plan_selects_variants_and_seeds_and_runs_teachers_first():
     args = run.parse_args(["--variants", "none", "--seeds", "1", "--noise", "0,0.3",
                            "--repeat-invariant"])
     assert run.plan(args) == [("none", 0.0, 1), ("none", 0.3, 1)]
+
+
+def test_table_so_far_pairs_seeds_on_one_machine_only(tmp_path, capsys):
+    """``--table --so-far`` writes the table from the cells recorded so far and names how many are
+    missing; a paired win is counted only where both runs come from one machine; an alignment
+    variant recorded at one noise level is not shown at another."""
+    run = load_script()
+    given = ["--variants", "none", "align", "--seeds", "3", "--noise", "0,0.3", "--work", str(tmp_path)]
+    args = run.parse_args(given)
+    (tmp_path / "cells").mkdir()
+    recorded = {  # (variant, noise, seed) -> (F1, machine)
+        ("none", 0.0, 1): (50.0, "A"), ("none", 0.0, 2): (70.0, "A"), ("none", 0.0, 3): (60.0, "B"),
+        ("align", 0.0, 1): (80.0, "A"), ("align", 0.0, 2): (60.0, "A"), ("align", 0.0, 3): (90.0, "A"),
+    }
+    for (variant, noise, seed), (f1, machine) in recorded.items():
+        run.write_json(str(tmp_path / "cells" / (run.cell_name(variant, noise, seed) + ".json")),
+                       {"budget": run.budget(args), "run": dict(
+                           variant=variant, noise=noise, seed=seed, f1=f1, em=f1 / 2, cpu_seconds=60.0,
+                           checkpoint=None, machine=machine)})
+    with pytest.raises(SystemExit, match="3 of 9 cells are not finished.*--so-far"):
+        run.main(given + ["--table", "--out", str(tmp_path / "t")])
+    with pytest.raises(SystemExit):
+        run.parse_args(given + ["--so-far"])
+    assert "--so-far goes with --table" in capsys.readouterr().err
+    rows = run.main(given + ["--table", "--so-far", "--out", str(tmp_path / "t")])
+    assert [(r["variant"], r["noise"], r["seeds"]) for r in rows] == [
+        ("none", 0.0, 3), ("align", 0.0, 3), ("none", 0.3, 3)]  # align has no run at 30% yet
+    assert rows[1]["F1"] == "76.7 ± 15.3"
+    text = (tmp_path / "t" / "RESULTS.md").read_text(encoding="utf-8")
+    assert "(SO FAR: 6 of 9 cells recorded" in text
+    assert "Machine: A: 5 runs; B: 1 runs." in text
+    # seed 1: 80 > 50 (A, A); seed 2: 60 < 70 (A, A); seed 3: A against B, left out
+    assert "| align | 1/2 (+1 on two machines) |  |" in text  # columns: none, align
+    assert "Noise 30%: no run of a variant that reads the alignment yet." in text
+    with pytest.raises(SystemExit, match="no cell of this grid"):
+        run.main(["--variants", "none", "--seeds", "1", "--first-seed", "7", "--noise", "0",
+                  "--work", str(tmp_path), "--table", "--so-far", "--out", str(tmp_path / "t3")])
