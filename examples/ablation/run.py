@@ -412,11 +412,21 @@ def plan(args):
     return sorted(jobs, key=lambda job: job[0] not in TEACHER.values())
 
 
+def seed_by_seed(cells):
+    """The order :func:`run_array` trains ``cells`` in: seed by seed, so that a grid that a session
+    stops part-way leaves whole seeds, every variant of a seed from one machine (a paired win
+    needs both runs from one machine); within a seed the self-teaching students first (each
+    trains its teacher before itself, under the teacher's lock) and the teachers last (recorded
+    by then, so skipped), so that no worker waits on another's lock."""
+    role = lambda cell: 0 if cell[0] in TEACHER else 2 if cell[0] in TEACHER.values() else 1  # noqa: E731
+    return sorted(cells, key=lambda cell: (cell[2], role(cell)))
+
+
 def run_array(args, work, cells):
     """The grid as a job array on this machine: every cell through :func:`run_cell`, the same
     call ``--task-id`` makes for one array task, ``--jobs`` at a time (each fairseq-train with
-    OMP_NUM_THREADS=1).  A failed cell does not stop the others; it is reported at the end and a
-    rerun retries it (finished cells are skipped)."""
+    OMP_NUM_THREADS=1), in the order of :func:`seed_by_seed`.  A failed cell does not stop the
+    others; it is reported at the end and a rerun retries it (finished cells are skipped)."""
     def one(cell):
         try:
             return run_cell(args, work, cell)
@@ -425,7 +435,8 @@ def run_array(args, work, cells):
             return None
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        runs = list(pool.map(one, cells))
+        done = dict(zip(seed_by_seed(cells), pool.map(one, seed_by_seed(cells))))
+    runs = [done[cell] for cell in cells]
     failed = [cell_name(*c) for c, r in zip(cells, runs) if r is None]
     if failed:
         raise SystemExit(f"{len(failed)} of {len(cells)} cells failed ({', '.join(failed)}); "

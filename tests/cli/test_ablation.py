@@ -150,3 +150,12 @@ def test_table_so_far_pairs_seeds_on_one_machine_only(tmp_path, capsys):
     with pytest.raises(SystemExit, match="no cell of this grid"):
         run.main(["--variants", "none", "--seeds", "1", "--first-seed", "7", "--noise", "0",
                   "--work", str(tmp_path), "--table", "--so-far", "--out", str(tmp_path / "t3")])
+
+
+def test_the_local_array_trains_seed_by_seed_students_before_their_teachers():
+    run = load_script()
+    cells = run.plan(run.parse_args(["--variants", "none", "filter-st", "align", "--seeds", "2",
+                                     "--noise", "0,0.3"]))
+    assert run.seed_by_seed(cells) == [
+        ("filter-st", 0.0, 1), ("none", 0.0, 1), ("align", 0.0, 1), ("align", 0.3, 1), ("filter", 0.0, 1),
+        ("filter-st", 0.0, 2), ("none", 0.0, 2), ("align", 0.0, 2), ("align", 0.3, 2), ("filter", 0.0, 2)]
