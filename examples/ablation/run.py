@@ -61,6 +61,7 @@ data, few updates (for the test; the numbers mean nothing).
     python examples/ablation/run.py --seeds 10 --work /shared/abl --table --so-far --out /tmp/progress
 """
 import argparse
+import collections
 import contextlib
 import fcntl
 import json
@@ -375,9 +376,8 @@ def write_results(args, runs, rows, command, wall, out, wins, missing=()):
 
 def machines(runs):
     """The machines of ``runs`` with how many runs each (a record without one: this machine)."""
-    count = {}
-    for r in runs:
-        count[r.get("machine", machine())] = count.get(r.get("machine", machine()), 0) + 1
+    here = machine()
+    count = collections.Counter(r.get("machine", here) for r in runs)
     if len(count) == 1:
         return next(iter(count))
     return "; ".join(f"{name}: {n} runs" for name, n in sorted(count.items()))
