@@ -435,7 +435,8 @@ def run_array(args, work, cells):
             return None
 
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        done = dict(zip(seed_by_seed(cells), pool.map(one, seed_by_seed(cells))))
+        order = seed_by_seed(cells)
+        done = dict(zip(order, pool.map(one, order)))
     runs = [done[cell] for cell in cells]
     failed = [cell_name(*c) for c, r in zip(cells, runs) if r is None]
     if failed:
@@ -470,12 +471,10 @@ def paired_wins(runs, variants, noises):
     and data order), as ``wins/seeds``.  A pair is taken only where both runs name the same
     machine (one seed gives other numbers on another machine, see :func:`machine`); the pairs
     left out for that are counted in the cell, ``wins/seeds (+k on two machines)``."""
-    def by_seed(variant, noise):
-        return {r["seed"]: r for r in runs_of(runs, variant, noise)}
-
     lines = []
     for noise in noises:
-        rows = [v for v in variants if v in READS_ALIGNMENT and by_seed(v, noise)]
+        by_seed = {v: {r["seed"]: r for r in runs_of(runs, v, noise)} for v in variants}
+        rows = [v for v in variants if v in READS_ALIGNMENT and by_seed[v]]
         if not rows:
             lines += [f"Noise {noise:.0%}: no run of a variant that reads the alignment yet.", ""]
             continue
@@ -483,10 +482,10 @@ def paired_wins(runs, variants, noises):
                   "the column's (wins/seeds; both runs of a pair on one machine).", "",
                   "| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
         for variant in rows:
-            mine = by_seed(variant, noise)
+            mine = by_seed[variant]
             cells = []
             for other in variants:
-                theirs = by_seed(other, noise)
+                theirs = by_seed[other]
                 common = sorted(set(mine) & set(theirs))
                 seeds = [s for s in common if mine[s].get("machine") == theirs[s].get("machine")]
                 apart = len(common) - len(seeds)
