@@ -341,6 +341,14 @@ def machine():
             f"torch {torch.__version__}")
 
 
+def numerics(name):
+    """What decides a run's numbers in a machine's name (:func:`machine`): all of it but the CPU
+    flags' digest.  Two 2-core AMD EPYCs with other flags (716e95dd, 1b7e2ea9) and torch's AVX2
+    kernels gave FILTER seed 1 and FILTER + self-teaching seed 1 bit for bit (F1, EM, last loss);
+    the AVX512 one (30614b81) gave other numbers on every seed retrained there (FILTER 7-10)."""
+    return re.sub(r"flags [0-9a-f]+, ", "", name or "")
+
+
 def write_results(args, runs, rows, command, wall, out, wins, missing=()):
     os.makedirs(out, exist_ok=True)
     write_json(os.path.join(out, "runs.json"),
@@ -415,7 +423,7 @@ def plan(args):
 def seed_by_seed(cells):
     """The order :func:`run_array` trains ``cells`` in: seed by seed, so that a grid that a session
     stops part-way leaves whole seeds, every variant of a seed from one machine (a paired win
-    needs both runs from one machine); within a seed the self-teaching students first (each
+    needs both runs from one kind of CPU, :func:`numerics`); within a seed the self-teaching students first (each
     trains its teacher before itself, under the teacher's lock) and the teachers last (recorded
     by then, so skipped), so that no worker waits on another's lock."""
     role = lambda cell: 0 if cell[0] in TEACHER else 2 if cell[0] in TEACHER.values() else 1  # noqa: E731
@@ -469,8 +477,9 @@ def paired_wins(runs, variants, noises):
     """Per noise level, for each variant that reads the alignment: against each other variant,
     the seeds on which it has the higher F1 (the same seed, so the same initialisation stream
     and data order), as ``wins/seeds``.  A pair is taken only where both runs name the same
-    machine (one seed gives other numbers on another machine, see :func:`machine`); the pairs
-    left out for that are counted in the cell, ``wins/seeds (+k on two machines)``."""
+    CPU as :func:`numerics` reads it (one seed gives other numbers where torch's kernels round
+    differently); the pairs left out for that are counted in the cell, ``wins/seeds (+k on two
+    kinds of CPU)``."""
     lines = []
     for noise in noises:
         by_seed = {v: {r["seed"]: r for r in runs_of(runs, v, noise)} for v in variants}
@@ -479,7 +488,8 @@ def paired_wins(runs, variants, noises):
             lines += [f"Noise {noise:.0%}: no run of a variant that reads the alignment yet.", ""]
             continue
         lines += [f"Noise {noise:.0%}: seeds on which the row's variant has the higher F1 than "
-                  "the column's (wins/seeds; both runs of a pair on one machine).", "",
+                  "the column's (wins/seeds; both runs of a pair on one kind of CPU: model, torch's "
+                  "kernels).", "",
                   "| | " + " | ".join(variants) + " |", "|---|" + "---|" * len(variants)]
         for variant in rows:
             mine = by_seed[variant]
@@ -487,11 +497,12 @@ def paired_wins(runs, variants, noises):
             for other in variants:
                 theirs = by_seed[other]
                 common = sorted(set(mine) & set(theirs))
-                seeds = [s for s in common if mine[s].get("machine") == theirs[s].get("machine")]
+                seeds = [s for s in common
+                         if numerics(mine[s].get("machine")) == numerics(theirs[s].get("machine"))]
                 apart = len(common) - len(seeds)
                 cells.append("" if other == variant else
                              f"{sum(mine[s]['f1'] > theirs[s]['f1'] for s in seeds)}/{len(seeds)}"
-                             + (f" (+{apart} on two machines)" if apart else ""))
+                             + (f" (+{apart} on two kinds of CPU)" if apart else ""))
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

@@ -115,11 +115,16 @@ def test_plan_selects_variants_and_seeds_and_runs_teachers_first():
     assert run.plan(args) == [("none", 0.0, 1), ("none", 0.3, 1)]
 
 
-def test_table_so_far_pairs_seeds_on_one_machine_only(tmp_path, capsys):
+def test_table_so_far_pairs_seeds_on_one_kind_of_cpu_only(tmp_path, capsys):
     """``--table --so-far`` writes the table from the cells recorded so far and names how many are
-    missing; a paired win is counted only where both runs come from one machine; an alignment
-    variant recorded at one noise level is not shown at another."""
+    missing; a paired win is counted only where both runs come from one kind of CPU (the name of
+    the machine but its flags' digest); an alignment variant recorded at one noise level is not
+    shown at another."""
     run = load_script()
+    avx2, avx512 = ("2 CPU cores (AMD EPYC, flags {}, torch kernels {}), no GPU; Python 3.11.7, "
+                    "torch 2.13.0+cpu".format(*k) for k in (("716e95dd", "AVX2"), ("30614b81", "AVX512")))
+    assert run.numerics(avx2) == run.numerics(avx2.replace("716e95dd", "1b7e2ea9")) != run.numerics(avx512)
+    assert run.numerics(avx2) == avx2.replace("flags 716e95dd, ", "")
     given = ["--variants", "none", "align", "--seeds", "3", "--noise", "0,0.3", "--work", str(tmp_path)]
     args = run.parse_args(given)
     (tmp_path / "cells").mkdir()
@@ -145,7 +150,21 @@ def test_table_so_far_pairs_seeds_on_one_machine_only(tmp_path, capsys):
     assert "(SO FAR: 6 of 9 cells recorded" in text
     assert "Machine: A: 5 runs; B: 1 runs." in text
     # seed 1: 80 > 50 (A, A); seed 2: 60 < 70 (A, A); seed 3: A against B, left out
-    assert "| align | 1/2 (+1 on two machines) |  |" in text  # columns: none, align
+    assert "| align | 1/2 (+1 on two kinds of CPU) |  |" in text  # columns: none, align
+    # machines that differ in their flags only are one kind of CPU: their pairs count
+    for seed, (f1, flags) in {1: (55.0, "716e95dd"), 2: (45.0, "1b7e2ea9"), 3: (85.0, "716e95dd")}.items():
+        path = tmp_path / "cells" / (run.cell_name("none", 0.0, seed) + ".json")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["run"].update(f1=f1, machine=avx2.replace("716e95dd", flags))
+        path.write_text(json.dumps(record), encoding="utf-8")
+        path = tmp_path / "cells" / (run.cell_name("align", 0.0, seed) + ".json")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["run"]["machine"] = avx512 if seed == 3 else avx2
+        path.write_text(json.dumps(record), encoding="utf-8")
+    run.main(given + ["--table", "--so-far", "--out", str(tmp_path / "t")])
+    text = (tmp_path / "t" / "RESULTS.md").read_text(encoding="utf-8")
+    # seed 1: 80 > 55, seed 2: 60 > 45 (AVX2 against AVX2, other flags); seed 3: AVX512 against AVX2
+    assert "| align | 2/2 (+1 on two kinds of CPU) |  |" in text
     assert "Noise 30%: no run of a variant that reads the alignment yet." in text
     with pytest.raises(SystemExit, match="no cell of this grid"):
         run.main(["--variants", "none", "--seeds", "1", "--first-seed", "7", "--noise", "0",
