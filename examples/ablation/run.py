@@ -423,9 +423,9 @@ def plan(args):
 def seed_by_seed(cells):
     """The order :func:`run_array` trains ``cells`` in: seed by seed, so that a grid that a session
     stops part-way leaves whole seeds, every variant of a seed from one machine (a paired win
-    needs both runs from one kind of CPU, :func:`numerics`); within a seed the self-teaching students first (each
-    trains its teacher before itself, under the teacher's lock) and the teachers last (recorded
-    by then, so skipped), so that no worker waits on another's lock."""
+    needs both runs from one kind of CPU, :func:`numerics`); within a seed the self-teaching
+    students first (each trains its teacher before itself, under the teacher's lock) and the
+    teachers last (recorded by then, so skipped), so that no worker waits on another's lock."""
     role = lambda cell: 0 if cell[0] in TEACHER else 2 if cell[0] in TEACHER.values() else 1  # noqa: E731
     return sorted(cells, key=lambda cell: (cell[2], role(cell)))
 
