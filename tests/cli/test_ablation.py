@@ -152,15 +152,15 @@ def test_table_so_far_pairs_seeds_on_one_kind_of_cpu_only(tmp_path, capsys):
     # seed 1: 80 > 50 (A, A); seed 2: 60 < 70 (A, A); seed 3: A against B, left out
     assert "| align | 1/2 (+1 on two kinds of CPU) |  |" in text  # columns: none, align
     # machines that differ in their flags only are one kind of CPU: their pairs count
+    def restamp(variant, seed, **fields):
+        path = tmp_path / "cells" / (run.cell_name(variant, 0.0, seed) + ".json")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["run"].update(fields)
+        path.write_text(json.dumps(record), encoding="utf-8")
+
     for seed, (f1, flags) in {1: (55.0, "716e95dd"), 2: (45.0, "1b7e2ea9"), 3: (85.0, "716e95dd")}.items():
-        path = tmp_path / "cells" / (run.cell_name("none", 0.0, seed) + ".json")
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record["run"].update(f1=f1, machine=avx2.replace("716e95dd", flags))
-        path.write_text(json.dumps(record), encoding="utf-8")
-        path = tmp_path / "cells" / (run.cell_name("align", 0.0, seed) + ".json")
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record["run"]["machine"] = avx512 if seed == 3 else avx2
-        path.write_text(json.dumps(record), encoding="utf-8")
+        restamp("none", seed, f1=f1, machine=avx2.replace("716e95dd", flags))
+        restamp("align", seed, machine=avx512 if seed == 3 else avx2)
     run.main(given + ["--table", "--so-far", "--out", str(tmp_path / "t")])
     text = (tmp_path / "t" / "RESULTS.md").read_text(encoding="utf-8")
     # seed 1: 80 > 55, seed 2: 60 > 45 (AVX2 against AVX2, other flags); seed 3: AVX512 against AVX2
