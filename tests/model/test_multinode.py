@@ -15,7 +15,10 @@ Each of the two runs must log the single run's training losses and every ``f1_<l
 ``f1_avg`` and save its checkpoint (same update count, weights within float tolerance): fairseq
 hands each worker every other batch of the same shuffled list, which is what ``--update-freq 2``
 groups into one update, and the gradients are summed across workers.  Dropout is 0 (its masks
-come from a per-worker stream, which no single process reproduces).
+come from a per-worker stream, which no single process reproduces).  Batches are loaded in the
+training process (``--num-workers 0``): a worker that fairseq's SLURM path spawned starts its
+data-loader processes by spawning too, a fresh interpreter importing torch and fairseq (about 7 s
+of CPU) for every epoch and every validation, which is all this test would measure of them.
 
 The shims, both for a CPU-only machine standing in for GPU nodes:
 
@@ -98,7 +101,7 @@ def runs(tmp_path_factory):
     def args(save, *extra):
         return [*map(str, train_args(data, str(tmp / save), "--eval-span-f1", "--dropout", "0",
                                      "--attention-dropout", "0", "--validate-interval-updates", "8",
-                                     "--log-interval", "2", *extra, updates=16))]
+                                     "--log-interval", "2", "--num-workers", "0", *extra, updates=16))]
 
     train = [sys.executable, "-m", "fairseq_cli.train"]
     dist = ["--batch-size", "8", "--distributed-world-size", "2", "--distributed-backend", "gloo",
