@@ -156,7 +156,7 @@ def test_table_so_far_pairs_seeds_on_one_kind_of_cpu_only(tmp_path, capsys):
         path = tmp_path / "cells" / (run.cell_name(variant, 0.0, seed) + ".json")
         record = json.loads(path.read_text(encoding="utf-8"))
         record["run"].update(fields)
-        path.write_text(json.dumps(record), encoding="utf-8")
+        run.write_json(path, record)
 
     for seed, (f1, flags) in {1: (55.0, "716e95dd"), 2: (45.0, "1b7e2ea9"), 3: (85.0, "716e95dd")}.items():
         restamp("none", seed, f1=f1, machine=avx2.replace("716e95dd", flags))
